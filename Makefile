@@ -1,0 +1,70 @@
+# IndexForge developer entry points. `make demo` and `make test` are the README's two commands.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: help setup system-deps tools cluster-up cluster-down lint typecheck test test-unit \
+        test-integration bench demo demo-down e2e-kind generate check-generated clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv with the package (editable) and dev extras; idempotent
+
+system-deps: ## install Debian packages the tests use (redis-server, promtool) if missing
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+tools: $(STAMP) ## build or reuse the pinned Go-built binaries, linked into .tools/bin
+	$(PY) -m tests.cluster tools
+
+cluster-up: tools ## start the local control plane; prints export KUBECONFIG=...
+	@$(PY) -m tests.cluster up
+
+cluster-down: ## stop the local control plane (every process it started)
+	@$(PY) -m tests.cluster down
+
+lint: setup ## ruff + mypy (strict on the operator)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+typecheck: lint
+
+test-unit: setup ## fast tests, no cluster
+	$(VENV)/bin/pytest -q -m "not cluster" tests
+
+test: setup system-deps tools lint ## the full suite (README's test command; .ci/run calls it)
+	env -u KUBECONFIG $(VENV)/bin/pytest -q tests
+
+bench: setup system-deps ## benchmarks with figures (tests/bench)
+	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) -m tests.bench.$$(basename $$b .py) || exit 1; done
+
+demo: setup tools ## fresh machine -> local control plane -> operator -> a Ready IndexForge
+	$(PY) -m tests.demo
+
+demo-down: ## stop what `make demo` started
+	$(PY) -m tests.demo --down
+
+e2e-kind: setup ## run the e2e suite on a kind cluster (skipped without docker + kind)
+	@bash tests/e2e/run-kind.sh
+
+clean: cluster-down ## remove local state (keeps the tools cache outside the tree)
+	rm -rf .cluster .tools .pytest_cache .mypy_cache .ruff_cache

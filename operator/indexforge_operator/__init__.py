@@ -1,0 +1,1 @@
+"""IndexForge operator: reconciles IndexForge custom resources into the whole stack."""

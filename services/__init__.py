@@ -1,0 +1,1 @@
+"""IndexForge services: API, ML inference and Excel processor, plus their shared code."""

@@ -1,0 +1,350 @@
+"""A Redis-backed cache any service can use: `await cache.get_or_compute(key, compute)`.
+
+- Entries are msgpack `[format, fresh_until, value]` with a Redis TTL of ttl + stale window,
+  so every key is volatile (the service Redis runs `volatile-lru`).
+- Stale-while-revalidate: an entry past `fresh_until` but still in Redis is returned at once
+  and refreshed in the background.
+- Single flight: concurrent misses of one key in this process share one computation.
+  (Across pods a miss may be computed more than once; that is cheap compared to a lock.)
+- Tags: `tag -> set of keys` in Redis; `invalidate_tags()` deletes the grouped keys.
+- Redis trouble: each call is retried (tenacity), failures feed a circuit breaker, and while
+  Redis is unusable the cache computes through and keeps results in a bounded in-process LRU.
+  The breaker stops paying timeouts on a dead Redis and lets one probe through after a while.
+- Unset Redis URL: no caching at all, only single flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgpack
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from .breaker import BreakerState, CircuitBreaker
+from .lru import BoundedLRU
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+FORMAT = 1
+# OSError covers refused/reset sockets that redis-py does not always wrap.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    OSError,
+)
+
+
+class CacheUnavailable(Exception):
+    """Redis is not usable right now (breaker open or the call failed after retries)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    value: Any
+    fresh_until: float  # wall-clock seconds: entries are shared by pods, monotonic is not
+
+
+def encode_entry(entry: CacheEntry) -> bytes:
+    packed = msgpack.packb([FORMAT, entry.fresh_until, entry.value], use_bin_type=True)
+    assert isinstance(packed, bytes)
+    return packed
+
+
+def decode_entry(raw: bytes) -> CacheEntry | None:
+    """Decode an entry; anything unexpected (old format, garbage) reads as a miss."""
+    try:
+        data = msgpack.unpackb(raw, raw=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        return None
+    if not (isinstance(data, list) and len(data) == 3 and data[0] == FORMAT):
+        return None
+    if not isinstance(data[1], int | float):
+        return None
+    return CacheEntry(value=data[2], fresh_until=float(data[1]))
+
+
+class CacheMetrics:
+    """hit/stale/miss/error counters, hit ratio and breaker state, labelled by cache name."""
+
+    def __init__(self, registry: CollectorRegistry, name: str) -> None:
+        self.hits = 0
+        self.lookups = 0
+        lookups = Counter(
+            "cache_requests_total", "Cache lookups by result.", ["cache", "result"],
+            registry=registry,
+        )
+        self._hit = lookups.labels(name, "hit")
+        self._stale = lookups.labels(name, "stale")
+        self._miss = lookups.labels(name, "miss")
+        self._errors = Counter(
+            "cache_errors_total", "Failed Redis operations by operation.", ["cache", "operation"],
+            registry=registry,
+        )
+        self._name = name
+        ratio = Gauge(
+            "cache_hit_ratio", "Hits (fresh or stale) / lookups since start.", ["cache"],
+            registry=registry,
+        )
+        ratio.labels(name).set_function(lambda: self.hits / self.lookups if self.lookups else 0.0)
+        self.breaker = Gauge(
+            "cache_breaker_state", "Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ["cache"], registry=registry,
+        ).labels(name)
+
+    def hit(self, *, stale: bool = False) -> None:
+        self.hits += 1
+        self.lookups += 1
+        (self._stale if stale else self._hit).inc()
+
+    def miss(self) -> None:
+        self.lookups += 1
+        self._miss.inc()
+
+    def error(self, operation: str) -> None:
+        self._errors.labels(self._name, operation).inc()
+
+
+def redis_client(url: str, *, socket_timeout: float) -> Redis:
+    """An asyncio client with short timeouts and no built-in retries (the cache retries)."""
+    return Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        retry=Retry(NoBackoff(), 0),
+        health_check_interval=0,
+    )
+
+
+class Cache:
+    def __init__(
+        self,
+        redis: Redis | None,
+        *,
+        metrics: CacheMetrics,
+        namespace: str,
+        default_ttl: float = 3600.0,
+        stale_seconds: float = 60.0,
+        local_max_entries: int = 1024,
+        retry_attempts: int = 2,
+        failure_threshold: int = 3,
+        reset_seconds: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.metrics = metrics
+        self.namespace = namespace
+        self.default_ttl = default_ttl
+        self.stale_seconds = stale_seconds
+        self.retry_attempts = retry_attempts
+        self._clock = clock
+        self._local: BoundedLRU[CacheEntry] = BoundedLRU(local_max_entries, clock=clock)
+        self._inflight: dict[str, asyncio.Task[Any]] = {}
+        self.breaker = CircuitBreaker(
+            failure_threshold=failure_threshold,
+            reset_seconds=reset_seconds,
+            on_change=self._on_breaker_change,
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: ServiceSettings, *, registry: CollectorRegistry, name: str,
+        namespace: str | None = None, default_ttl: float | None = None,
+    ) -> Cache:
+        redis = (
+            redis_client(settings.redis_url, socket_timeout=settings.redis_socket_timeout_seconds)
+            if settings.redis_url
+            else None
+        )
+        return cls(
+            redis,
+            metrics=CacheMetrics(registry, name),
+            namespace=namespace or settings.cache_namespace,
+            default_ttl=default_ttl or settings.cache_default_ttl_seconds,
+            stale_seconds=settings.cache_stale_seconds,
+            local_max_entries=settings.cache_local_max_entries,
+            retry_attempts=settings.redis_retry_attempts,
+            failure_threshold=settings.breaker_failure_threshold,
+            reset_seconds=settings.breaker_reset_seconds,
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.redis is not None
+
+    def value_key(self, key: str) -> str:
+        return f"{self.namespace}:v:{key}"
+
+    def tag_key(self, tag: str) -> str:
+        return f"{self.namespace}:t:{tag}"
+
+    # -- public API -------------------------------------------------------------------------
+
+    async def get_or_compute(
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[T]],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+    ) -> T:
+        tags = tuple(tags)
+        if self.redis is None:
+            self.metrics.miss()
+            return await self._single_flight(key, compute, ttl, tags, store=False)
+        entry = await self.get_entry(key)
+        if entry is not None:
+            stale = entry.fresh_until <= self._clock()
+            self.metrics.hit(stale=stale)
+            if stale and key not in self._inflight:
+                self._start(key, compute, ttl, tags, store=True)
+            value: T = entry.value
+            return value
+        self.metrics.miss()
+        return await self._single_flight(key, compute, ttl, tags, store=True)
+
+    async def get_entry(self, key: str) -> CacheEntry | None:
+        try:
+            raw = await self._redis_call("get", lambda r: r.get(self.value_key(key)))
+        except CacheUnavailable:
+            return self._local.get(key)
+        return decode_entry(raw) if raw is not None else None
+
+    async def set(
+        self, key: str, value: Any, *, ttl: float | None = None, tags: Iterable[str] = ()
+    ) -> None:
+        ttl = ttl or self.default_ttl
+        entry = CacheEntry(value=value, fresh_until=self._clock() + ttl)
+        raw = encode_entry(entry)
+        keep = ttl + self.stale_seconds
+        tags = tuple(tags)
+
+        async def write(r: Redis) -> None:
+            async with r.pipeline(transaction=False) as pipe:
+                pipe.set(self.value_key(key), raw, px=max(1, int(keep * 1000)))
+                for tag in tags:
+                    # Tag sets expire too (volatile-lru never evicts keys without a TTL);
+                    # NX sets a first TTL, GT only ever extends it.
+                    pipe.sadd(self.tag_key(tag), self.value_key(key))
+                    pipe.expire(self.tag_key(tag), int(keep) + 1, nx=True)
+                    pipe.expire(self.tag_key(tag), int(keep) + 1, gt=True)
+                await pipe.execute()
+
+        try:
+            await self._redis_call("set", write)
+        except CacheUnavailable:
+            self._local.set(key, entry, ttl=keep, tags=tags)
+
+    async def delete(self, key: str) -> None:
+        self._local.delete(key)
+        try:
+            await self._redis_call("delete", lambda r: r.delete(self.value_key(key)))
+        except CacheUnavailable:
+            log.warning("cache delete of %s not applied to Redis (unavailable)", key)
+
+    async def invalidate_tags(self, *tags: str) -> int:
+        """Delete every entry carrying one of `tags`; returns how many were removed."""
+        removed = self._local.invalidate_tags(tags)
+
+        async def drop(r: Redis) -> int:
+            count = 0
+            for tag in tags:
+                members = await r.smembers(self.tag_key(tag))
+                if members:
+                    count += int(await r.delete(*members))
+                await r.delete(self.tag_key(tag))
+            return count
+
+        try:
+            removed += await self._redis_call("invalidate", drop)
+        except CacheUnavailable:
+            log.warning("tag invalidation %s not applied to Redis (unavailable)", tags)
+        return removed
+
+    async def ping(self) -> bool:
+        """Health probe, outside the breaker and retries: is Redis answering right now?"""
+        if self.redis is None:
+            return False
+        try:
+            return bool(await self.redis.ping())
+        except REDIS_ERRORS:
+            return False
+
+    async def close(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    # -- internals --------------------------------------------------------------------------
+
+    async def _redis_call(self, operation: str, call: Callable[[Redis], Awaitable[T]]) -> T:
+        redis = self.redis
+        if redis is None or not self.breaker.allow():
+            raise CacheUnavailable(operation)
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.retry_attempts),
+                wait=wait_exponential(multiplier=0.01, max=0.1),
+                retry=retry_if_exception_type(REDIS_ERRORS),
+                reraise=True,
+            ):
+                with attempt:
+                    result = await call(redis)
+        except REDIS_ERRORS as exc:
+            self.breaker.record_failure()
+            self.metrics.error(operation)
+            log.warning("redis %s failed: %s", operation, exc)
+            raise CacheUnavailable(operation) from exc
+        self.breaker.record_success()
+        return result
+
+    def _on_breaker_change(self, old: BreakerState, new: BreakerState) -> None:
+        self.metrics.breaker.set(new.value)
+        log.warning("cache breaker %s -> %s", old.name.lower(), new.name.lower())
+        if new is BreakerState.CLOSED:
+            # Entries kept locally during the outage may have been invalidated elsewhere.
+            self._local.clear()
+
+    def _start(
+        self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None,
+        tags: tuple[str, ...], *, store: bool,
+    ) -> asyncio.Task[T]:
+        async def run() -> T:
+            value = await compute()
+            if store:
+                await self.set(key, value, ttl=ttl, tags=tags)
+            return value
+
+        task = asyncio.create_task(run())
+        self._inflight[key] = task
+
+        def done(t: asyncio.Task[T]) -> None:
+            if self._inflight.get(key) is t:
+                del self._inflight[key]
+            if not t.cancelled() and t.exception() is not None:  # also marks it retrieved
+                log.debug("cache compute for %s failed: %r", key, t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def _single_flight(
+        self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None,
+        tags: tuple[str, ...], *, store: bool,
+    ) -> T:
+        task: asyncio.Task[T] | None = self._inflight.get(key)
+        if task is None:
+            task = self._start(key, compute, ttl, tags, store=store)
+        # shield: one caller going away (client disconnect) must not cancel the others' work.
+        return await asyncio.shield(task)

@@ -1,0 +1,159 @@
+"""Every error is JSON `{"error": "<message>", ...}`; bad input is a 4xx, never a 500.
+
+The `error` key is also what Weaviate's vectorizer client reads from a failed `/vectors`
+call, so its log shows our message. Validation details never echo the input back (it may be
+a 100k-character text).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import sentry_sdk
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .correlation import current_correlation_id
+
+log = logging.getLogger(__name__)
+
+
+def error_body(message: str, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": message}
+    body.update(extra)
+    cid = current_correlation_id()
+    if cid:
+        body["correlation_id"] = cid
+    return body
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """A one-line summary plus details without the offending input."""
+    details = []
+    for err in errors:
+        loc = [str(part) for part in err.get("loc", ())]
+        details.append({"loc": loc, "msg": str(err.get("msg", "")), "type": err.get("type", "")})
+    if not details:
+        return "invalid request", details
+    first = details[0]
+    where = ".".join(first["loc"]) or "request"
+    if first["type"] == "json_invalid":
+        return "request body is not valid JSON", details
+    more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+    return f"{where}: {first['msg']}{more}", details
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    message, details = describe_validation_errors(exc.errors())
+    return JSONResponse(error_body(message, detail=details), status_code=422)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    return JSONResponse(error_body(message), status_code=exc.status_code, headers=exc.headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    response = JSONResponse(body, status_code=status)
+    await send(
+        {"type": "http.response.start", "status": status, "headers": response.raw_headers}
+    )
+    await send({"type": "http.response.body", "body": response.body})
+
+
+class UnhandledErrorMiddleware:
+    """Turn an unhandled exception into a JSON 500 and report it to Sentry once.
+
+    Handling it here (instead of letting it reach the server) keeps the response shape
+    uniform and lets in-process test clients see the 500 instead of an exception.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def track(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, track)
+        except Exception as exc:
+            sentry_sdk.capture_exception(exc)
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:  # too late for a clean response; the server closes the connection
+                raise
+            await _send_json(send, 500, error_body("internal error"))
+
+
+class BodyGuardMiddleware:
+    """Reject oversized bodies (413) and non-UTF-8 JSON bodies (400) before parsing.
+
+    The body is buffered (it is bounded by `max_bytes`) and replayed to the app.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await _send_json(send, 413, error_body(f"body exceeds {self.max_bytes} bytes"))
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _send_json(send, 413, error_body(f"body exceeds {self.max_bytes} bytes"))
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if "json" in headers.get("content-type", "json"):
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                message_ = f"request body is not valid UTF-8 (byte {exc.start})"
+                await _send_json(send, 400, error_body(message_))
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,78 @@
+"""Settings shared by every service, read from `INDEXFORGE_*` environment variables.
+
+Services subclass `ServiceSettings` to add their own fields; the prefix stays the same so one
+ConfigMap/Secret naming scheme covers the whole stack (e.g. `INDEXFORGE_REDIS_URL`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every service understands. Unknown `INDEXFORGE_*` variables are ignored."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INDEXFORGE_",
+        extra="ignore",
+        # `model_*` field names (model_path, ...) are ours, not pydantic's namespace.
+        protected_namespaces=(),
+    )
+
+    service_name: str = Field("indexforge", description="Name used in logs, metrics, traces.")
+    version: str = Field("0.1.0", description="Service version reported in /metrics and Sentry.")
+    environment: str = Field("development", description="Deployment environment (Sentry).")
+
+    log_level: LogLevel = "INFO"
+    log_json: bool = Field(True, description="JSON log lines; plain text when false.")
+
+    # Cache. Unset redis_url means no cache at all (every call computes).
+    redis_url: str | None = Field(None, description="redis://host:port/db of the cache Redis.")
+    cache_namespace: str = Field("indexforge", description="Key prefix in the cache Redis.")
+    cache_default_ttl_seconds: float = Field(3600.0, gt=0)
+    cache_stale_seconds: float = Field(
+        60.0, ge=0, description="How long an expired entry may still be served while refreshed."
+    )
+    cache_local_max_entries: int = Field(
+        1024, ge=0, description="Bound of the in-process LRU used while Redis is unreachable."
+    )
+    redis_socket_timeout_seconds: float = Field(0.5, gt=0)
+    redis_retry_attempts: int = Field(2, ge=1, description="Tries per Redis call (tenacity).")
+    breaker_failure_threshold: int = Field(3, ge=1, description="Failures that open the breaker.")
+    breaker_reset_seconds: float = Field(
+        5.0, gt=0, description="How long an open breaker waits before probing Redis again."
+    )
+
+    # Tracing. Unset endpoint means tracing is off (no provider, no instrumentation).
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP base URL, e.g. http://jaeger:4318 (/v1/traces is added)."
+    )
+    trace_sample_ratio: float = Field(0.1, ge=0.0, le=1.0)
+
+    # Sentry. DSN directly, or from a mounted secret file (preferred in Kubernetes).
+    sentry_dsn: SecretStr | None = None
+    sentry_dsn_file: Path | None = None
+    sentry_traces_sample_rate: float = Field(0.1, ge=0.0, le=1.0)
+    sentry_profiles_sample_rate: float = Field(0.1, ge=0.0, le=1.0)
+
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="Requests with a larger body get 413."
+    )
+
+    def resolved_sentry_dsn(self) -> str | None:
+        """The DSN from the setting, else from the secret file; None disables Sentry."""
+        if self.sentry_dsn is not None and self.sentry_dsn.get_secret_value():
+            return self.sentry_dsn.get_secret_value()
+        if self.sentry_dsn_file is not None and self.sentry_dsn_file.is_file():
+            return self.sentry_dsn_file.read_text(encoding="utf-8").strip() or None
+        return None
+
+    @property
+    def release(self) -> str:
+        return f"{self.service_name}@{self.version}"

@@ -1,0 +1,385 @@
+"""Start and stop a real Kubernetes control plane on loopback, without containers.
+
+etcd, kube-apiserver (RBAC, service-account signing, PodSecurity and ServiceAccount admission),
+kube-controller-manager, kube-scheduler and kwok (fake nodes, pods marked Running) run as
+plain processes on free 127.0.0.1 ports. Every PID goes into ``state.json`` so ``down`` stops
+exactly what ``up`` started, even from another process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.cluster import certs, objects
+from tests.cluster.tools import CONTROL_PLANE_TOOLS, REPO_ROOT, tool_path
+
+DEFAULT_STATE_DIR = REPO_ROOT / ".cluster"
+STAGES_FILE = Path(__file__).resolve().parent / "kwok-stages.yaml"
+SERVICE_CIDR = "10.96.0.0/16"
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+READY_TIMEOUT_S = 90.0
+
+
+class ClusterError(RuntimeError):
+    """The control plane could not be brought up; the message carries the failing log's tail."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
+
+    @classmethod
+    def allocate(cls) -> Ports:
+        return cls(*(free_port() for _ in range(6)))
+
+
+def kubeconfig(server: str, pki: Path, identity: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "indexforge-local",
+                "cluster": {"server": server, "certificate-authority": str(pki / "ca.crt")},
+            }
+        ],
+        "users": [
+            {
+                "name": identity,
+                "user": {
+                    "client-certificate": str(pki / f"{identity}.crt"),
+                    "client-key": str(pki / f"{identity}.key"),
+                },
+            }
+        ],
+        "contexts": [
+            {"name": "indexforge-local", "context": {"cluster": "indexforge-local", "user": identity}}
+        ],
+        "current-context": "indexforge-local",
+    }
+
+
+def component_commands(state: Path, ports: Ports) -> dict[str, list[str]]:
+    """Command lines, in start order. Pure: paths and ports in, argv out."""
+    pki = state / "pki"
+    server = f"https://127.0.0.1:{ports.apiserver}"
+    etcd_url = f"http://127.0.0.1:{ports.etcd_client}"
+    peer_url = f"http://127.0.0.1:{ports.etcd_peer}"
+    return {
+        "etcd": [
+            str(tool_path("etcd")),
+            "--name=default",
+            f"--data-dir={state / 'etcd'}",
+            f"--listen-client-urls={etcd_url}",
+            f"--advertise-client-urls={etcd_url}",
+            f"--listen-peer-urls={peer_url}",
+            f"--initial-advertise-peer-urls={peer_url}",
+            f"--initial-cluster=default={peer_url}",
+            # Test data only: skipping fsync makes the API server several times faster here.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ],
+        "kube-apiserver": [
+            str(tool_path("kube-apiserver")),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports.apiserver}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--service-account-issuer={SA_ISSUER}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--api-audiences={SA_ISSUER}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=RBAC",
+            "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
+            "DefaultStorageClass,DefaultTolerationSeconds,PodSecurity,ResourceQuota,"
+            "StorageObjectInUseProtection,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,"
+            "ValidatingAdmissionPolicy",
+            "--allow-privileged=true",
+            "--profiling=false",
+            "--v=1",
+        ],
+        "kube-controller-manager": [
+            str(tool_path("kube-controller-manager")),
+            f"--kubeconfig={state / 'kubeconfig-controller-manager'}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports.controller_manager}",
+            "--leader-elect=false",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--use-service-account-credentials=true",
+            # Faster GC/status loops keep tests snappy; defaults are tuned for big clusters.
+            "--concurrent-gc-syncs=20",
+            "--profiling=false",
+            "--v=1",
+        ],
+        "kube-scheduler": [
+            str(tool_path("kube-scheduler")),
+            f"--kubeconfig={state / 'kubeconfig-scheduler'}",
+            f"--authentication-kubeconfig={state / 'kubeconfig-scheduler'}",
+            f"--authorization-kubeconfig={state / 'kubeconfig-scheduler'}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={ports.scheduler}",
+            "--leader-elect=false",
+            "--profiling=false",
+            "--v=1",
+        ],
+        "kwok": [
+            str(tool_path("kwok")),
+            f"--kubeconfig={state / 'kubeconfig'}",
+            f"--config={STAGES_FILE}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={objects.KWOK_ANNOTATION}=fake",
+            f"--server-address=127.0.0.1:{ports.kwok}",
+            "--node-ip=127.0.0.1",
+            "--cidr=10.244.0.1/16",
+            "--node-lease-duration-seconds=40",
+        ],
+    }
+
+
+# --- process bookkeeping -------------------------------------------------------------------
+
+
+def _state_file(state: Path) -> Path:
+    return state / "state.json"
+
+
+def read_state(state: Path) -> dict[str, Any]:
+    path = _state_file(state)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _write_state(state: Path, data: dict[str, Any]) -> None:
+    tmp = _state_file(state).with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(_state_file(state))
+
+
+def _is_ours(pid: int, marker: str) -> bool:
+    """Guard against PID reuse: the process must still run the command we started."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return marker in cmdline
+
+
+def _log_tail(path: Path, lines: int = 30) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _spawn(name: str, argv: list[str], logs: Path) -> subprocess.Popen[bytes]:
+    log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child, closed below
+    try:
+        # A new session: `make cluster-up` returns while the components keep running.
+        return subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True,
+        )  # fmt: skip
+    finally:
+        log.close()
+
+
+# --- readiness -----------------------------------------------------------------------------
+
+
+def _admin_ssl_context(pki: Path) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    return ctx
+
+
+def _http_ok(url: str, ctx: ssl.SSLContext | None) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def kubectl(kubeconfig_path: Path, *args: str, stdin: str | None = None) -> str:
+    proc = subprocess.run(
+        ["kubectl", f"--kubeconfig={kubeconfig_path}", *args],
+        input=stdin, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _wait(what: str, check: Any, procs: dict[str, int], state: Path, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        for name, pid in procs.items():
+            if not _pid_alive(pid):
+                raise ClusterError(
+                    f"{name} exited while waiting for {what}; last log lines:\n"
+                    + _log_tail(state / "logs" / f"{name}.log")
+                )
+        if check():
+            return
+        time.sleep(0.25)
+    raise ClusterError(f"timed out waiting for {what}")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap if it is our exited child
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
+
+
+def _nodes_ready(kcfg: Path) -> bool:
+    try:
+        out = kubectl(kcfg, "get", "nodes", "-o", "json")
+    except ClusterError:
+        return False
+    items = json.loads(out)["items"]
+    want = len(objects.CPU_NODES) + len(objects.GPU_NODES)
+    ready = [
+        n
+        for n in items
+        if any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in n.get("status", {}).get("conditions", [])
+        )
+    ]
+    return len(ready) >= want
+
+
+def _default_sa_exists(kcfg: Path) -> bool:
+    try:
+        kubectl(kcfg, "get", "serviceaccount", "default", "-n", "default", "-o", "name")
+    except ClusterError:
+        return False
+    return True
+
+
+# --- up / down -----------------------------------------------------------------------------
+
+
+def up(state: Path = DEFAULT_STATE_DIR) -> Path:
+    """Bring the control plane up; return the admin kubeconfig path once nodes are Ready."""
+    if read_state(state).get("pids"):
+        down(state)
+    for sub in ("pki", "logs", "etcd", "volumes"):
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    for stale in (state / "etcd").iterdir():  # every `up` starts from an empty cluster
+        subprocess.run(["rm", "-rf", str(stale)], check=True)
+    missing = [t for t in CONTROL_PLANE_TOOLS if not tool_path(t).exists()]
+    if missing:
+        raise ClusterError(f"missing tools {missing}: run `make tools`")
+
+    started = time.monotonic()
+    deadline = started + READY_TIMEOUT_S
+    pki = state / "pki"
+    certs.generate(pki)
+    ports = Ports.allocate()
+    server = f"https://127.0.0.1:{ports.apiserver}"
+    for identity, fname in (
+        ("admin", "kubeconfig"),
+        ("controller-manager", "kubeconfig-controller-manager"),
+        ("scheduler", "kubeconfig-scheduler"),
+    ):
+        (state / fname).write_text(json.dumps(kubeconfig(server, pki, identity), indent=2))
+    admin_kcfg = state / "kubeconfig"
+
+    commands = component_commands(state, ports)
+    pids: dict[str, int] = {}
+    record = {"ports": ports.__dict__, "pids": pids, "markers": {}, "server": server}
+
+    def start(name: str, argv: list[str], marker: str | None = None) -> None:
+        pids[name] = _spawn(name, argv, state / "logs").pid
+        record["markers"][name] = marker or argv[0]
+        _write_state(state, record)
+
+    try:
+        start("etcd", commands["etcd"])
+        _wait(
+            "etcd",
+            lambda: _http_ok(f"http://127.0.0.1:{ports.etcd_client}/health", None),
+            pids, state, deadline,
+        )  # fmt: skip
+        start("kube-apiserver", commands["kube-apiserver"])
+        ctx = _admin_ssl_context(pki)
+        _wait("kube-apiserver /readyz", lambda: _http_ok(f"{server}/readyz", ctx), pids, state, deadline)
+        for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+            start(name, commands[name])
+        start(
+            "provisioner",
+            [sys.executable, "-m", "tests.cluster", "provisioner", str(admin_kcfg), str(state / "volumes")],
+            marker="tests.cluster provisioner",
+        )
+        kubectl(
+            admin_kcfg, "apply", "--server-side", "--field-manager=indexforge-test-harness", "-f", "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects.bootstrap_objects()}),
+        )  # fmt: skip
+        _wait("nodes Ready", lambda: _nodes_ready(admin_kcfg), pids, state, deadline)
+        _wait(
+            "controller-manager (default ServiceAccount)",
+            lambda: _default_sa_exists(admin_kcfg), pids, state, deadline,
+        )  # fmt: skip
+    except Exception:
+        down(state)
+        raise
+    record["ready_seconds"] = round(time.monotonic() - started, 1)
+    _write_state(state, record)
+    return admin_kcfg
+
+
+def down(state: Path = DEFAULT_STATE_DIR, *, grace_s: float = 10.0) -> list[str]:
+    """Stop every process ``up`` recorded, newest first; SIGKILL after ``grace_s``."""
+    record = read_state(state)
+    pids: dict[str, int] = record.get("pids", {})
+    markers: dict[str, str] = record.get("markers", {})
+    stopped: list[str] = []
+    for name in reversed(list(pids)):
+        pid = pids[name]
+        if not _is_ours(pid, markers.get(name, name)):
+            continue
+        os.kill(pid, signal.SIGTERM)
+        stopped.append(name)
+        end = time.monotonic() + grace_s
+        while _pid_alive(pid) and time.monotonic() < end:
+            time.sleep(0.1)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    record["pids"] = {}
+    if state.exists():
+        _write_state(state, record)
+    return stopped
