@@ -26,8 +26,8 @@ import msgpack
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from .breaker import BreakerState, CircuitBreaker
@@ -82,25 +82,33 @@ class CacheMetrics:
         self.hits = 0
         self.lookups = 0
         lookups = Counter(
-            "cache_requests_total", "Cache lookups by result.", ["cache", "result"],
+            "cache_requests_total",
+            "Cache lookups by result.",
+            ["cache", "result"],
             registry=registry,
         )
         self._hit = lookups.labels(name, "hit")
         self._stale = lookups.labels(name, "stale")
         self._miss = lookups.labels(name, "miss")
         self._errors = Counter(
-            "cache_errors_total", "Failed Redis operations by operation.", ["cache", "operation"],
+            "cache_errors_total",
+            "Failed Redis operations by operation.",
+            ["cache", "operation"],
             registry=registry,
         )
         self._name = name
         ratio = Gauge(
-            "cache_hit_ratio", "Hits (fresh or stale) / lookups since start.", ["cache"],
+            "cache_hit_ratio",
+            "Hits (fresh or stale) / lookups since start.",
+            ["cache"],
             registry=registry,
         )
         ratio.labels(name).set_function(lambda: self.hits / self.lookups if self.lookups else 0.0)
         self.breaker = Gauge(
-            "cache_breaker_state", "Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
-            ["cache"], registry=registry,
+            "cache_breaker_state",
+            "Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ["cache"],
+            registry=registry,
         ).labels(name)
 
     def hit(self, *, stale: bool = False) -> None:
@@ -159,8 +167,13 @@ class Cache:
 
     @classmethod
     def from_settings(
-        cls, settings: ServiceSettings, *, registry: CollectorRegistry, name: str,
-        namespace: str | None = None, default_ttl: float | None = None,
+        cls,
+        settings: ServiceSettings,
+        *,
+        registry: CollectorRegistry,
+        name: str,
+        namespace: str | None = None,
+        default_ttl: float | None = None,
     ) -> Cache:
         redis = (
             redis_client(settings.redis_url, socket_timeout=settings.redis_socket_timeout_seconds)
@@ -219,7 +232,7 @@ class Cache:
             raw = await self._redis_call("get", lambda r: r.get(self.value_key(key)))
         except CacheUnavailable:
             return self._local.get(key)
-        return decode_entry(raw) if raw is not None else None
+        return decode_entry(raw) if isinstance(raw, bytes) else None
 
     async def set(
         self, key: str, value: Any, *, ttl: float | None = None, tags: Iterable[str] = ()
@@ -318,8 +331,13 @@ class Cache:
             self._local.clear()
 
     def _start(
-        self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None,
-        tags: tuple[str, ...], *, store: bool,
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[T]],
+        ttl: float | None,
+        tags: tuple[str, ...],
+        *,
+        store: bool,
     ) -> asyncio.Task[T]:
         async def run() -> T:
             value = await compute()
@@ -340,8 +358,13 @@ class Cache:
         return task
 
     async def _single_flight(
-        self, key: str, compute: Callable[[], Awaitable[T]], ttl: float | None,
-        tags: tuple[str, ...], *, store: bool,
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[T]],
+        ttl: float | None,
+        tags: tuple[str, ...],
+        *,
+        store: bool,
     ) -> T:
         task: asyncio.Task[T] | None = self._inflight.get(key)
         if task is None:

@@ -68,9 +68,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
     response = JSONResponse(body, status_code=status)
-    await send(
-        {"type": "http.response.start", "status": status, "headers": response.raw_headers}
-    )
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": response.body})
 
 

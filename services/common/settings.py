@@ -25,44 +25,59 @@ class ServiceSettings(BaseSettings):
         protected_namespaces=(),
     )
 
-    service_name: str = Field("indexforge", description="Name used in logs, metrics, traces.")
-    version: str = Field("0.1.0", description="Service version reported in /metrics and Sentry.")
-    environment: str = Field("development", description="Deployment environment (Sentry).")
+    service_name: str = Field(
+        default="indexforge", description="Name used in logs, metrics, traces."
+    )
+    version: str = Field(
+        default="0.1.0", description="Service version reported in /metrics and Sentry."
+    )
+    environment: str = Field(default="development", description="Deployment environment (Sentry).")
 
     log_level: LogLevel = "INFO"
-    log_json: bool = Field(True, description="JSON log lines; plain text when false.")
+    log_json: bool = Field(default=True, description="JSON log lines; plain text when false.")
 
     # Cache. Unset redis_url means no cache at all (every call computes).
-    redis_url: str | None = Field(None, description="redis://host:port/db of the cache Redis.")
-    cache_namespace: str = Field("indexforge", description="Key prefix in the cache Redis.")
-    cache_default_ttl_seconds: float = Field(3600.0, gt=0)
+    redis_url: str | None = Field(
+        default=None, description="redis://host:port/db of the cache Redis."
+    )
+    cache_namespace: str = Field(default="indexforge", description="Key prefix in the cache Redis.")
+    cache_default_ttl_seconds: float = Field(default=3600.0, gt=0)
     cache_stale_seconds: float = Field(
-        60.0, ge=0, description="How long an expired entry may still be served while refreshed."
+        default=60.0,
+        ge=0,
+        description="How long an expired entry may still be served while refreshed.",
     )
     cache_local_max_entries: int = Field(
-        1024, ge=0, description="Bound of the in-process LRU used while Redis is unreachable."
+        default=1024,
+        ge=0,
+        description="Bound of the in-process LRU used while Redis is unreachable.",
     )
-    redis_socket_timeout_seconds: float = Field(0.5, gt=0)
-    redis_retry_attempts: int = Field(2, ge=1, description="Tries per Redis call (tenacity).")
-    breaker_failure_threshold: int = Field(3, ge=1, description="Failures that open the breaker.")
+    redis_socket_timeout_seconds: float = Field(default=0.5, gt=0)
+    redis_retry_attempts: int = Field(
+        default=2, ge=1, description="Tries per Redis call (tenacity)."
+    )
+    breaker_failure_threshold: int = Field(
+        default=3, ge=1, description="Failures that open the breaker."
+    )
     breaker_reset_seconds: float = Field(
-        5.0, gt=0, description="How long an open breaker waits before probing Redis again."
+        default=5.0, gt=0, description="How long an open breaker waits before probing Redis again."
     )
 
     # Tracing. Unset endpoint means tracing is off (no provider, no instrumentation).
     otlp_endpoint: str | None = Field(
-        None, description="OTLP/HTTP base URL, e.g. http://jaeger:4318 (/v1/traces is added)."
+        default=None,
+        description="OTLP/HTTP base URL, e.g. http://jaeger:4318 (/v1/traces is added).",
     )
-    trace_sample_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    trace_sample_ratio: float = Field(default=0.1, ge=0.0, le=1.0)
 
     # Sentry. DSN directly, or from a mounted secret file (preferred in Kubernetes).
     sentry_dsn: SecretStr | None = None
     sentry_dsn_file: Path | None = None
-    sentry_traces_sample_rate: float = Field(0.1, ge=0.0, le=1.0)
-    sentry_profiles_sample_rate: float = Field(0.1, ge=0.0, le=1.0)
+    sentry_traces_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+    sentry_profiles_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
 
     max_body_bytes: int = Field(
-        2 * 1024 * 1024, ge=1024, description="Requests with a larger body get 413."
+        default=2 * 1024 * 1024, ge=1024, description="Requests with a larger body get 413."
     )
 
     def resolved_sentry_dsn(self) -> str | None:

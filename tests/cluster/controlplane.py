@@ -362,6 +362,28 @@ def up(state: Path = DEFAULT_STATE_DIR) -> Path:
     return admin_kcfg
 
 
+def start_extra(state: Path, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> int:
+    """Start another process (e.g. the operator) under this cluster's bookkeeping.
+
+    ``down`` then stops it first, before the control plane it talks to.
+    """
+    record = read_state(state)
+    if not record.get("pids"):
+        raise ClusterError("no local control plane is running")
+    log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+    finally:
+        log.close()
+    record["pids"][name] = proc.pid
+    record["markers"][name] = " ".join(argv[1:3]) if len(argv) > 2 else argv[0]
+    _write_state(state, record)
+    return proc.pid
+
+
 def down(state: Path = DEFAULT_STATE_DIR, *, grace_s: float = 10.0) -> list[str]:
     """Stop every process ``up`` recorded, newest first; SIGKILL after ``grace_s``."""
     record = read_state(state)

@@ -1,0 +1,45 @@
+"""Run the operator: ``python -m indexforge_operator`` (console script ``indexforge-operator``).
+
+Watches every namespace, or only those in ``INDEXFORGE_WATCH_NAMESPACES`` (comma-separated),
+against the current KUBECONFIG or the in-cluster service account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import kopf
+
+from indexforge_operator import handlers
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="indexforge-operator")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[n for n in os.environ.get("INDEXFORGE_WATCH_NAMESPACES", "").split(",") if n],
+        help="watch only this namespace (repeatable); default: all namespaces",
+    )
+    parser.add_argument(
+        "--liveness",
+        default=os.environ.get("INDEXFORGE_LIVENESS", "http://0.0.0.0:8080/healthz"),
+        help="kopf liveness endpoint URL",
+    )
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    assert handlers.GROUP  # the import registers the handlers
+    kopf.run(
+        standalone=True,  # one replica with a Recreate strategy: no peering objects needed
+        clusterwide=not args.namespace,
+        namespaces=args.namespace or None,
+        liveness_endpoint=args.liveness,
+    )
+
+
+if __name__ == "__main__":
+    main()

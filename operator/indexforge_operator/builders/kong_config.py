@@ -1,0 +1,220 @@
+"""Kong's DB-less declarative configuration (kong.yml), built as a dict.
+
+Routes `/api/v1/` -> API and `/api/v1/ml/` -> ML (Kong picks the longest matching prefix),
+each service behind an upstream whose single target is the component's headless Service:
+Kong resolves it to every pod and balances across them with active and passive health
+checks. Consumer keys come from `GeneratedSecrets`, which is why this lives in a Secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ..generated import GeneratedSecrets
+from ..naming import Names
+from ..spec import IndexForgeSpec
+from ..spec_gateway import GatewaySpec
+from . import ports
+
+Obj = dict[str, Any]
+FORMAT_VERSION = "3.0"
+Routed = Literal["api", "ml"]
+
+
+def _healthchecks(gw: GatewaySpec) -> Obj:
+    active, passive = gw.upstream.active, gw.upstream.passive
+    # Interval 0 switches a check off in Kong.
+    a_interval = active.interval_seconds if active.enabled else 0
+    p_on = passive.enabled
+    return {
+        "active": {
+            "type": "http",
+            "http_path": active.path,
+            "timeout": active.timeout_seconds,
+            "concurrency": 10,
+            "healthy": {
+                "interval": a_interval,
+                "successes": active.healthy_successes,
+                "http_statuses": [200, 302],
+            },
+            "unhealthy": {
+                "interval": a_interval,
+                "http_failures": active.unhealthy_failures,
+                "tcp_failures": active.unhealthy_failures,
+                "timeouts": active.unhealthy_failures,
+                "http_statuses": [429, 404, 500, 501, 502, 503, 504, 505],
+            },
+        },
+        "passive": {
+            "type": "http",
+            "healthy": {"successes": passive.healthy_successes if p_on else 0},
+            "unhealthy": {
+                "http_failures": passive.unhealthy_http_failures if p_on else 0,
+                "tcp_failures": passive.unhealthy_http_failures if p_on else 0,
+                "timeouts": passive.unhealthy_timeouts if p_on else 0,
+                "http_statuses": [500, 502, 503, 504],
+            },
+        },
+    }
+
+
+def _upstream(gw: GatewaySpec, names: Names, component: Routed, port: int) -> Obj:
+    headless = names.fqdn(names.headless(component))
+    return {
+        "name": f"{component}.upstream",
+        "algorithm": gw.upstream.algorithm,
+        "healthchecks": _healthchecks(gw),
+        "targets": [{"target": f"{headless}:{port}", "weight": 100}],
+    }
+
+
+def _service(gw: GatewaySpec, component: Routed, path: str, per_minute: int) -> Obj:
+    plugins: list[Obj] = []
+    if gw.rate_limiting.enabled:
+        plugins.append(
+            {
+                "name": "rate-limiting",
+                "config": {
+                    "minute": per_minute,
+                    "policy": gw.rate_limiting.policy,
+                    "limit_by": "consumer",
+                    "fault_tolerant": True,
+                },
+            }
+        )
+    return {
+        "name": component,
+        "protocol": "http",
+        "host": f"{component}.upstream",
+        "port": ports.API if component == "api" else ports.ML,
+        "connect_timeout": 5000,
+        "read_timeout": 60000,
+        "write_timeout": 60000,
+        "retries": 2,
+        "routes": [
+            {
+                "name": component,
+                "paths": [path],
+                "strip_path": False,  # the services serve under the same prefixes
+                "preserve_host": False,
+                "protocols": ["http", "https"],
+            }
+        ],
+        "plugins": plugins,
+    }
+
+
+def _global_plugins(gw: GatewaySpec) -> list[Obj]:
+    out: list[Obj] = []
+    if gw.key_auth.enabled:
+        out.append(
+            {
+                "name": "key-auth",
+                "config": {
+                    "key_names": list(gw.key_auth.key_names),
+                    "hide_credentials": gw.key_auth.hide_credentials,
+                    "key_in_header": True,
+                    "key_in_query": False,  # keys in URLs end up in access logs
+                    "key_in_body": False,
+                },
+            }
+        )
+    if gw.cors.enabled:
+        c = gw.cors
+        out.append(
+            {
+                "name": "cors",
+                "config": {
+                    "origins": list(c.origins),
+                    "methods": list(c.methods),
+                    "headers": list(c.headers),
+                    "exposed_headers": list(c.exposed_headers),
+                    "credentials": c.credentials,
+                    "max_age": c.max_age_seconds,
+                    "preflight_continue": False,
+                },
+            }
+        )
+    if gw.proxy_cache.enabled:
+        pc = gw.proxy_cache
+        out.append(
+            {
+                "name": "proxy-cache",
+                "config": {
+                    "strategy": pc.strategy,
+                    "content_type": list(pc.content_types),
+                    "cache_ttl": pc.ttl_seconds,
+                    "request_method": list(pc.request_methods),
+                    "response_code": list(pc.response_codes),
+                    "memory": {"dictionary_name": "kong_db_cache"},
+                },
+            }
+        )
+    if gw.correlation_id.enabled:
+        cid = gw.correlation_id
+        out.append(
+            {
+                "name": "correlation-id",
+                "config": {
+                    "header_name": cid.header_name,
+                    "generator": cid.generator,
+                    "echo_downstream": cid.echo_downstream,
+                },
+            }
+        )
+    if gw.ip_restriction.enabled:
+        ip = gw.ip_restriction
+        config: Obj = {"status": 403, "message": "Forbidden"}
+        if ip.allow:
+            config["allow"] = list(ip.allow)
+        if ip.deny:
+            config["deny"] = list(ip.deny)
+        out.append({"name": "ip-restriction", "config": config})
+    if gw.bot_detection.enabled:
+        bd = gw.bot_detection
+        config = {"allow": list(bd.allow), "deny": list(bd.deny)}
+        out.append({"name": "bot-detection", "config": config})
+    out.append(
+        {
+            "name": "prometheus",
+            "config": {
+                "status_code_metrics": True,
+                "latency_metrics": True,
+                "bandwidth_metrics": True,
+                "upstream_health_metrics": True,
+                "per_consumer": False,  # consumer label would grow with every consumer
+            },
+        }
+    )
+    return out
+
+
+def _consumers(gw: GatewaySpec, secrets: GeneratedSecrets) -> list[Obj]:
+    if not gw.key_auth.enabled:
+        return []
+    out = []
+    for consumer in gw.key_auth.consumers:
+        key = secrets.consumer_keys.get(consumer.username)
+        if not key:
+            raise ValueError(f"no generated key for gateway consumer {consumer.username!r}")
+        out.append({"username": consumer.username, "keyauth_credentials": [{"key": key}]})
+    return out
+
+
+def kong_config(spec: IndexForgeSpec, names: Names, *, secrets: GeneratedSecrets) -> Obj:
+    """The declarative configuration Kong loads at start."""
+    gw = spec.gateway
+    return {
+        "_format_version": FORMAT_VERSION,
+        "_transform": True,
+        "services": [
+            _service(gw, "api", gw.routes.api, gw.rate_limiting.api_per_minute),
+            _service(gw, "ml", gw.routes.ml, gw.rate_limiting.ml_per_minute),
+        ],
+        "upstreams": [
+            _upstream(gw, names, "api", ports.API),
+            _upstream(gw, names, "ml", ports.ML),
+        ],
+        "consumers": _consumers(gw, secrets),
+        "plugins": _global_plugins(gw),
+    }

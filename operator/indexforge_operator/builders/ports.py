@@ -1,0 +1,29 @@
+"""Container ports of every component (NetworkPolicies refer to these, not Service ports)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+API: Final = 8000
+ML: Final = 8080  # Weaviate's text2vec-transformers module expects an HTTP service
+EXCEL: Final = 8000
+REDIS: Final = 6379
+REDIS_EXPORTER: Final = 9121
+WEAVIATE_HTTP: Final = 8080
+WEAVIATE_GRPC: Final = 50051
+WEAVIATE_METRICS: Final = 2112
+WEAVIATE_GOSSIP: Final = 7000
+WEAVIATE_DATA: Final = 7001
+WEAVIATE_RAFT: Final = 8300
+WEAVIATE_RAFT_RPC: Final = 8301
+KONG_PROXY: Final = 8000
+KONG_PROXY_TLS: Final = 8443
+KONG_STATUS: Final = 8100
+PROMETHEUS: Final = 9090
+GRAFANA: Final = 3000
+JAEGER_OTLP_GRPC: Final = 4317
+JAEGER_OTLP_HTTP: Final = 4318
+JAEGER_UI: Final = 16686
+JAEGER_ADMIN: Final = 14269
+DNS: Final = 53
+HTTPS: Final = 443

@@ -1,0 +1,133 @@
+"""The workload shape shared by the three Python services (api, ml, excel).
+
+Each service is a console script (`indexforge-<name> --host --port`) configured entirely by
+`INDEXFORGE_*` environment variables; this module builds its ServiceAccount, Deployment,
+Services and PDB, and the environment every service shares (tracing, Sentry, logging).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..naming import Names
+from ..spec import IndexForgeSpec
+from ..spec_common import DisruptionBudget, Resources
+from . import ports
+from .common import (
+    Obj,
+    container_security,
+    deployment,
+    env,
+    headless_service,
+    http_probe,
+    pdb,
+    pod_security,
+    pod_template,
+    resources,
+    service,
+    service_account,
+    service_port,
+    tmp_mount,
+    tmp_volume,
+    wants_pdb,
+)
+
+# The uid the service images run as (their Dockerfiles create this user).
+SERVICE_UID = 10001
+PythonComponent = Literal["api", "ml", "excel"]
+
+
+@dataclass(frozen=True)
+class ServiceShape:
+    """What differs between the three Python services."""
+
+    component: PythonComponent
+    image: str
+    pull_policy: str
+    replicas: int | None  # None: an HPA owns the count
+    max_replicas: int
+    port: int
+    resources: Resources
+    budget: DisruptionBudget
+    env: Sequence[Obj]
+    pod_fields: Obj = field(default_factory=dict)  # GPU scheduling for ML
+    limits_extra: dict[str, str] = field(default_factory=dict)
+    slow_start: bool = False  # ML loads its model before it is ready
+
+
+def common_env(spec: IndexForgeSpec, names: Names, component: str, log_level: str) -> list[Obj]:
+    """Environment every service understands (see services/common/settings.py)."""
+    out = [
+        env("INDEXFORGE_SERVICE_NAME", component),
+        env("INDEXFORGE_LOG_LEVEL", log_level),
+        env("INDEXFORGE_LOG_JSON", True),
+        env("INDEXFORGE_ENVIRONMENT", spec.sentry.environment),
+        env("HOME", "/tmp"),  # libraries cache under $HOME; the root filesystem is read-only
+        env("PYTHONDONTWRITEBYTECODE", "1"),
+    ]
+    if spec.monitoring.enabled and spec.monitoring.jaeger.enabled:
+        out.append(env("INDEXFORGE_OTLP_ENDPOINT", names.url("jaeger", ports.JAEGER_OTLP_HTTP)))
+    sentry = spec.sentry
+    if sentry.enabled and sentry.dsn_secret_ref is not None:
+        ref = sentry.dsn_secret_ref
+        out += [
+            {
+                "name": "INDEXFORGE_SENTRY_DSN",
+                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+            },
+            env("INDEXFORGE_SENTRY_TRACES_SAMPLE_RATE", sentry.traces_sample_rate),
+            env("INDEXFORGE_SENTRY_PROFILES_SAMPLE_RATE", sentry.profiles_sample_rate),
+        ]
+    return out
+
+
+def _container(shape: ServiceShape) -> Obj:
+    res = resources(shape.resources)
+    if shape.limits_extra:
+        res["limits"] = {**res.get("limits", {}), **shape.limits_extra}
+    container: Obj = {
+        "name": shape.component,
+        "image": shape.image,
+        "imagePullPolicy": shape.pull_policy,
+        "command": [f"indexforge-{shape.component}", "--host", "0.0.0.0", "--port", str(shape.port)],
+        "ports": [{"name": "http", "containerPort": shape.port, "protocol": "TCP"}],
+        "env": list(shape.env),
+        "resources": res,
+        "securityContext": container_security(),
+        "livenessProbe": http_probe("/healthz", "http"),
+        "readinessProbe": http_probe("/readyz", "http", period=5),
+        "volumeMounts": [tmp_mount()],
+    }
+    if shape.slow_start:
+        # Model loading can take minutes on a cold node; liveness must not kill it meanwhile.
+        container["startupProbe"] = http_probe("/healthz", "http", period=10, failures=60)
+    return container
+
+
+def build_python_service(spec: IndexForgeSpec, names: Names, shape: ServiceShape) -> list[Obj]:
+    """ServiceAccount, Deployment, Service, headless Service and (multi-replica) PDB."""
+    component = shape.component
+    template = pod_template(
+        names,
+        component,
+        spec=spec,
+        pod_spec={
+            "securityContext": pod_security(SERVICE_UID),
+            "terminationGracePeriodSeconds": 30,
+            **shape.pod_fields,
+            "containers": [_container(shape)],
+            "volumes": [tmp_volume()],
+        },
+    )
+    http = [service_port("http", shape.port)]
+    out = [
+        service_account(names, component),
+        deployment(names, component, replicas=shape.replicas, template=template),
+        service(names, component, http),
+        headless_service(names, component, http),
+    ]
+    if wants_pdb(shape.budget, max_replicas=shape.max_replicas):
+        out.append(pdb(names, component, shape.budget))
+    return out

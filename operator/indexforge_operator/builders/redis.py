@@ -1,0 +1,152 @@
+"""Redis servers (app and ml): ConfigMap with redis.conf, StatefulSet, Services.
+
+redis.conf is a text format, so it is rendered from a jinja2 template; everything else is
+built as dicts. Each StatefulSet has one replica (a cache, not a cluster) and, optionally,
+the redis_exporter sidecar.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import jinja2
+
+from ..naming import Names
+from ..spec import IndexForgeSpec, RedisInstance
+from . import ports
+from .common import (
+    Obj,
+    checksum,
+    config_map,
+    container_security,
+    env,
+    headless_service,
+    pod_security,
+    pod_template,
+    resources,
+    service,
+    service_account,
+    service_port,
+    tmp_mount,
+    tmp_volume,
+)
+from .storage import data_volume_claim, data_volumes, statefulset
+
+REDIS_UID = 999  # the "redis" user of the official image
+RedisComponent = Literal["redis-app", "redis-ml"]
+_CONF = jinja2.Environment(
+    undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+).from_string(
+    """\
+# Rendered by the IndexForge operator for {{ instance }}/{{ role }}; do not edit.
+bind 0.0.0.0
+port {{ port }}
+# Only pods allowed by the NetworkPolicy can connect.
+protected-mode no
+dir /data
+maxmemory {{ maxmemory }}
+maxmemory-policy {{ policy }}
+{% if appendonly -%}
+appendonly yes
+appendfsync everysec
+# AOF is the persistence; RDB snapshots would double the disk writes.
+save ""
+{% else -%}
+appendonly no
+save ""
+{% endif -%}
+tcp-keepalive 60
+"""
+)
+
+
+def redis_conf(instance: RedisInstance, *, instance_name: str, role: str) -> str:
+    return _CONF.render(
+        instance=instance_name,
+        role=role,
+        port=ports.REDIS,
+        maxmemory=instance.maxmemory,
+        policy=instance.maxmemory_policy,
+        appendonly=instance.appendonly,
+    )
+
+
+def _containers(instance: RedisInstance) -> list[Obj]:
+    redis: Obj = {
+        "name": "redis",
+        "image": instance.image,
+        "imagePullPolicy": instance.image_pull_policy,
+        "command": ["redis-server", "/etc/redis/redis.conf"],
+        "ports": [{"name": "redis", "containerPort": ports.REDIS, "protocol": "TCP"}],
+        "resources": resources(instance.resources),
+        "securityContext": container_security(),
+        "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 10},
+        "readinessProbe": {
+            "exec": {"command": ["redis-cli", "-p", str(ports.REDIS), "ping"]},
+            "periodSeconds": 5,
+            "timeoutSeconds": 2,
+        },
+        "volumeMounts": [
+            {"name": "data", "mountPath": "/data"},
+            {"name": "config", "mountPath": "/etc/redis", "readOnly": True},
+            tmp_mount(),
+        ],
+    }
+    out = [redis]
+    if instance.exporter.enabled:
+        exporter = instance.exporter
+        out.append(
+            {
+                "name": "exporter",
+                "image": exporter.image,
+                "imagePullPolicy": instance.image_pull_policy,
+                "env": [env("REDIS_ADDR", f"redis://localhost:{ports.REDIS}")],
+                "ports": [
+                    {"name": "metrics", "containerPort": ports.REDIS_EXPORTER, "protocol": "TCP"}
+                ],
+                "resources": resources(exporter.resources),
+                "securityContext": container_security(),
+                "livenessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 10},
+            }
+        )
+    return out
+
+
+def _build_one(
+    spec: IndexForgeSpec, names: Names, instance: RedisInstance, component: RedisComponent
+) -> list[Obj]:
+    conf = {"redis.conf": redis_conf(instance, instance_name=names.instance, role=component)}
+    claim = data_volume_claim(names, component, instance.persistence)
+    template = pod_template(
+        names,
+        component,
+        spec=spec,
+        pod_spec={
+            "securityContext": pod_security(REDIS_UID),
+            "containers": _containers(instance),
+            "volumes": [
+                {"name": "config", "configMap": {"name": names.config(component)}},
+                tmp_volume(),
+                *data_volumes(claim),
+            ],
+        },
+        config_checksum=checksum(conf),
+    )
+    svc_ports = [service_port("redis", ports.REDIS)]
+    if instance.exporter.enabled:
+        svc_ports.append(service_port("metrics", ports.REDIS_EXPORTER))
+    return [
+        service_account(names, component),
+        config_map(names, component, names.config(component), conf),
+        service(names, component, svc_ports),
+        headless_service(names, component, svc_ports, scrape=instance.exporter.enabled),
+        statefulset(spec, names, component, replicas=1, template=template, claim=claim),
+    ]
+
+
+def build_redis(spec: IndexForgeSpec, names: Names) -> list[Obj]:
+    """Both Redis servers."""
+    return [
+        *_build_one(spec, names, spec.redis.app, "redis-app"),
+        *_build_one(spec, names, spec.redis.ml, "redis-ml"),
+    ]

@@ -1,0 +1,36 @@
+"""What Prometheus scrapes: one list used by ServiceMonitors and the standalone config."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..naming import Component
+from ..spec import IndexForgeSpec
+from . import ports
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """Pods behind a component's headless Service, scraped on a named port."""
+
+    component: Component
+    port_name: str
+    port: int
+    path: str = "/metrics"
+
+
+def scrape_targets(spec: IndexForgeSpec) -> list[ScrapeTarget]:
+    out = [
+        ScrapeTarget("api", "http", ports.API),
+        ScrapeTarget("ml", "http", ports.ML),
+    ]
+    if spec.excel.enabled:
+        out.append(ScrapeTarget("excel", "http", ports.EXCEL))
+    if spec.gateway.enabled:
+        out.append(ScrapeTarget("gateway", "status", ports.KONG_STATUS))
+    if spec.redis.app.exporter.enabled:
+        out.append(ScrapeTarget("redis-app", "metrics", ports.REDIS_EXPORTER))
+    if spec.redis.ml.exporter.enabled:
+        out.append(ScrapeTarget("redis-ml", "metrics", ports.REDIS_EXPORTER))
+    out.append(ScrapeTarget("weaviate", "metrics", ports.WEAVIATE_METRICS))
+    return out

@@ -1,0 +1,161 @@
+"""One reconcile pass: read -> build -> apply -> prune -> observe -> status.
+
+Kept free of kopf so it can be driven by tests and by ``indexforge render`` alike; the kopf
+handlers in ``handlers.py`` only adapt their arguments to this function.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from indexforge_operator import ownership, secret_store, status
+from indexforge_operator.builders import build_all
+from indexforge_operator.conditions import Condition, merge_conditions
+from indexforge_operator.kube import RESOURCES, Kube
+from indexforge_operator.naming import LABEL_COMPONENT, Names, instance_selector
+from indexforge_operator.spec import IndexForgeSpec
+
+Obj = dict[str, Any]
+PAUSED_ANNOTATION = "indexforge.io/paused"
+WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What a pass did and the status it computed; events are (type, reason, message)."""
+
+    status: Obj
+    writes: int = 0
+    pruned: list[str] = field(default_factory=list)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def is_paused(body: Obj) -> bool:
+    annotations = body.get("metadata", {}).get("annotations") or {}
+    return bool(body.get("spec", {}).get("paused")) or annotations.get(PAUSED_ANNOTATION) == "true"
+
+
+def _selector(names: Names) -> str:
+    return ",".join(f"{k}={v}" for k, v in instance_selector(names).items())
+
+
+def apply_all(kube: Kube, desired: list[Obj]) -> int:
+    """Server-side apply each object; returns how many actually changed (resourceVersion moved).
+
+    An apply whose result equals the live object is not persisted by the API server, so an
+    unchanged CR costs requests but no writes.
+    """
+    changed = 0
+    for obj in desired:
+        before = kube.get(obj)
+        after = kube.apply(obj)
+        if before is None or before["metadata"].get("resourceVersion") != after["metadata"].get(
+            "resourceVersion"
+        ):
+            changed += 1
+    return changed
+
+
+def prune(kube: Kube, names: Names, desired: list[Obj], owner_uid: str, *, monitoring: bool) -> list[str]:
+    live: list[Obj] = []
+    for res in RESOURCES:
+        if res.api_version.startswith("monitoring.coreos.com") and not monitoring:
+            continue
+        live.extend(kube.list(res, names.namespace, _selector(names)))
+    doomed = ownership.prune_candidates(live, desired, owner_uid)
+    for obj in doomed:
+        kube.delete(obj)
+    return [ownership.describe(o) for o in doomed]
+
+
+def observe(kube: Kube, spec: IndexForgeSpec, names: Names, desired: list[Obj]) -> list[Condition]:
+    states = [
+        status.workload_state(obj, kube.get(obj)) for obj in desired if obj["kind"] in WORKLOAD_KINDS
+    ]
+    problems: dict[str, tuple[str, str]] = {}
+    ml_state = next((s for s in states if s.component == "ml"), None)
+    if spec.ml.gpu.enabled and ml_state is not None and not ml_state.available:
+        pods = kube.list_pods(names.namespace, f"{LABEL_COMPONENT}=ml,{_selector(names)}")
+        events = kube.list_events(names.namespace, "involvedObject.kind=Pod,reason=FailedScheduling")
+        shortage = status.gpu_shortage(pods, events, spec.ml.gpu.resource_name)
+        if shortage:
+            problems["ml"] = shortage
+    return status.component_conditions(states, problems)
+
+
+def reconcile(kube: Kube, body: Obj, *, now: str) -> Outcome:
+    meta = body["metadata"]
+    names = Names(meta["name"], meta["namespace"])
+    generation = int(meta.get("generation", 0))
+    previous = (body.get("status") or {}).get("conditions") or []
+    try:
+        spec = IndexForgeSpec.model_validate(body.get("spec") or {})
+    except ValidationError as exc:
+        # Admission normally stops these; a CR stored before a schema change can still get here.
+        cond = Condition("Ready", "False", "InvalidSpec", str(exc).splitlines()[0])
+        return Outcome(
+            status={
+                "observedGeneration": generation,
+                "phase": "Degraded",
+                "conditions": merge_conditions(previous, [cond], now=now, generation=generation),
+            },
+            events=[("Warning", "InvalidSpec", str(exc).splitlines()[0])],
+        )
+
+    monitoring = kube.has_api("monitoring.coreos.com/v1", "servicemonitors")
+    errors = secret_store.problems(kube, spec, names)
+    secrets = secret_store.load_or_create(kube, names, spec)
+    desired = [
+        ownership.with_owner(obj, body)
+        for obj in build_all(spec, names, secrets=secrets, prometheus_operator=monitoring)
+    ]
+    outcome = Outcome(status={})
+    paused = is_paused(body)
+    if not paused:
+        outcome.writes = apply_all(kube, desired)
+        outcome.pruned = prune(kube, names, desired, meta["uid"], monitoring=monitoring)
+    summary = status.summarize(
+        observe(kube, spec, names, desired),
+        paused=paused,
+        errors=errors,
+        monitoring_mode="prometheus-operator" if monitoring else "standalone",
+    )
+    conditions = merge_conditions(previous, summary.conditions, now=now, generation=generation)
+    outcome.status = {
+        "observedGeneration": generation,
+        "phase": summary.phase,
+        "conditions": conditions,
+        "components": _components(desired, kube),
+        "endpoint": names.url("gateway" if spec.gateway.enabled else "api", _entry_port(spec)),
+        "gpus": spec.ml.gpu.count * spec.ml.replicas if spec.ml.gpu.enabled else 0,
+        "monitoringMode": "prometheus-operator" if monitoring else "standalone",
+    }
+    for cond in conditions:
+        before = next((c for c in previous if c.get("type") == cond["type"]), None)
+        if before is not None and before.get("status") != cond["status"]:
+            kind = "Normal" if (cond["status"] == "True") != (cond["type"] == "Degraded") else "Warning"
+            outcome.events.append((kind, cond["reason"], f"{cond['type']}={cond['status']}: {cond['message']}"))
+    if outcome.pruned:
+        outcome.events.append(("Normal", "Pruned", f"deleted {', '.join(outcome.pruned)}"))
+    return outcome
+
+
+def _entry_port(spec: IndexForgeSpec) -> int:
+    return 8000 if spec.gateway.enabled else 8080
+
+
+def _components(desired: list[Obj], kube: Kube) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for obj in desired:
+        if obj["kind"] not in WORKLOAD_KINDS:
+            continue
+        state = status.workload_state(obj, kube.get(obj))
+        entry = out.setdefault(state.component, {"ready": 0, "desired": 0})
+        entry["ready"] += state.ready
+        entry["desired"] += state.desired
+    return out

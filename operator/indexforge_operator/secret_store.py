@@ -1,0 +1,51 @@
+"""Cluster side of generated secrets and of user-referenced Secrets.
+
+Reads the generated Secrets already stored for an instance (so values survive reconciles and
+operator restarts) and checks that Secrets the spec references exist. Values never leave this
+module except inside ``GeneratedSecrets``, whose repr hides them.
+"""
+
+from __future__ import annotations
+
+import secrets as token_source
+from typing import Any
+
+from indexforge_operator import generated
+from indexforge_operator.kube import Kube
+from indexforge_operator.naming import Names
+from indexforge_operator.spec import IndexForgeSpec
+
+
+def _secret_ref(namespace: str, name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": namespace, "name": name}}
+
+
+def _data(kube: Kube, namespace: str, name: str) -> dict[str, str] | None:
+    live = kube.get(_secret_ref(namespace, name))
+    return None if live is None else dict(live.get("data") or {})
+
+
+def load_or_create(kube: Kube, names: Names, spec: IndexForgeSpec) -> generated.GeneratedSecrets:
+    """Stored values where they exist, fresh random tokens for whatever is missing."""
+    current = generated.from_secret_data(
+        consumers=_data(kube, names.namespace, names.gateway_consumers),
+        grafana=_data(kube, names.namespace, names.grafana_admin),
+    )
+    return generated.complete(spec, current=current, token=lambda: token_source.token_urlsafe(32))
+
+
+def problems(kube: Kube, spec: IndexForgeSpec, names: Names) -> list[tuple[str, str]]:
+    """(reason, message) for referenced Secrets that are missing or lack the key."""
+    found: list[tuple[str, str]] = []
+    ref = spec.sentry.dsn_secret_ref
+    if spec.sentry.enabled and ref is not None:
+        data = _data(kube, names.namespace, ref.name)
+        if data is None:
+            found.append(
+                ("SentrySecretMissing", f"Secret {ref.name!r} (sentry.dsnSecretRef) does not exist")
+            )
+        elif ref.key not in data:
+            found.append(
+                ("SentrySecretKeyMissing", f"Secret {ref.name!r} has no key {ref.key!r} for the DSN")
+            )
+    return found

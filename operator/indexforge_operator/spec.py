@@ -1,0 +1,279 @@
+"""The IndexForge spec: one pydantic model, the single source of the CRD schema.
+
+`IndexForgeSpec.model_validate(cr["spec"])` validates a CR's spec exactly as the API server
+does with the generated schema (CEL rules are mirrored by model validators); `{}` means all
+defaults. Sub-models for the gateway and monitoring live in their own modules.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+
+from .spec_common import (
+    DisruptionBudget,
+    DnsSubdomain,
+    Image,
+    LabelMap,
+    Persistence,
+    PullPolicy,
+    Resources,
+    SecretKeyRef,
+    SpecModel,
+    Toleration,
+    Autoscaling,
+    cel,
+    disruption_field,
+    image_field,
+    persistence_field,
+    pull_policy_field,
+    replicas_field,
+    resources_field,
+    rules,
+)
+from .spec_gateway import GatewaySpec
+from .spec_monitoring import MonitoringSpec
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+# Extended resource name: a domain prefix is mandatory (nvidia.com/gpu, amd.com/gpu).
+GPU_RESOURCE_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.[a-z]{2,}/[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
+RedisPolicy = Literal[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+]
+RedisMemory = Annotated[str, StringConstraints(max_length=16, pattern=r"^[1-9][0-9]{0,6}(kb|mb|gb)$")]
+
+
+class ApiCache(SpecModel):
+    """TTLs of what the API keeps in its Redis."""
+
+    response_ttl_seconds: int = Field(300, ge=1, le=604800, description="Cached search responses.")
+    session_ttl_seconds: int = Field(86400, ge=1, le=2592000, description="Sessions / job status.")
+    rate_limit_window_seconds: int = Field(
+        3600, ge=1, le=86400, description="Window of the per-consumer request counters."
+    )
+
+
+class ApiSpec(SpecModel):
+    """The API service (documents, search, jobs)."""
+
+    image: Image = image_field("ghcr.io/indexforge/indexforge-api:0.1.0", "the API service")
+    image_pull_policy: PullPolicy = pull_policy_field()
+    replicas: int = replicas_field(2, "API")
+    resources: Resources = resources_field(
+        cpu_request="250m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi",
+        what="the API service",
+    )
+    autoscaling: Autoscaling = Field(Autoscaling(), description="HPA on CPU utilisation.")
+    cache: ApiCache = Field(ApiCache(), description="Cache TTLs.")
+    log_level: LogLevel = Field("INFO", description="Log level of the service.")
+    pod_disruption_budget: DisruptionBudget = disruption_field()
+
+
+class GpuSpec(SpecModel):
+    """GPU scheduling of the ML pods; off means inference on CPU."""
+
+    enabled: bool = Field(False, description="Request GPUs; the ML service then uses CUDA.")
+    count: int = Field(1, ge=0, le=16, description="GPUs per ML pod.")
+    resource_name: Annotated[str, StringConstraints(max_length=253, pattern=GPU_RESOURCE_PATTERN)] = (
+        Field("nvidia.com/gpu", description="Extended resource advertised by the device plugin.")
+    )
+    node_selector: LabelMap = Field(
+        default_factory=dict, max_length=16, description="Node labels GPU pods must match."
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Extra tolerations; the taint named after resourceName is always tolerated.",
+    )
+    runtime_class_name: DnsSubdomain | None = Field(
+        None, description="RuntimeClass of GPU pods (e.g. nvidia), when the cluster needs one."
+    )
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel("!self.enabled || self.count >= 1", "gpu.count must be at least 1 when enabled"),
+            cel(
+                "!self.resourceName.startsWith('kubernetes.io/')",
+                "gpu.resourceName cannot be in the kubernetes.io domain",
+            ),
+        )
+    )
+
+    @model_validator(mode="after")
+    def _count(self) -> GpuSpec:
+        if self.enabled and self.count < 1:
+            raise ValueError("gpu.count must be at least 1 when enabled")
+        if self.resource_name.startswith("kubernetes.io/"):
+            raise ValueError("gpu.resourceName cannot be in the kubernetes.io domain")
+        return self
+
+
+class MlSpec(SpecModel):
+    """The ML inference service (also Weaviate's text2vec-transformers backend)."""
+
+    image: Image = image_field("ghcr.io/indexforge/indexforge-ml:0.1.0", "the ML service")
+    image_pull_policy: PullPolicy = pull_policy_field()
+    replicas: int = replicas_field(1, "ML", maximum=20)
+    model: Annotated[str, StringConstraints(max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")] = (
+        Field("sentence-transformers/all-MiniLM-L6-v2", description="Embedding model name.")
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="Maximum texts per forward pass.")
+    cache_ttl_seconds: int = Field(3600, ge=1, le=604800, description="Prediction cache TTL.")
+    gpu: GpuSpec = Field(GpuSpec(), description="GPU scheduling.")
+    # Torch plus the model need ~1.5 GiB resident on CPU; leave headroom for batches.
+    resources: Resources = resources_field(
+        cpu_request="500m", memory_request="2Gi", cpu_limit="2", memory_limit="3Gi",
+        what="the ML service",
+    )
+    log_level: LogLevel = Field("INFO", description="Log level of the service.")
+    pod_disruption_budget: DisruptionBudget = disruption_field()
+
+
+class ExcelSpec(SpecModel):
+    """The Excel processor (xlsx uploads to records)."""
+
+    enabled: bool = Field(True, description="Deploy the Excel processor.")
+    image: Image = image_field("ghcr.io/indexforge/indexforge-excel:0.1.0", "the Excel processor")
+    image_pull_policy: PullPolicy = pull_policy_field()
+    replicas: int = replicas_field(1, "Excel processor")
+    max_upload_megabytes: int = Field(50, ge=1, le=1024, description="Largest accepted upload.")
+    max_rows: int = Field(100_000, ge=1, le=1_048_576, description="Most rows read per file.")
+    resources: Resources = resources_field(
+        cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi",
+        what="the Excel processor",
+    )
+    log_level: LogLevel = Field("INFO", description="Log level of the service.")
+    pod_disruption_budget: DisruptionBudget = disruption_field()
+
+
+class RedisExporter(SpecModel):
+    """redis_exporter sidecar exposing Redis metrics on :9121."""
+
+    enabled: bool = Field(True, description="Run the exporter sidecar.")
+    image: Image = image_field("docker.io/oliver006/redis_exporter:v1.62.0", "redis_exporter")
+    resources: Resources = resources_field(
+        cpu_request="10m", memory_request="32Mi", cpu_limit="100m", memory_limit="64Mi",
+        what="redis_exporter",
+    )
+
+
+class RedisInstance(SpecModel):
+    """One Redis server (StatefulSet, one replica)."""
+
+    image: Image = image_field("docker.io/library/redis:7.2.5-alpine", "Redis")
+    image_pull_policy: PullPolicy = pull_policy_field()
+    maxmemory: RedisMemory = Field("512mb", description="Redis maxmemory (kb, mb or gb).")
+    maxmemory_policy: RedisPolicy = Field("allkeys-lru", description="Eviction policy.")
+    appendonly: bool = Field(True, description="AOF persistence (appendfsync everysec).")
+    resources: Resources = resources_field(
+        cpu_request="100m", memory_request="512Mi", cpu_limit="500m", memory_limit="768Mi",
+        what="Redis",
+    )
+    persistence: Persistence = persistence_field("2Gi", "Redis")
+    exporter: RedisExporter = Field(RedisExporter(), description="Metrics sidecar.")
+
+
+class RedisMlInstance(RedisInstance):
+    """The ML service's Redis: larger, evicts only keys with a TTL."""
+
+    maxmemory: RedisMemory = Field("1gb", description="Redis maxmemory (kb, mb or gb).")
+    maxmemory_policy: RedisPolicy = Field("volatile-lru", description="Eviction policy.")
+    resources: Resources = resources_field(
+        cpu_request="200m", memory_request="1Gi", cpu_limit="1", memory_limit="1536Mi",
+        what="Redis",
+    )
+    persistence: Persistence = persistence_field("4Gi", "Redis")
+
+
+class RedisSpec(SpecModel):
+    """One Redis per service family, so eviction in one cannot hurt the other."""
+
+    app: RedisInstance = Field(RedisInstance(), description="Redis of the API/Excel services.")
+    ml: RedisMlInstance = Field(RedisMlInstance(), description="Redis of the ML service.")
+
+
+class WeaviateSpec(SpecModel):
+    """Weaviate vector database; vectors come from the ML service."""
+
+    image: Image = image_field("cr.weaviate.io/semitechnologies/weaviate:1.26.4", "Weaviate")
+    image_pull_policy: PullPolicy = pull_policy_field()
+    replicas: int = replicas_field(1, "Weaviate", maximum=9)
+    vectorizer: Literal["text2vec-transformers"] = Field(
+        "text2vec-transformers", description="Vectorizer module; served by the ML service."
+    )
+    query_defaults_limit: int = Field(25, ge=1, le=10000, description="Default query limit.")
+    resources: Resources = resources_field(
+        cpu_request="500m", memory_request="1Gi", cpu_limit="2", memory_limit="4Gi",
+        what="Weaviate",
+    )
+    persistence: Persistence = persistence_field("10Gi", "Weaviate")
+    pod_disruption_budget: DisruptionBudget = disruption_field()
+
+
+class SentrySpec(SpecModel):
+    """Error and performance reporting to Sentry; the DSN only ever comes from a Secret."""
+
+    enabled: bool = Field(False, description="Report errors and traces to Sentry.")
+    dsn_secret_ref: SecretKeyRef | None = Field(
+        None, description="Secret key holding the DSN (required when enabled)."
+    )
+    dsn: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        None, description="Never set: inline DSNs are rejected; use dsnSecretRef."
+    )
+    environment: Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = Field(
+        "production", description="Sentry environment tag."
+    )
+    traces_sample_rate: float = Field(0.1, ge=0, le=1, description="Share of traced requests.")
+    profiles_sample_rate: float = Field(0.1, ge=0, le=1, description="Share of profiled traces.")
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "!has(self.dsn)",
+                "sentry.dsn must not be set inline; put it in a Secret and set sentry.dsnSecretRef",
+                reason="FieldValueForbidden",
+            ),
+            cel(
+                "!self.enabled || has(self.dsnSecretRef)",
+                "sentry.dsnSecretRef is required when sentry is enabled",
+            ),
+        )
+    )
+
+    @model_validator(mode="after")
+    def _secret_only(self) -> SentrySpec:
+        if self.dsn is not None:
+            raise ValueError(
+                "sentry.dsn must not be set inline; put it in a Secret and set sentry.dsnSecretRef"
+            )
+        if self.enabled and self.dsn_secret_ref is None:
+            raise ValueError("sentry.dsnSecretRef is required when sentry is enabled")
+        return self
+
+
+class IndexForgeSpec(SpecModel):
+    """Desired state of one IndexForge stack."""
+
+    paused: bool = Field(False, description="Stop reconciling: the operator makes no writes.")
+    deletion_policy: Literal["Retain", "Delete"] = Field(
+        "Retain", description="What happens to PVCs when the IndexForge is deleted."
+    )
+    image_pull_secrets: list[DnsSubdomain] = Field(
+        default_factory=list, max_length=8, description="Secrets used to pull every image."
+    )
+    api: ApiSpec = Field(ApiSpec(), description="API service.")
+    ml: MlSpec = Field(MlSpec(), description="ML inference service.")
+    excel: ExcelSpec = Field(ExcelSpec(), description="Excel processor.")
+    redis: RedisSpec = Field(RedisSpec(), description="Redis servers.")
+    weaviate: WeaviateSpec = Field(WeaviateSpec(), description="Weaviate vector database.")
+    gateway: GatewaySpec = Field(GatewaySpec(), description="Kong gateway.")
+    monitoring: MonitoringSpec = Field(MonitoringSpec(), description="Monitoring stack.")
+    sentry: SentrySpec = Field(SentrySpec(), description="Sentry reporting.")

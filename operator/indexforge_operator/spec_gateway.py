@@ -1,0 +1,282 @@
+"""Spec of the Kong CE gateway (DB-less): routes, plugins, consumers, upstream health checks."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
+
+from .spec_common import (
+    DnsLabel,
+    DnsSubdomain,
+    Image,
+    PullPolicy,
+    Resources,
+    SpecModel,
+    cel,
+    disruption_field,
+    DisruptionBudget,
+    image_field,
+    pull_policy_field,
+    replicas_field,
+    resources_field,
+    rules,
+)
+
+RoutePath = Annotated[str, StringConstraints(max_length=256, pattern=r"^/([A-Za-z0-9._~-]+/)*$")]
+# IPv4 or IPv6 address with an optional prefix length.
+Cidr = Annotated[
+    str,
+    StringConstraints(
+        max_length=64,
+        pattern=r"^(([0-9]{1,3}\.){3}[0-9]{1,3}(/[0-9]{1,2})?|[0-9A-Fa-f:.]{2,45}(/[0-9]{1,3})?)$",
+    ),
+]
+Origin = Annotated[str, StringConstraints(max_length=253, pattern=r"^(\*|https?://[^\s/]+)$")]
+HeaderName = Annotated[str, StringConstraints(max_length=128, pattern=r"^[A-Za-z0-9-]+$")]
+UserAgentRegex = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class GatewayRoutes(SpecModel):
+    """Path prefixes Kong routes to the services (the longest matching prefix wins)."""
+
+    api: RoutePath = Field("/api/v1/", description="Prefix routed to the API service.")
+    ml: RoutePath = Field("/api/v1/ml/", description="Prefix routed to the ML service.")
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(cel("self.api != self.ml", "routes.api and routes.ml must differ"))
+    )
+
+    @model_validator(mode="after")
+    def _distinct(self) -> GatewayRoutes:
+        if self.api == self.ml:
+            raise ValueError("routes.api and routes.ml must differ")
+        return self
+
+
+class RateLimiting(SpecModel):
+    """Kong rate-limiting plugin, per consumer (per client IP without a consumer)."""
+
+    enabled: bool = Field(True, description="Limit request rates.")
+    policy: Literal["local"] = Field(
+        "local", description="Counter storage; 'local' keeps counters in each Kong pod."
+    )
+    api_per_minute: int = Field(60, ge=1, le=1_000_000, description="Requests/minute to the API.")
+    ml_per_minute: int = Field(30, ge=1, le=1_000_000, description="Requests/minute to the ML API.")
+
+
+class Cors(SpecModel):
+    """Kong cors plugin."""
+
+    enabled: bool = Field(True, description="Answer CORS preflight requests and add headers.")
+    origins: list[Origin] = Field(
+        default=["*"], max_length=32, description="Allowed origins ('*' or scheme://host[:port])."
+    )
+    methods: list[HttpMethod] = Field(
+        default=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        max_length=7,
+        description="Allowed methods.",
+    )
+    headers: list[HeaderName] = Field(
+        default=["Accept", "Content-Type", "Authorization", "apikey", "Kong-Request-ID"],
+        max_length=32,
+        description="Allowed request headers.",
+    )
+    exposed_headers: list[HeaderName] = Field(
+        default=["Kong-Request-ID"], max_length=32, description="Response headers browsers see."
+    )
+    credentials: bool = Field(False, description="Allow credentials (cookies, auth headers).")
+    max_age_seconds: int = Field(3600, ge=0, le=86400, description="Preflight cache lifetime.")
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "!self.credentials || !self.origins.exists(o, o == '*')",
+                "cors.credentials requires explicit origins (browsers reject '*' with credentials)",
+            )
+        )
+    )
+
+    @model_validator(mode="after")
+    def _credentials_need_origins(self) -> Cors:
+        if self.credentials and "*" in self.origins:
+            raise ValueError(
+                "cors.credentials requires explicit origins "
+                "(browsers reject '*' with credentials)"
+            )
+        return self
+
+
+class ProxyCache(SpecModel):
+    """Kong proxy-cache plugin (in-memory, per Kong pod)."""
+
+    enabled: bool = Field(True, description="Cache upstream responses in Kong.")
+    strategy: Literal["memory"] = Field("memory", description="Cache storage backend.")
+    content_types: list[Annotated[str, StringConstraints(max_length=128)]] = Field(
+        default=["application/json"], min_length=1, max_length=8,
+        description="Response content types that are cached.",
+    )
+    ttl_seconds: int = Field(300, ge=1, le=86400, description="Lifetime of a cached response.")
+    request_methods: list[Literal["GET", "HEAD"]] = Field(
+        default=["GET", "HEAD"], min_length=1, max_length=2, description="Cached request methods."
+    )
+    response_codes: list[int] = Field(
+        default=[200], min_length=1, max_length=16, description="Cached response status codes."
+    )
+
+
+class CorrelationId(SpecModel):
+    """Kong correlation-id plugin: one id per request, logged by every service."""
+
+    enabled: bool = Field(True, description="Add a correlation id header to every request.")
+    header_name: HeaderName = Field("Kong-Request-ID", description="Header carrying the id.")
+    generator: Literal["uuid", "uuid#counter", "tracker"] = Field(
+        "uuid#counter", description="How ids are generated."
+    )
+    echo_downstream: bool = Field(True, description="Return the id to the client as well.")
+
+
+class GatewayConsumer(SpecModel):
+    """A Kong consumer; the operator generates its API key into a Secret."""
+
+    username: DnsLabel = Field(description="Consumer name (also the key in the keys Secret).")
+
+
+class KeyAuth(SpecModel):
+    """Kong key-auth plugin; keys are generated, never written in the spec."""
+
+    enabled: bool = Field(True, description="Require an API key on every route.")
+    key_names: list[HeaderName] = Field(
+        default=["apikey"], min_length=1, max_length=8, description="Headers carrying the key."
+    )
+    hide_credentials: bool = Field(True, description="Strip the key before proxying upstream.")
+    consumers: list[GatewayConsumer] = Field(
+        default=[GatewayConsumer.model_validate({"username": "default"})],
+        max_length=32,
+        description="Consumers to create; each gets a generated key.",
+        json_schema_extra={
+            "x-kubernetes-list-type": "map",
+            "x-kubernetes-list-map-keys": ["username"],
+        },
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> KeyAuth:
+        seen = [c.username for c in self.consumers]
+        if len(seen) != len(set(seen)):
+            raise ValueError("keyAuth.consumers usernames must be unique")
+        return self
+
+
+class IpRestriction(SpecModel):
+    """Kong ip-restriction plugin."""
+
+    enabled: bool = Field(False, description="Allow/deny clients by address.")
+    allow: list[Cidr] = Field(default_factory=list, max_length=64, description="Allowed CIDRs.")
+    deny: list[Cidr] = Field(default_factory=list, max_length=64, description="Denied CIDRs.")
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "!self.enabled || size(self.allow) + size(self.deny) > 0",
+                "ipRestriction needs at least one allow or deny entry when enabled",
+            )
+        )
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> IpRestriction:
+        if self.enabled and not (self.allow or self.deny):
+            raise ValueError("ipRestriction needs at least one allow or deny entry when enabled")
+        return self
+
+
+class BotDetection(SpecModel):
+    """Kong bot-detection plugin (User-Agent based)."""
+
+    enabled: bool = Field(True, description="Reject requests from known bots.")
+    allow: list[UserAgentRegex] = Field(
+        default_factory=list, max_length=32, description="User-Agent regexes always allowed."
+    )
+    deny: list[UserAgentRegex] = Field(
+        default_factory=list, max_length=32, description="Extra User-Agent regexes to reject."
+    )
+
+
+class ActiveHealthCheck(SpecModel):
+    """Kong probes every target on an interval."""
+
+    enabled: bool = Field(True, description="Probe targets actively.")
+    path: Annotated[str, StringConstraints(max_length=256, pattern=r"^/[^\s]*$")] = Field(
+        "/healthz", description="HTTP path probed on each target."
+    )
+    interval_seconds: int = Field(10, ge=1, le=3600, description="Seconds between probes.")
+    timeout_seconds: int = Field(2, ge=1, le=60, description="Probe timeout.")
+    healthy_successes: int = Field(2, ge=1, le=255, description="Successes to mark healthy.")
+    unhealthy_failures: int = Field(3, ge=1, le=255, description="Failures to mark unhealthy.")
+
+
+class PassiveHealthCheck(SpecModel):
+    """Kong watches proxied traffic and ejects failing targets (circuit breaker)."""
+
+    enabled: bool = Field(True, description="Watch live traffic.")
+    unhealthy_http_failures: int = Field(5, ge=1, le=255, description="5xx to mark unhealthy.")
+    unhealthy_timeouts: int = Field(3, ge=1, le=255, description="Timeouts to mark unhealthy.")
+    healthy_successes: int = Field(5, ge=1, le=255, description="Successes to mark healthy.")
+
+
+class Upstream(SpecModel):
+    """Kong upstreams for the API and ML services (targets are their pods)."""
+
+    algorithm: Literal["round-robin", "least-connections", "latency"] = Field(
+        "round-robin", description="Load-balancing algorithm."
+    )
+    active: ActiveHealthCheck = Field(ActiveHealthCheck(), description="Active health checks.")
+    passive: PassiveHealthCheck = Field(PassiveHealthCheck(), description="Passive checks.")
+
+
+class GatewayTls(SpecModel):
+    """TLS on Kong's proxy from a kubernetes.io/tls Secret."""
+
+    enabled: bool = Field(False, description="Serve HTTPS on port 443.")
+    secret_name: DnsSubdomain | None = Field(None, description="kubernetes.io/tls Secret name.")
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel("!self.enabled || has(self.secretName)", "tls.secretName is required when enabled")
+        )
+    )
+
+    @model_validator(mode="after")
+    def _secret(self) -> GatewayTls:
+        if self.enabled and self.secret_name is None:
+            raise ValueError("tls.secretName is required when enabled")
+        return self
+
+
+class GatewaySpec(SpecModel):
+    """Kong CE in DB-less mode in front of the API and ML services."""
+
+    enabled: bool = Field(True, description="Deploy the gateway.")
+    image: Image = image_field("kong:3.7.1", "Kong")
+    image_pull_policy: PullPolicy = pull_policy_field()
+    replicas: int = replicas_field(2, "Kong")
+    resources: Resources = resources_field(
+        cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi", what="Kong"
+    )
+    service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        "ClusterIP", description="Type of the proxy Service."
+    )
+    routes: GatewayRoutes = Field(GatewayRoutes(), description="Route prefixes.")
+    rate_limiting: RateLimiting = Field(RateLimiting(), description="rate-limiting plugin.")
+    cors: Cors = Field(Cors(), description="cors plugin.")
+    proxy_cache: ProxyCache = Field(ProxyCache(), description="proxy-cache plugin.")
+    correlation_id: CorrelationId = Field(CorrelationId(), description="correlation-id plugin.")
+    key_auth: KeyAuth = Field(KeyAuth(), description="key-auth plugin and consumers.")
+    ip_restriction: IpRestriction = Field(IpRestriction(), description="ip-restriction plugin.")
+    bot_detection: BotDetection = Field(BotDetection(), description="bot-detection plugin.")
+    upstream: Upstream = Field(Upstream(), description="Load balancing and health checks.")
+    tls: GatewayTls = Field(GatewayTls(), description="TLS termination.")
+    pod_disruption_budget: DisruptionBudget = disruption_field()
+

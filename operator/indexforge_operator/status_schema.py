@@ -1,0 +1,66 @@
+"""Shape of `IndexForge.status` (written by the reconciler, schema generated into the CRD)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from .spec_common import SpecModel
+
+Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Paused", "Failed"]
+MonitoringMode = Literal["PrometheusOperator", "Standalone", "Disabled"]
+Timestamp = Annotated[
+    str, StringConstraints(max_length=64), Field(json_schema_extra={"format": "date-time"})
+]
+
+
+class Condition(SpecModel):
+    """A metav1.Condition-style status condition."""
+
+    type: Annotated[str, StringConstraints(max_length=316, pattern=r"^[A-Z][A-Za-z0-9]*$")] = Field(
+        description="Condition type, e.g. Ready, Progressing, Degraded, MLAvailable."
+    )
+    status: Literal["True", "False", "Unknown"] = Field(description="Condition status.")
+    reason: Annotated[str, StringConstraints(max_length=1024, pattern=r"^([A-Z][A-Za-z0-9]*)?$")] = (
+        Field("", description="CamelCase reason for the last transition.")
+    )
+    message: Annotated[str, StringConstraints(max_length=32768)] = Field(
+        "", description="Human-readable detail."
+    )
+    last_transition_time: Timestamp | None = Field(
+        None, description="When the status last flipped (unchanged otherwise)."
+    )
+    observed_generation: int | None = Field(
+        None, ge=0, description="metadata.generation the condition was computed from."
+    )
+
+
+class ComponentStatus(SpecModel):
+    """Replica counts of one component."""
+
+    ready: int = Field(0, ge=0, description="Ready replicas.")
+    desired: int = Field(0, ge=0, description="Desired replicas.")
+
+
+class IndexForgeStatus(SpecModel):
+    """Observed state of an IndexForge."""
+
+    observed_generation: int | None = Field(
+        None, ge=0, description="metadata.generation last reconciled."
+    )
+    phase: Phase | None = Field(None, description="Summary of the conditions.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Ready, Progressing, Degraded and one <Component>Available per component.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    components: dict[Annotated[str, StringConstraints(max_length=32)], ComponentStatus] = Field(
+        default_factory=dict, max_length=16, description="Replicas per component."
+    )
+    endpoint: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        None, description="Where clients reach the API (the gateway when enabled)."
+    )
+    gpus: int | None = Field(None, ge=0, description="GPUs requested by the ML pods in total.")
+    mode: MonitoringMode | None = Field(None, description="Which monitoring mode is active.")

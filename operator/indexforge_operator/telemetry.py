@@ -1,0 +1,46 @@
+"""Metric and label names shared by alerts, dashboards and scrape configs.
+
+The metric names are what the services export (services/common/metrics.py and the ML
+service); the three target labels are attached by relabelling in both monitoring modes, so
+alerts and dashboards select one instance's series the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .naming import Names
+
+HTTP_REQUESTS: Final = "http_requests_total"
+HTTP_LATENCY_BUCKET: Final = "http_request_duration_seconds_bucket"
+ML_INFERENCE_BUCKET: Final = "ml_model_inference_seconds_bucket"
+CACHE_HITS: Final = "cache_hits_total"
+CACHE_MISSES: Final = "cache_misses_total"
+PROCESS_RSS: Final = "process_resident_memory_bytes"
+PROCESS_CPU: Final = "process_cpu_seconds_total"
+REDIS_MEMORY_USED: Final = "redis_memory_used_bytes"
+REDIS_MEMORY_MAX: Final = "redis_memory_max_bytes"
+
+INSTANCE_LABEL: Final = "indexforge_instance"
+NAMESPACE_LABEL: Final = "indexforge_namespace"
+COMPONENT_LABEL: Final = "component"
+HTTP_COMPONENTS: Final = ("api", "ml", "excel")
+
+
+def target_labels(names: Names, component: str) -> dict[str, str]:
+    """Labels every scraped series of a component gets (via relabelling)."""
+    return {
+        NAMESPACE_LABEL: names.namespace,
+        INSTANCE_LABEL: names.instance,
+        COMPONENT_LABEL: component,
+    }
+
+
+def matcher(names: Names, **extra: str) -> str:
+    """PromQL label matcher of one instance; `extra` values are regexes (=~)."""
+    parts = [f'{NAMESPACE_LABEL}="{names.namespace}"', f'{INSTANCE_LABEL}="{names.instance}"']
+    parts += [f'{key}=~"{value}"' for key, value in sorted(extra.items())]
+    return "{" + ",".join(parts) + "}"
+
+
+GROUP_BY: Final = f"{NAMESPACE_LABEL}, {INSTANCE_LABEL}, {COMPONENT_LABEL}"

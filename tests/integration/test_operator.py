@@ -1,0 +1,261 @@
+"""The operator against a real API server: apply a CR, reach Ready, keep it there.
+
+kwok marks pods Running (no container runtime here), so "Ready" means the API server, the
+controllers and the scheduler accepted and placed everything the operator asked for.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from indexforge_operator.naming import Names
+from tests.cluster.tools import REPO_ROOT
+from tests.integration.conftest import RESYNC_SECONDS, kubectl
+from tests.waiting import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator_process")]
+
+SAMPLE = REPO_ROOT / "manifests" / "samples" / "indexforge.yaml"
+GROUP, VERSION, PLURAL = "indexforge.io", "v1alpha1", "indexforges"
+MANAGED = "app.kubernetes.io/managed-by=indexforge-operator"
+
+
+def _sample(namespace: str, name: str = "demo", **spec_overrides: Any) -> dict[str, Any]:
+    doc = yaml.safe_load(SAMPLE.read_text())
+    doc["metadata"] = {"name": name, "namespace": namespace}
+    doc["spec"] = _deep_merge(doc.get("spec") or {}, spec_overrides)
+    return doc
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _deep_merge(out.get(k) or {}, v) if isinstance(v, dict) else v
+    return out
+
+
+def _apply(kubeconfig: Path, doc: dict[str, Any]) -> None:
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(doc))
+
+
+def _cr(api_client, namespace: str, name: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    return client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name
+    )
+
+
+def _condition(cr: dict[str, Any], ctype: str) -> dict[str, Any] | None:
+    return next((c for c in cr.get("status", {}).get("conditions", []) if c["type"] == ctype), None)
+
+
+def _wait_ready(api_client, namespace: str, name: str, timeout: float = 120) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    def ready() -> dict[str, Any] | None:
+        cr = _cr(api_client, namespace, name)
+        cond = _condition(cr, "Ready")
+        gen_ok = cr.get("status", {}).get("observedGeneration") == cr["metadata"]["generation"]
+        return cr if cond and cond["status"] == "True" and gen_ok else None
+
+    return wait_for(ready, timeout=timeout, what=f"IndexForge {namespace}/{name} Ready")
+
+
+def _children_versions(api_client, namespace: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    versions: dict[str, str] = {}
+    for kind, items in (
+        ("Deployment", apps.list_namespaced_deployment(namespace, label_selector=MANAGED).items),
+        ("StatefulSet", apps.list_namespaced_stateful_set(namespace, label_selector=MANAGED).items),
+        ("Service", core.list_namespaced_service(namespace, label_selector=MANAGED).items),
+        ("ConfigMap", core.list_namespaced_config_map(namespace, label_selector=MANAGED).items),
+        ("Secret", core.list_namespaced_secret(namespace, label_selector=MANAGED).items),
+    ):
+        for item in items:
+            versions[f"{kind}/{item.metadata.name}"] = item.metadata.resource_version
+    return versions
+
+
+@pytest.fixture
+def ready_instance(api_client, kubeconfig: Path, namespace: str) -> tuple[str, Names]:  # type: ignore[no-untyped-def]
+    _apply(kubeconfig, _sample(namespace))
+    _wait_ready(api_client, namespace, "demo")
+    return namespace, Names("demo", namespace)
+
+
+def test_sample_reaches_ready_with_every_child_and_ml_on_the_gpu_node(
+    api_client, kubeconfig: Path, namespace: str
+) -> None:
+    started = time.monotonic()
+    _apply(kubeconfig, _sample(namespace))
+    waited = kubectl(
+        kubeconfig, "-n", namespace, "wait", "--for=condition=Ready", "indexforge/demo",
+        "--timeout=150s",
+    )  # fmt: skip
+    assert "condition met" in waited
+    print(f"apply -> Ready: {time.monotonic() - started:.1f}s")
+    cr = _cr(api_client, namespace, "demo")
+    assert cr["status"]["phase"] == "Ready"
+    assert cr["status"]["observedGeneration"] == cr["metadata"]["generation"]
+    types = {c["type"] for c in cr["status"]["conditions"]}
+    assert {"Ready", "Progressing", "Degraded", "APIAvailable", "MLAvailable"} <= types
+
+    names = Names("demo", namespace)
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    deployments = {d.metadata.name for d in apps.list_namespaced_deployment(namespace).items}
+    statefulsets = {s.metadata.name for s in apps.list_namespaced_stateful_set(namespace).items}
+    assert {names.component(c) for c in ("api", "ml", "excel", "gateway")} <= deployments
+    assert {names.component(c) for c in ("redis-app", "redis-ml", "weaviate")} <= statefulsets
+    for dep in apps.list_namespaced_deployment(namespace).items:
+        owners = dep.metadata.owner_references or []
+        assert [o.kind for o in owners] == ["IndexForge"], dep.metadata.name
+
+    ml_pods = core.list_namespaced_pod(
+        namespace, label_selector="app.kubernetes.io/component=ml"
+    ).items
+    assert ml_pods and all(p.status.phase == "Running" for p in ml_pods)
+    for pod in ml_pods:
+        node = core.read_node(pod.spec.node_name)
+        assert node.metadata.labels.get("nvidia.com/gpu.present") == "true"
+
+
+def test_unchanged_cr_resync_writes_nothing(api_client, ready_instance: tuple[str, Names]) -> None:
+    namespace, _ = ready_instance
+    time.sleep(RESYNC_SECONDS)  # let the post-Ready status settle
+    before = _children_versions(api_client, namespace)
+    cr_before = _cr(api_client, namespace, "demo")["metadata"]["resourceVersion"]
+    time.sleep(RESYNC_SECONDS * 3 + 1)  # at least two resync passes
+    assert _children_versions(api_client, namespace) == before
+    assert _cr(api_client, namespace, "demo")["metadata"]["resourceVersion"] == cr_before
+
+
+def test_deleted_deployment_is_restored(api_client, ready_instance: tuple[str, Names]) -> None:
+    namespace, names = ready_instance
+    apps = client.AppsV1Api(api_client)
+    old_uid = apps.read_namespaced_deployment(names.component("api"), namespace).metadata.uid
+    apps.delete_namespaced_deployment(names.component("api"), namespace)
+
+    def recreated() -> bool:
+        try:
+            dep = apps.read_namespaced_deployment(names.component("api"), namespace)
+        except ApiException:
+            return False
+        return dep.metadata.uid != old_uid
+
+    wait_for(recreated, timeout=RESYNC_SECONDS * 10, what="api Deployment recreated")
+
+
+def test_hand_scaled_deployment_is_reverted(api_client, ready_instance: tuple[str, Names]) -> None:
+    namespace, names = ready_instance
+    apps = client.AppsV1Api(api_client)
+    name = names.component("excel")
+    want = apps.read_namespaced_deployment(name, namespace).spec.replicas
+    apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": want + 3}})
+    wait_for(
+        lambda: apps.read_namespaced_deployment(name, namespace).spec.replicas == want,
+        timeout=RESYNC_SECONDS * 10,
+        what=f"{name} scaled back to {want}",
+    )
+
+
+def test_edited_kong_config_secret_is_restored(api_client, ready_instance: tuple[str, Names]) -> None:
+    namespace, names = ready_instance
+    core = client.CoreV1Api(api_client)
+    secret_name = names.config("gateway")
+    original = core.read_namespaced_secret(secret_name, namespace).data
+    key = next(iter(original))
+    tampered = base64.b64encode(b"_format_version: '3.0'\n").decode()
+    core.patch_namespaced_secret(secret_name, namespace, {"data": {key: tampered}})
+    wait_for(
+        lambda: core.read_namespaced_secret(secret_name, namespace).data[key] == original[key],
+        timeout=RESYNC_SECONDS * 10,
+        what="Kong config Secret restored",
+    )
+
+
+def test_spec_change_reaches_child_and_config_change_rolls_pods(
+    api_client, kubeconfig: Path, ready_instance: tuple[str, Names]
+) -> None:
+    namespace, names = ready_instance
+    apps = client.AppsV1Api(api_client)
+    gateway = names.component("gateway")
+    template_before = apps.read_namespaced_deployment(gateway, namespace).spec.template
+    checksum_before = dict(template_before.metadata.annotations or {})
+
+    _apply(
+        kubeconfig,
+        _sample(
+            namespace,
+            api={"replicas": 3, "autoscaling": {"enabled": False}},
+            gateway={"rateLimiting": {"apiPerMinute": 120}},
+        ),
+    )
+    wait_for(
+        lambda: apps.read_namespaced_deployment(names.component("api"), namespace).spec.replicas == 3,
+        timeout=60,
+        what="api replicas 3",
+    )
+
+    def rolled() -> bool:
+        annotations = apps.read_namespaced_deployment(gateway, namespace).spec.template.metadata.annotations
+        return bool(annotations) and annotations != checksum_before
+
+    wait_for(rolled, timeout=60, what="gateway pod template checksum changed")
+    core = client.CoreV1Api(api_client)
+    config = core.read_namespaced_secret(names.config("gateway"), namespace).data
+    text = "".join(base64.b64decode(v).decode() for v in config.values())
+    assert "120" in text
+    _wait_ready(api_client, namespace, "demo")
+
+
+def test_gpu_request_larger_than_any_node_reports_insufficient_gpu(
+    api_client, kubeconfig: Path, namespace: str
+) -> None:
+    _apply(kubeconfig, _sample(namespace, name="greedy", ml={"gpu": {"enabled": True, "count": 8}}))
+
+    def insufficient() -> dict[str, Any] | None:
+        cond = _condition(_cr(api_client, namespace, "greedy"), "MLAvailable")
+        return cond if cond and cond["reason"] == "InsufficientGPU" else None
+
+    cond = wait_for(insufficient, timeout=120, what="MLAvailable=False/InsufficientGPU")
+    assert cond["status"] == "False"
+    assert "nvidia.com/gpu" in cond["message"]
+    cr = _cr(api_client, namespace, "greedy")
+    assert _condition(cr, "Ready")["status"] == "False"
+    assert _condition(cr, "APIAvailable")["status"] == "True"  # nothing else broke
+
+
+@pytest.mark.parametrize("policy", ["Retain", "Delete"])
+def test_deleting_the_cr_collects_children_and_honours_pvc_policy(
+    api_client, kubeconfig: Path, namespace: str, policy: str
+) -> None:
+    _apply(kubeconfig, _sample(namespace, deletionPolicy=policy))
+    _wait_ready(api_client, namespace, "demo")
+    core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
+    pvcs_before = {p.metadata.name for p in core.list_namespaced_persistent_volume_claim(namespace).items}
+    assert pvcs_before, "the stack should have PVCs"
+
+    client.CustomObjectsApi(api_client).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "demo"
+    )
+    wait_for(
+        lambda: not apps.list_namespaced_deployment(namespace).items
+        and not apps.list_namespaced_stateful_set(namespace).items,
+        timeout=90,
+        what="children garbage-collected",
+    )
+    if policy == "Retain":
+        time.sleep(3)
+        left = {p.metadata.name for p in core.list_namespaced_persistent_volume_claim(namespace).items}
+        assert left == pvcs_before
+    else:
+        wait_for(
+            lambda: not core.list_namespaced_persistent_volume_claim(namespace).items,
+            timeout=90,
+            what="PVCs deleted under Delete policy",
+        )
