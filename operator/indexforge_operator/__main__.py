@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     kopf.run(
         standalone=True,  # one replica with a Recreate strategy: no peering objects needed
         clusterwide=not args.namespace,
-        namespaces=args.namespace or None,
+        namespaces=list(args.namespace),
         liveness_endpoint=args.liveness,
     )
 

@@ -59,9 +59,7 @@ def _limited(spec: IndexForgeSpec) -> dict[str, Resources]:
     return out
 
 
-def _per_component(
-    spec: IndexForgeSpec, names: Names, *, resource: str, series: str
-) -> str | None:
+def _per_component(spec: IndexForgeSpec, names: Names, *, resource: str, series: str) -> str | None:
     terms = []
     for component, res in _limited(spec).items():
         if resource not in res.limits:
@@ -169,7 +167,11 @@ def rule_groups(spec: IndexForgeSpec, names: Names) -> list[dict[str, Any]]:
         }
         for a in alerts(spec, names)
     ]
-    return [{"name": f"indexforge.{names.namespace}.{names.instance}", "rules": rules}] if rules else []
+    return (
+        [{"name": f"indexforge.{names.namespace}.{names.instance}", "rules": rules}]
+        if rules
+        else []
+    )
 
 
 def rule_file(spec: IndexForgeSpec, names: Names) -> dict[str, Any]:

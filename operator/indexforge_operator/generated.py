@@ -46,9 +46,7 @@ def complete(
     spec: IndexForgeSpec, *, current: GeneratedSecrets, token: Callable[[], str]
 ) -> GeneratedSecrets:
     """`current` plus a fresh token for every missing value; keys of removed consumers go."""
-    keys = {
-        user: current.consumer_keys.get(user) or token() for user in required_consumers(spec)
-    }
+    keys = {user: current.consumer_keys.get(user) or token() for user in required_consumers(spec)}
     password = current.grafana_admin_password
     if needs_grafana_password(spec) and not password:
         password = token()

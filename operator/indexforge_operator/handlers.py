@@ -17,7 +17,7 @@ from typing import Any
 import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from indexforge_operator.kube import Kube
 from indexforge_operator.reconciler import PAUSED_ANNOTATION, reconcile
@@ -33,9 +33,9 @@ log = logging.getLogger("indexforge_operator")
 
 def _api_client() -> k8s.ApiClient:
     try:
-        k8s_config.load_incluster_config()
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except k8s_config.ConfigException:
-        k8s_config.load_kube_config()
+        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
     return k8s.ApiClient()
 
 
@@ -96,7 +96,9 @@ def reconcile_loop(
                 next_due = RESYNC_SECONDS if phase in ("Ready", "Paused") else SETTLING_SECONDS
             except ApiException as exc:
                 # Never log the body: it may echo a Secret we sent. Status and reason suffice.
-                logger.warning("reconcile failed: API error %s %s; retrying", exc.status, exc.reason)
+                logger.warning(
+                    "reconcile failed: API error %s %s; retrying", exc.status, exc.reason
+                )
                 next_due = SETTLING_SECONDS * 2
             last_trigger, elapsed = trigger, 0.0
         if stopped.wait(TICK_SECONDS):

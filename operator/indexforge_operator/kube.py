@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client as k8s
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 FIELD_MANAGER = "indexforge-operator"
 
@@ -65,6 +65,34 @@ def resource_for(obj: Obj) -> Resource:
     return _BY_KIND[key]
 
 
+def request_json(
+    api: k8s.ApiClient,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    query: list[tuple[str, str]] | None = None,
+    content_type: str = "application/json",
+) -> Obj:
+    """One authenticated request; JSON in, JSON out; ApiException on a non-2xx answer."""
+    serialized = api.param_serialize(
+        method=method,
+        resource_path=path,
+        query_params=query or [],
+        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    method_, url, headers, payload, post_params = serialized
+    response = api.call_api(
+        method_, url, header_params=headers, body=payload, post_params=post_params
+    )
+    raw = response.read()  # type: ignore[no-untyped-call]
+    if not 200 <= int(response.status) < 300:
+        raise ApiException(status=response.status, reason=response.reason, body=raw)
+    return dict(json.loads(raw)) if raw else {}
+
+
 class Kube:
     """Synchronous JSON calls against one API server."""
 
@@ -80,17 +108,9 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> Obj:
-        response = self._api.call_api(
-            path,
-            method,
-            query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-            _preload_content=False,
+        return request_json(
+            self._api, method, path, body=body, query=query, content_type=content_type
         )
-        raw = response[0].data
-        return json.loads(raw) if raw else {}
 
     def apply(self, obj: Obj, *, field_manager: str = FIELD_MANAGER) -> Obj:
         """Server-side apply; ``force`` because this manager is the single owner of these fields."""
@@ -115,7 +135,7 @@ class Kube:
                 return None
             raise
 
-    def list(self, res: Resource, namespace: str, label_selector: str) -> list[Obj]:
+    def list_objects(self, res: Resource, namespace: str, label_selector: str) -> list[Obj]:
         out = self._call(
             "GET", res.collection_path(namespace), query=[("labelSelector", label_selector)]
         )
@@ -139,7 +159,9 @@ class Kube:
 
     def list_events(self, namespace: str, field_selector: str) -> list[Obj]:
         out = self._call(
-            "GET", f"/api/v1/namespaces/{namespace}/events", query=[("fieldSelector", field_selector)]
+            "GET",
+            f"/api/v1/namespaces/{namespace}/events",
+            query=[("fieldSelector", field_selector)],
         )
         items: list[Obj] = out.get("items", [])
         return items
@@ -151,11 +173,11 @@ class Kube:
         items: list[Obj] = out.get("items", [])
         return items
 
-    def patch_status(
-        self, group: str, version: str, plural: str, meta: Obj, status: Obj
-    ) -> Obj:
+    def patch_status(self, group: str, version: str, plural: str, meta: Obj, status: Obj) -> Obj:
         """Merge-patch a custom resource's status subresource (lists are replaced whole)."""
-        path = f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}/status"
+        path = (
+            f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}/status"
+        )
         return self._call(
             "PATCH", path, body={"status": status}, content_type="application/merge-patch+json"
         )

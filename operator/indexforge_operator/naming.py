@@ -121,13 +121,11 @@ def selector_labels(names: Names, component: Component) -> dict[str, str]:
     }
 
 
-def labels(names: Names, component: Component) -> dict[str, str]:
-    """Full label set for objects and pod templates of a component."""
-    return {
-        **selector_labels(names, component),
-        LABEL_PART_OF: PART_OF,
-        LABEL_MANAGED_BY: MANAGED_BY,
-    }
+def labels(names: Names, component: Component | None) -> dict[str, str]:
+    """Full label set for objects and pod templates of a component (None: instance-wide
+    objects such as the default-deny NetworkPolicy)."""
+    base = instance_pod_selector(names) if component is None else selector_labels(names, component)
+    return {**base, LABEL_PART_OF: PART_OF, LABEL_MANAGED_BY: MANAGED_BY}
 
 
 def instance_selector(names: Names) -> dict[str, str]:

@@ -4,7 +4,8 @@ The API server accepts only a subset of JSON Schema in CRDs: no $ref, no anyOf f
 fields, no `const`, no `additionalProperties: false`, boolean `exclusiveMinimum`. This module
 inlines and rewrites pydantic's output, keeps descriptions/defaults/bounds/CEL rules, and
 reduces object defaults to `{}` wherever the nested defaults already produce the same value
-(what `kubectl explain` shows stays short, and the two default sources cannot drift apart).
+(what `kubectl explain` shows stays short, and the two default sources cannot drift apart),
+except on objects with CEL rules, which the API server checks against the literal default.
 """
 
 from __future__ import annotations
@@ -169,6 +170,10 @@ def _reduce_object_defaults(schema: Schema) -> None:
     for sub in schema.get("properties", {}).values():
         _reduce_object_defaults(sub)
         default = sub.get("default")
+        # The API server evaluates an object's CEL rules against its default as written, without
+        # nested defaults, so an object with rules keeps its complete default.
+        if "x-kubernetes-validations" in sub:
+            continue
         if isinstance(default, dict) and sub.get("type") == "object" and "properties" in sub:
             bare = {k: v for k, v in sub.items() if k != "default"}
             if _pruned(apply_defaults(bare, {})) == _pruned(default):

@@ -12,9 +12,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from indexforge_operator import ownership, secret_store, status
-from indexforge_operator.builders import build_all
-from indexforge_operator.conditions import Condition, merge_conditions
+from indexforge_operator import decisions, ownership, secret_store, status
+from indexforge_operator.builders import build_all, entry_url
+from indexforge_operator.conditions import Condition, flips, merge_conditions
 from indexforge_operator.kube import RESOURCES, Kube
 from indexforge_operator.naming import LABEL_COMPONENT, Names, instance_selector
 from indexforge_operator.spec import IndexForgeSpec
@@ -61,12 +61,14 @@ def apply_all(kube: Kube, desired: list[Obj]) -> int:
     return changed
 
 
-def prune(kube: Kube, names: Names, desired: list[Obj], owner_uid: str, *, monitoring: bool) -> list[str]:
+def prune(
+    kube: Kube, names: Names, desired: list[Obj], owner_uid: str, *, monitoring: bool
+) -> list[str]:
     live: list[Obj] = []
     for res in RESOURCES:
         if res.api_version.startswith("monitoring.coreos.com") and not monitoring:
             continue
-        live.extend(kube.list(res, names.namespace, _selector(names)))
+        live.extend(kube.list_objects(res, names.namespace, _selector(names)))
     doomed = ownership.prune_candidates(live, desired, owner_uid)
     for obj in doomed:
         kube.delete(obj)
@@ -75,16 +77,21 @@ def prune(kube: Kube, names: Names, desired: list[Obj], owner_uid: str, *, monit
 
 def observe(kube: Kube, spec: IndexForgeSpec, names: Names, desired: list[Obj]) -> list[Condition]:
     states = [
-        status.workload_state(obj, kube.get(obj)) for obj in desired if obj["kind"] in WORKLOAD_KINDS
+        status.workload_state(obj, kube.get(obj))
+        for obj in desired
+        if obj["kind"] in WORKLOAD_KINDS
     ]
     problems: dict[str, tuple[str, str]] = {}
     ml_state = next((s for s in states if s.component == "ml"), None)
     if spec.ml.gpu.enabled and ml_state is not None and not ml_state.available:
         pods = kube.list_pods(names.namespace, f"{LABEL_COMPONENT}=ml,{_selector(names)}")
-        events = kube.list_events(names.namespace, "involvedObject.kind=Pod,reason=FailedScheduling")
-        shortage = status.gpu_shortage(pods, events, spec.ml.gpu.resource_name)
+        events = kube.list_events(
+            names.namespace, "involvedObject.kind=Pod,reason=FailedScheduling"
+        )
+        messages = status.scheduling_messages(pods, events)
+        shortage = decisions.gpu_from_scheduling(spec, messages=messages)
         if shortage:
-            problems["ml"] = shortage
+            problems["ml"] = (shortage.reason, shortage.message)
     return status.component_conditions(states, problems)
 
 
@@ -108,7 +115,8 @@ def reconcile(kube: Kube, body: Obj, *, now: str) -> Outcome:
         )
 
     monitoring = kube.has_api("monitoring.coreos.com/v1", "servicemonitors")
-    errors = secret_store.problems(kube, spec, names)
+    mode = decisions.monitoring_mode(spec, prometheus_operator=monitoring)
+    errors = secret_store.problems(kube, spec, names, prometheus_operator=monitoring)
     secrets = secret_store.load_or_create(kube, names, spec)
     desired = [
         ownership.with_owner(obj, body)
@@ -123,7 +131,7 @@ def reconcile(kube: Kube, body: Obj, *, now: str) -> Outcome:
         observe(kube, spec, names, desired),
         paused=paused,
         errors=errors,
-        monitoring_mode="prometheus-operator" if monitoring else "standalone",
+        monitoring=(*decisions.mode_message(mode), mode != "Disabled"),
     )
     conditions = merge_conditions(previous, summary.conditions, now=now, generation=generation)
     outcome.status = {
@@ -131,22 +139,23 @@ def reconcile(kube: Kube, body: Obj, *, now: str) -> Outcome:
         "phase": summary.phase,
         "conditions": conditions,
         "components": _components(desired, kube),
-        "endpoint": names.url("gateway" if spec.gateway.enabled else "api", _entry_port(spec)),
+        "endpoint": entry_url(spec, names),
         "gpus": spec.ml.gpu.count * spec.ml.replicas if spec.ml.gpu.enabled else 0,
-        "monitoringMode": "prometheus-operator" if monitoring else "standalone",
+        "mode": mode,
     }
-    for cond in conditions:
-        before = next((c for c in previous if c.get("type") == cond["type"]), None)
-        if before is not None and before.get("status") != cond["status"]:
-            kind = "Normal" if (cond["status"] == "True") != (cond["type"] == "Degraded") else "Warning"
-            outcome.events.append((kind, cond["reason"], f"{cond['type']}={cond['status']}: {cond['message']}"))
+    if previous:  # the first pass has nothing to transition from
+        for flipped in flips(previous, conditions):
+            healthy = (flipped["status"] == "True") != (flipped["type"] == "Degraded")
+            outcome.events.append(
+                (
+                    "Normal" if healthy else "Warning",
+                    flipped["reason"],
+                    f"{flipped['type']}={flipped['status']}: {flipped['message']}",
+                )
+            )
     if outcome.pruned:
         outcome.events.append(("Normal", "Pruned", f"deleted {', '.join(outcome.pruned)}"))
     return outcome
-
-
-def _entry_port(spec: IndexForgeSpec) -> int:
-    return 8000 if spec.gateway.enabled else 8080
 
 
 def _components(desired: list[Obj], kube: Kube) -> dict[str, dict[str, int]]:

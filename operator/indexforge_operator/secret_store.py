@@ -10,14 +10,18 @@ from __future__ import annotations
 import secrets as token_source
 from typing import Any
 
-from indexforge_operator import generated
+from indexforge_operator import decisions, generated
 from indexforge_operator.kube import Kube
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
 
 
 def _secret_ref(namespace: str, name: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"namespace": namespace, "name": name}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"namespace": namespace, "name": name},
+    }
 
 
 def _data(kube: Kube, namespace: str, name: str) -> dict[str, str] | None:
@@ -34,18 +38,16 @@ def load_or_create(kube: Kube, names: Names, spec: IndexForgeSpec) -> generated.
     return generated.complete(spec, current=current, token=lambda: token_source.token_urlsafe(32))
 
 
-def problems(kube: Kube, spec: IndexForgeSpec, names: Names) -> list[tuple[str, str]]:
-    """(reason, message) for referenced Secrets that are missing or lack the key."""
-    found: list[tuple[str, str]] = []
+def problems(
+    kube: Kube, spec: IndexForgeSpec, names: Names, *, prometheus_operator: bool
+) -> list[tuple[str, str]]:
+    """(reason, message) for what users must fix: referenced Secrets, incoherent specs."""
+    found = decisions.check_spec(spec, prometheus_operator=prometheus_operator)
     ref = spec.sentry.dsn_secret_ref
     if spec.sentry.enabled and ref is not None:
         data = _data(kube, names.namespace, ref.name)
-        if data is None:
-            found.append(
-                ("SentrySecretMissing", f"Secret {ref.name!r} (sentry.dsnSecretRef) does not exist")
-            )
-        elif ref.key not in data:
-            found.append(
-                ("SentrySecretKeyMissing", f"Secret {ref.name!r} has no key {ref.key!r} for the DSN")
-            )
-    return found
+        decoded = None if data is None else {k: "set" if v else "" for k, v in data.items()}
+        sentry = decisions.check_sentry_secret(spec, data=decoded)
+        if sentry is not None:
+            found.append(sentry)
+    return [(f.reason, f.message) for f in found]

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from .spec_common import (
+    Autoscaling,
     DisruptionBudget,
     DnsSubdomain,
     Image,
@@ -22,7 +23,6 @@ from .spec_common import (
     SecretKeyRef,
     SpecModel,
     Toleration,
-    Autoscaling,
     cel,
     disruption_field,
     image_field,
@@ -37,7 +37,9 @@ from .spec_monitoring import MonitoringSpec
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # Extended resource name: a domain prefix is mandatory (nvidia.com/gpu, amd.com/gpu).
-GPU_RESOURCE_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.[a-z]{2,}/[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
+GPU_RESOURCE_PATTERN = (
+    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\.[a-z]{2,}/[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
+)
 RedisPolicy = Literal[
     "noeviction",
     "allkeys-lru",
@@ -48,16 +50,22 @@ RedisPolicy = Literal[
     "volatile-random",
     "volatile-ttl",
 ]
-RedisMemory = Annotated[str, StringConstraints(max_length=16, pattern=r"^[1-9][0-9]{0,6}(kb|mb|gb)$")]
+RedisMemory = Annotated[
+    str, StringConstraints(max_length=16, pattern=r"^[1-9][0-9]{0,6}(kb|mb|gb)$")
+]
 
 
 class ApiCache(SpecModel):
     """TTLs of what the API keeps in its Redis."""
 
-    response_ttl_seconds: int = Field(300, ge=1, le=604800, description="Cached search responses.")
-    session_ttl_seconds: int = Field(86400, ge=1, le=2592000, description="Sessions / job status.")
+    response_ttl_seconds: int = Field(
+        default=300, ge=1, le=604800, description="Cached search responses."
+    )
+    session_ttl_seconds: int = Field(
+        default=86400, ge=1, le=2592000, description="Sessions / job status."
+    )
     rate_limit_window_seconds: int = Field(
-        3600, ge=1, le=86400, description="Window of the per-consumer request counters."
+        default=3600, ge=1, le=86400, description="Window of the per-consumer request counters."
     )
 
 
@@ -68,22 +76,27 @@ class ApiSpec(SpecModel):
     image_pull_policy: PullPolicy = pull_policy_field()
     replicas: int = replicas_field(2, "API")
     resources: Resources = resources_field(
-        cpu_request="250m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi",
+        cpu_request="250m",
+        memory_request="256Mi",
+        cpu_limit="1",
+        memory_limit="512Mi",
         what="the API service",
     )
-    autoscaling: Autoscaling = Field(Autoscaling(), description="HPA on CPU utilisation.")
-    cache: ApiCache = Field(ApiCache(), description="Cache TTLs.")
-    log_level: LogLevel = Field("INFO", description="Log level of the service.")
+    autoscaling: Autoscaling = Field(default=Autoscaling(), description="HPA on CPU utilisation.")
+    cache: ApiCache = Field(default=ApiCache(), description="Cache TTLs.")
+    log_level: LogLevel = Field(default="INFO", description="Log level of the service.")
     pod_disruption_budget: DisruptionBudget = disruption_field()
 
 
 class GpuSpec(SpecModel):
     """GPU scheduling of the ML pods; off means inference on CPU."""
 
-    enabled: bool = Field(False, description="Request GPUs; the ML service then uses CUDA.")
-    count: int = Field(1, ge=0, le=16, description="GPUs per ML pod.")
-    resource_name: Annotated[str, StringConstraints(max_length=253, pattern=GPU_RESOURCE_PATTERN)] = (
-        Field("nvidia.com/gpu", description="Extended resource advertised by the device plugin.")
+    enabled: bool = Field(default=False, description="Request GPUs; the ML service then uses CUDA.")
+    count: int = Field(default=1, ge=0, le=16, description="GPUs per ML pod.")
+    resource_name: Annotated[
+        str, StringConstraints(max_length=253, pattern=GPU_RESOURCE_PATTERN)
+    ] = Field(
+        default="nvidia.com/gpu", description="Extended resource advertised by the device plugin."
     )
     node_selector: LabelMap = Field(
         default_factory=dict, max_length=16, description="Node labels GPU pods must match."
@@ -94,7 +107,8 @@ class GpuSpec(SpecModel):
         description="Extra tolerations; the taint named after resourceName is always tolerated.",
     )
     runtime_class_name: DnsSubdomain | None = Field(
-        None, description="RuntimeClass of GPU pods (e.g. nvidia), when the cluster needs one."
+        default=None,
+        description="RuntimeClass of GPU pods (e.g. nvidia), when the cluster needs one.",
     )
 
     model_config = ConfigDict(
@@ -122,45 +136,62 @@ class MlSpec(SpecModel):
     image: Image = image_field("ghcr.io/indexforge/indexforge-ml:0.1.0", "the ML service")
     image_pull_policy: PullPolicy = pull_policy_field()
     replicas: int = replicas_field(1, "ML", maximum=20)
-    model: Annotated[str, StringConstraints(max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")] = (
-        Field("sentence-transformers/all-MiniLM-L6-v2", description="Embedding model name.")
+    model: Annotated[
+        str, StringConstraints(max_length=253, pattern=r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")
+    ] = Field(default="sentence-transformers/all-MiniLM-L6-v2", description="Embedding model name.")
+    batch_size: int = Field(
+        default=32, ge=1, le=1024, description="Maximum texts per forward pass."
     )
-    batch_size: int = Field(32, ge=1, le=1024, description="Maximum texts per forward pass.")
-    cache_ttl_seconds: int = Field(3600, ge=1, le=604800, description="Prediction cache TTL.")
-    gpu: GpuSpec = Field(GpuSpec(), description="GPU scheduling.")
+    cache_ttl_seconds: int = Field(
+        default=3600, ge=1, le=604800, description="Prediction cache TTL."
+    )
+    gpu: GpuSpec = Field(default=GpuSpec(), description="GPU scheduling.")
     # Torch plus the model need ~1.5 GiB resident on CPU; leave headroom for batches.
     resources: Resources = resources_field(
-        cpu_request="500m", memory_request="2Gi", cpu_limit="2", memory_limit="3Gi",
+        cpu_request="500m",
+        memory_request="2Gi",
+        cpu_limit="2",
+        memory_limit="3Gi",
         what="the ML service",
     )
-    log_level: LogLevel = Field("INFO", description="Log level of the service.")
+    log_level: LogLevel = Field(default="INFO", description="Log level of the service.")
     pod_disruption_budget: DisruptionBudget = disruption_field()
 
 
 class ExcelSpec(SpecModel):
     """The Excel processor (xlsx uploads to records)."""
 
-    enabled: bool = Field(True, description="Deploy the Excel processor.")
+    enabled: bool = Field(default=True, description="Deploy the Excel processor.")
     image: Image = image_field("ghcr.io/indexforge/indexforge-excel:0.1.0", "the Excel processor")
     image_pull_policy: PullPolicy = pull_policy_field()
     replicas: int = replicas_field(1, "Excel processor")
-    max_upload_megabytes: int = Field(50, ge=1, le=1024, description="Largest accepted upload.")
-    max_rows: int = Field(100_000, ge=1, le=1_048_576, description="Most rows read per file.")
+    max_upload_megabytes: int = Field(
+        default=50, ge=1, le=1024, description="Largest accepted upload."
+    )
+    max_rows: int = Field(
+        default=100_000, ge=1, le=1_048_576, description="Most rows read per file."
+    )
     resources: Resources = resources_field(
-        cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi",
+        cpu_request="100m",
+        memory_request="256Mi",
+        cpu_limit="1",
+        memory_limit="1Gi",
         what="the Excel processor",
     )
-    log_level: LogLevel = Field("INFO", description="Log level of the service.")
+    log_level: LogLevel = Field(default="INFO", description="Log level of the service.")
     pod_disruption_budget: DisruptionBudget = disruption_field()
 
 
 class RedisExporter(SpecModel):
     """redis_exporter sidecar exposing Redis metrics on :9121."""
 
-    enabled: bool = Field(True, description="Run the exporter sidecar.")
+    enabled: bool = Field(default=True, description="Run the exporter sidecar.")
     image: Image = image_field("docker.io/oliver006/redis_exporter:v1.62.0", "redis_exporter")
     resources: Resources = resources_field(
-        cpu_request="10m", memory_request="32Mi", cpu_limit="100m", memory_limit="64Mi",
+        cpu_request="10m",
+        memory_request="32Mi",
+        cpu_limit="100m",
+        memory_limit="64Mi",
         what="redis_exporter",
     )
 
@@ -170,24 +201,30 @@ class RedisInstance(SpecModel):
 
     image: Image = image_field("docker.io/library/redis:7.2.5-alpine", "Redis")
     image_pull_policy: PullPolicy = pull_policy_field()
-    maxmemory: RedisMemory = Field("512mb", description="Redis maxmemory (kb, mb or gb).")
-    maxmemory_policy: RedisPolicy = Field("allkeys-lru", description="Eviction policy.")
-    appendonly: bool = Field(True, description="AOF persistence (appendfsync everysec).")
+    maxmemory: RedisMemory = Field(default="512mb", description="Redis maxmemory (kb, mb or gb).")
+    maxmemory_policy: RedisPolicy = Field(default="allkeys-lru", description="Eviction policy.")
+    appendonly: bool = Field(default=True, description="AOF persistence (appendfsync everysec).")
     resources: Resources = resources_field(
-        cpu_request="100m", memory_request="512Mi", cpu_limit="500m", memory_limit="768Mi",
+        cpu_request="100m",
+        memory_request="512Mi",
+        cpu_limit="500m",
+        memory_limit="768Mi",
         what="Redis",
     )
     persistence: Persistence = persistence_field("2Gi", "Redis")
-    exporter: RedisExporter = Field(RedisExporter(), description="Metrics sidecar.")
+    exporter: RedisExporter = Field(default=RedisExporter(), description="Metrics sidecar.")
 
 
 class RedisMlInstance(RedisInstance):
     """The ML service's Redis: larger, evicts only keys with a TTL."""
 
-    maxmemory: RedisMemory = Field("1gb", description="Redis maxmemory (kb, mb or gb).")
-    maxmemory_policy: RedisPolicy = Field("volatile-lru", description="Eviction policy.")
+    maxmemory: RedisMemory = Field(default="1gb", description="Redis maxmemory (kb, mb or gb).")
+    maxmemory_policy: RedisPolicy = Field(default="volatile-lru", description="Eviction policy.")
     resources: Resources = resources_field(
-        cpu_request="200m", memory_request="1Gi", cpu_limit="1", memory_limit="1536Mi",
+        cpu_request="200m",
+        memory_request="1Gi",
+        cpu_limit="1",
+        memory_limit="1536Mi",
         what="Redis",
     )
     persistence: Persistence = persistence_field("4Gi", "Redis")
@@ -196,8 +233,10 @@ class RedisMlInstance(RedisInstance):
 class RedisSpec(SpecModel):
     """One Redis per service family, so eviction in one cannot hurt the other."""
 
-    app: RedisInstance = Field(RedisInstance(), description="Redis of the API/Excel services.")
-    ml: RedisMlInstance = Field(RedisMlInstance(), description="Redis of the ML service.")
+    app: RedisInstance = Field(
+        default=RedisInstance(), description="Redis of the API/Excel services."
+    )
+    ml: RedisMlInstance = Field(default=RedisMlInstance(), description="Redis of the ML service.")
 
 
 class WeaviateSpec(SpecModel):
@@ -207,11 +246,16 @@ class WeaviateSpec(SpecModel):
     image_pull_policy: PullPolicy = pull_policy_field()
     replicas: int = replicas_field(1, "Weaviate", maximum=9)
     vectorizer: Literal["text2vec-transformers"] = Field(
-        "text2vec-transformers", description="Vectorizer module; served by the ML service."
+        default="text2vec-transformers", description="Vectorizer module; served by the ML service."
     )
-    query_defaults_limit: int = Field(25, ge=1, le=10000, description="Default query limit.")
+    query_defaults_limit: int = Field(
+        default=25, ge=1, le=10000, description="Default query limit."
+    )
     resources: Resources = resources_field(
-        cpu_request="500m", memory_request="1Gi", cpu_limit="2", memory_limit="4Gi",
+        cpu_request="500m",
+        memory_request="1Gi",
+        cpu_limit="2",
+        memory_limit="4Gi",
         what="Weaviate",
     )
     persistence: Persistence = persistence_field("10Gi", "Weaviate")
@@ -221,18 +265,22 @@ class WeaviateSpec(SpecModel):
 class SentrySpec(SpecModel):
     """Error and performance reporting to Sentry; the DSN only ever comes from a Secret."""
 
-    enabled: bool = Field(False, description="Report errors and traces to Sentry.")
+    enabled: bool = Field(default=False, description="Report errors and traces to Sentry.")
     dsn_secret_ref: SecretKeyRef | None = Field(
-        None, description="Secret key holding the DSN (required when enabled)."
+        default=None, description="Secret key holding the DSN (required when enabled)."
     )
     dsn: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
-        None, description="Never set: inline DSNs are rejected; use dsnSecretRef."
+        default=None, description="Never set: inline DSNs are rejected; use dsnSecretRef."
     )
-    environment: Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = Field(
-        "production", description="Sentry environment tag."
+    environment: Annotated[str, StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = (
+        Field(default="production", description="Sentry environment tag.")
     )
-    traces_sample_rate: float = Field(0.1, ge=0, le=1, description="Share of traced requests.")
-    profiles_sample_rate: float = Field(0.1, ge=0, le=1, description="Share of profiled traces.")
+    traces_sample_rate: float = Field(
+        default=0.1, ge=0, le=1, description="Share of traced requests."
+    )
+    profiles_sample_rate: float = Field(
+        default=0.1, ge=0, le=1, description="Share of profiled traces."
+    )
 
     model_config = ConfigDict(
         json_schema_extra=rules(
@@ -262,18 +310,20 @@ class SentrySpec(SpecModel):
 class IndexForgeSpec(SpecModel):
     """Desired state of one IndexForge stack."""
 
-    paused: bool = Field(False, description="Stop reconciling: the operator makes no writes.")
+    paused: bool = Field(
+        default=False, description="Stop reconciling: the operator makes no writes."
+    )
     deletion_policy: Literal["Retain", "Delete"] = Field(
-        "Retain", description="What happens to PVCs when the IndexForge is deleted."
+        default="Retain", description="What happens to PVCs when the IndexForge is deleted."
     )
     image_pull_secrets: list[DnsSubdomain] = Field(
         default_factory=list, max_length=8, description="Secrets used to pull every image."
     )
-    api: ApiSpec = Field(ApiSpec(), description="API service.")
-    ml: MlSpec = Field(MlSpec(), description="ML inference service.")
-    excel: ExcelSpec = Field(ExcelSpec(), description="Excel processor.")
-    redis: RedisSpec = Field(RedisSpec(), description="Redis servers.")
-    weaviate: WeaviateSpec = Field(WeaviateSpec(), description="Weaviate vector database.")
-    gateway: GatewaySpec = Field(GatewaySpec(), description="Kong gateway.")
-    monitoring: MonitoringSpec = Field(MonitoringSpec(), description="Monitoring stack.")
-    sentry: SentrySpec = Field(SentrySpec(), description="Sentry reporting.")
+    api: ApiSpec = Field(default=ApiSpec(), description="API service.")
+    ml: MlSpec = Field(default=MlSpec(), description="ML inference service.")
+    excel: ExcelSpec = Field(default=ExcelSpec(), description="Excel processor.")
+    redis: RedisSpec = Field(default=RedisSpec(), description="Redis servers.")
+    weaviate: WeaviateSpec = Field(default=WeaviateSpec(), description="Weaviate vector database.")
+    gateway: GatewaySpec = Field(default=GatewaySpec(), description="Kong gateway.")
+    monitoring: MonitoringSpec = Field(default=MonitoringSpec(), description="Monitoring stack.")
+    sentry: SentrySpec = Field(default=SentrySpec(), description="Sentry reporting.")

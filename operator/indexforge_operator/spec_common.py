@@ -61,15 +61,15 @@ class SpecModel(BaseModel):
 
 
 def image_field(default: str, what: str) -> Any:
-    return Field(default, description=f"Container image of {what} (registry/name:tag).")
+    return Field(default=default, description=f"Container image of {what} (registry/name:tag).")
 
 
 def pull_policy_field() -> Any:
-    return Field("IfNotPresent", description="Image pull policy of the containers.")
+    return Field(default="IfNotPresent", description="Image pull policy of the containers.")
 
 
 def replicas_field(default: int, what: str, *, maximum: int = 50) -> Any:
-    return Field(default, ge=1, le=maximum, description=f"Number of {what} pods.")
+    return Field(default=default, ge=1, le=maximum, description=f"Number of {what} pods.")
 
 
 class Resources(SpecModel):
@@ -96,20 +96,24 @@ def resources_field(
             "limits": {"cpu": cpu_limit, "memory": memory_limit},
         }
     )
-    return Field(default, description=f"CPU/memory requests and limits of {what}.")
+    return Field(default=default, description=f"CPU/memory requests and limits of {what}.")
 
 
 class Toleration(SpecModel):
     """A Pod toleration (lets pods schedule onto tainted nodes)."""
 
-    key: LabelKey | None = Field(None, description="Taint key; empty with Exists matches all.")
-    operator: Literal["Exists", "Equal"] = Field("Equal", description="How key/value match.")
-    value: LabelValue | None = Field(None, description="Taint value (operator Equal only).")
+    key: LabelKey | None = Field(
+        default=None, description="Taint key; empty with Exists matches all."
+    )
+    operator: Literal["Exists", "Equal"] = Field(
+        default="Equal", description="How key/value match."
+    )
+    value: LabelValue | None = Field(default=None, description="Taint value (operator Equal only).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
-        None, description="Taint effect to tolerate; empty tolerates every effect."
+        default=None, description="Taint effect to tolerate; empty tolerates every effect."
     )
     toleration_seconds: int | None = Field(
-        None, ge=0, le=86400 * 7, description="How long a NoExecute taint is tolerated."
+        default=None, ge=0, le=86400 * 7, description="How long a NoExecute taint is tolerated."
     )
 
     model_config = ConfigDict(
@@ -131,11 +135,13 @@ class Toleration(SpecModel):
 class Autoscaling(SpecModel):
     """HorizontalPodAutoscaler on average CPU utilisation."""
 
-    enabled: bool = Field(True, description="Create an HPA; the replicas field is then unused.")
-    min_replicas: int = Field(2, ge=1, le=100, description="Lower bound of replicas.")
-    max_replicas: int = Field(10, ge=1, le=100, description="Upper bound of replicas.")
+    enabled: bool = Field(
+        default=True, description="Create an HPA; the replicas field is then unused."
+    )
+    min_replicas: int = Field(default=2, ge=1, le=100, description="Lower bound of replicas.")
+    max_replicas: int = Field(default=10, ge=1, le=100, description="Upper bound of replicas.")
     target_cpu_utilization_percentage: int = Field(
-        70, ge=1, le=100, description="Average CPU utilisation (% of requests) to aim for."
+        default=70, ge=1, le=100, description="Average CPU utilisation (% of requests) to aim for."
     )
 
     model_config = ConfigDict(
@@ -157,19 +163,26 @@ class Autoscaling(SpecModel):
 class DisruptionBudget(SpecModel):
     """PodDisruptionBudget of a multi-replica component."""
 
-    enabled: bool = Field(True, description="Create a PDB when the component has >1 replica.")
+    enabled: bool = Field(
+        default=True, description="Create a PDB when the component has >1 replica."
+    )
     max_unavailable: int = Field(
-        1, ge=1, le=100, description="Pods that may be down at once during voluntary disruption."
+        default=1,
+        ge=1,
+        le=100,
+        description="Pods that may be down at once during voluntary disruption.",
     )
 
 
 class Persistence(SpecModel):
     """PersistentVolumeClaim template of a StatefulSet (immutable after creation)."""
 
-    enabled: bool = Field(True, description="Keep data on a PVC; emptyDir (lost on restart) if off.")
-    size: Quantity = Field("8Gi", description="Requested volume size.")
+    enabled: bool = Field(
+        default=True, description="Keep data on a PVC; emptyDir (lost on restart) if off."
+    )
+    size: Quantity = Field(default="8Gi", description="Requested volume size.")
     storage_class_name: DnsSubdomain | None = Field(
-        None,
+        default=None,
         description="StorageClass of the PVC; the cluster default when empty. Immutable.",
         json_schema_extra=rules(cel("self == oldSelf", "storageClassName is immutable")),
     )
@@ -189,7 +202,7 @@ class Persistence(SpecModel):
 
 def persistence_field(size: str, what: str) -> Any:
     default = Persistence.model_validate({"size": size})
-    return Field(default, description=f"Persistent storage of {what}.")
+    return Field(default=default, description=f"Persistent storage of {what}.")
 
 
 class SecretKeyRef(SpecModel):
@@ -197,7 +210,7 @@ class SecretKeyRef(SpecModel):
 
     name: DnsSubdomain = Field(description="Name of the Secret.")
     key: Annotated[str, StringConstraints(max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")] = Field(
-        "dsn", description="Key inside the Secret's data."
+        default="dsn", description="Key inside the Secret's data."
     )
 
 

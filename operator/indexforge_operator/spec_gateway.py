@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from .spec_common import (
+    DisruptionBudget,
     DnsLabel,
     DnsSubdomain,
     Image,
@@ -15,7 +16,6 @@ from .spec_common import (
     SpecModel,
     cel,
     disruption_field,
-    DisruptionBudget,
     image_field,
     pull_policy_field,
     replicas_field,
@@ -41,8 +41,8 @@ HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 class GatewayRoutes(SpecModel):
     """Path prefixes Kong routes to the services (the longest matching prefix wins)."""
 
-    api: RoutePath = Field("/api/v1/", description="Prefix routed to the API service.")
-    ml: RoutePath = Field("/api/v1/ml/", description="Prefix routed to the ML service.")
+    api: RoutePath = Field(default="/api/v1/", description="Prefix routed to the API service.")
+    ml: RoutePath = Field(default="/api/v1/ml/", description="Prefix routed to the ML service.")
 
     model_config = ConfigDict(
         json_schema_extra=rules(cel("self.api != self.ml", "routes.api and routes.ml must differ"))
@@ -58,18 +58,24 @@ class GatewayRoutes(SpecModel):
 class RateLimiting(SpecModel):
     """Kong rate-limiting plugin, per consumer (per client IP without a consumer)."""
 
-    enabled: bool = Field(True, description="Limit request rates.")
+    enabled: bool = Field(default=True, description="Limit request rates.")
     policy: Literal["local"] = Field(
-        "local", description="Counter storage; 'local' keeps counters in each Kong pod."
+        default="local", description="Counter storage; 'local' keeps counters in each Kong pod."
     )
-    api_per_minute: int = Field(60, ge=1, le=1_000_000, description="Requests/minute to the API.")
-    ml_per_minute: int = Field(30, ge=1, le=1_000_000, description="Requests/minute to the ML API.")
+    api_per_minute: int = Field(
+        default=60, ge=1, le=1_000_000, description="Requests/minute to the API."
+    )
+    ml_per_minute: int = Field(
+        default=30, ge=1, le=1_000_000, description="Requests/minute to the ML API."
+    )
 
 
 class Cors(SpecModel):
     """Kong cors plugin."""
 
-    enabled: bool = Field(True, description="Answer CORS preflight requests and add headers.")
+    enabled: bool = Field(
+        default=True, description="Answer CORS preflight requests and add headers."
+    )
     origins: list[Origin] = Field(
         default=["*"], max_length=32, description="Allowed origins ('*' or scheme://host[:port])."
     )
@@ -86,8 +92,12 @@ class Cors(SpecModel):
     exposed_headers: list[HeaderName] = Field(
         default=["Kong-Request-ID"], max_length=32, description="Response headers browsers see."
     )
-    credentials: bool = Field(False, description="Allow credentials (cookies, auth headers).")
-    max_age_seconds: int = Field(3600, ge=0, le=86400, description="Preflight cache lifetime.")
+    credentials: bool = Field(
+        default=False, description="Allow credentials (cookies, auth headers)."
+    )
+    max_age_seconds: int = Field(
+        default=3600, ge=0, le=86400, description="Preflight cache lifetime."
+    )
 
     model_config = ConfigDict(
         json_schema_extra=rules(
@@ -102,8 +112,7 @@ class Cors(SpecModel):
     def _credentials_need_origins(self) -> Cors:
         if self.credentials and "*" in self.origins:
             raise ValueError(
-                "cors.credentials requires explicit origins "
-                "(browsers reject '*' with credentials)"
+                "cors.credentials requires explicit origins (browsers reject '*' with credentials)"
             )
         return self
 
@@ -111,13 +120,17 @@ class Cors(SpecModel):
 class ProxyCache(SpecModel):
     """Kong proxy-cache plugin (in-memory, per Kong pod)."""
 
-    enabled: bool = Field(True, description="Cache upstream responses in Kong.")
-    strategy: Literal["memory"] = Field("memory", description="Cache storage backend.")
+    enabled: bool = Field(default=True, description="Cache upstream responses in Kong.")
+    strategy: Literal["memory"] = Field(default="memory", description="Cache storage backend.")
     content_types: list[Annotated[str, StringConstraints(max_length=128)]] = Field(
-        default=["application/json"], min_length=1, max_length=8,
+        default=["application/json"],
+        min_length=1,
+        max_length=8,
         description="Response content types that are cached.",
     )
-    ttl_seconds: int = Field(300, ge=1, le=86400, description="Lifetime of a cached response.")
+    ttl_seconds: int = Field(
+        default=300, ge=1, le=86400, description="Lifetime of a cached response."
+    )
     request_methods: list[Literal["GET", "HEAD"]] = Field(
         default=["GET", "HEAD"], min_length=1, max_length=2, description="Cached request methods."
     )
@@ -129,12 +142,14 @@ class ProxyCache(SpecModel):
 class CorrelationId(SpecModel):
     """Kong correlation-id plugin: one id per request, logged by every service."""
 
-    enabled: bool = Field(True, description="Add a correlation id header to every request.")
-    header_name: HeaderName = Field("Kong-Request-ID", description="Header carrying the id.")
-    generator: Literal["uuid", "uuid#counter", "tracker"] = Field(
-        "uuid#counter", description="How ids are generated."
+    enabled: bool = Field(default=True, description="Add a correlation id header to every request.")
+    header_name: HeaderName = Field(
+        default="Kong-Request-ID", description="Header carrying the id."
     )
-    echo_downstream: bool = Field(True, description="Return the id to the client as well.")
+    generator: Literal["uuid", "uuid#counter", "tracker"] = Field(
+        default="uuid#counter", description="How ids are generated."
+    )
+    echo_downstream: bool = Field(default=True, description="Return the id to the client as well.")
 
 
 class GatewayConsumer(SpecModel):
@@ -146,11 +161,13 @@ class GatewayConsumer(SpecModel):
 class KeyAuth(SpecModel):
     """Kong key-auth plugin; keys are generated, never written in the spec."""
 
-    enabled: bool = Field(True, description="Require an API key on every route.")
+    enabled: bool = Field(default=True, description="Require an API key on every route.")
     key_names: list[HeaderName] = Field(
         default=["apikey"], min_length=1, max_length=8, description="Headers carrying the key."
     )
-    hide_credentials: bool = Field(True, description="Strip the key before proxying upstream.")
+    hide_credentials: bool = Field(
+        default=True, description="Strip the key before proxying upstream."
+    )
     consumers: list[GatewayConsumer] = Field(
         default=[GatewayConsumer.model_validate({"username": "default"})],
         max_length=32,
@@ -172,14 +189,16 @@ class KeyAuth(SpecModel):
 class IpRestriction(SpecModel):
     """Kong ip-restriction plugin."""
 
-    enabled: bool = Field(False, description="Allow/deny clients by address.")
+    enabled: bool = Field(default=False, description="Allow/deny clients by address.")
     allow: list[Cidr] = Field(default_factory=list, max_length=64, description="Allowed CIDRs.")
     deny: list[Cidr] = Field(default_factory=list, max_length=64, description="Denied CIDRs.")
 
     model_config = ConfigDict(
         json_schema_extra=rules(
             cel(
-                "!self.enabled || size(self.allow) + size(self.deny) > 0",
+                # Empty lists are absent after pruning: guard every access with has().
+                "!self.enabled || (has(self.allow) && size(self.allow) > 0)"
+                " || (has(self.deny) && size(self.deny) > 0)",
                 "ipRestriction needs at least one allow or deny entry when enabled",
             )
         )
@@ -195,7 +214,7 @@ class IpRestriction(SpecModel):
 class BotDetection(SpecModel):
     """Kong bot-detection plugin (User-Agent based)."""
 
-    enabled: bool = Field(True, description="Reject requests from known bots.")
+    enabled: bool = Field(default=True, description="Reject requests from known bots.")
     allow: list[UserAgentRegex] = Field(
         default_factory=list, max_length=32, description="User-Agent regexes always allowed."
     )
@@ -207,40 +226,54 @@ class BotDetection(SpecModel):
 class ActiveHealthCheck(SpecModel):
     """Kong probes every target on an interval."""
 
-    enabled: bool = Field(True, description="Probe targets actively.")
+    enabled: bool = Field(default=True, description="Probe targets actively.")
     path: Annotated[str, StringConstraints(max_length=256, pattern=r"^/[^\s]*$")] = Field(
-        "/healthz", description="HTTP path probed on each target."
+        default="/healthz", description="HTTP path probed on each target."
     )
-    interval_seconds: int = Field(10, ge=1, le=3600, description="Seconds between probes.")
-    timeout_seconds: int = Field(2, ge=1, le=60, description="Probe timeout.")
-    healthy_successes: int = Field(2, ge=1, le=255, description="Successes to mark healthy.")
-    unhealthy_failures: int = Field(3, ge=1, le=255, description="Failures to mark unhealthy.")
+    interval_seconds: int = Field(default=10, ge=1, le=3600, description="Seconds between probes.")
+    timeout_seconds: int = Field(default=2, ge=1, le=60, description="Probe timeout.")
+    healthy_successes: int = Field(
+        default=2, ge=1, le=255, description="Successes to mark healthy."
+    )
+    unhealthy_failures: int = Field(
+        default=3, ge=1, le=255, description="Failures to mark unhealthy."
+    )
 
 
 class PassiveHealthCheck(SpecModel):
     """Kong watches proxied traffic and ejects failing targets (circuit breaker)."""
 
-    enabled: bool = Field(True, description="Watch live traffic.")
-    unhealthy_http_failures: int = Field(5, ge=1, le=255, description="5xx to mark unhealthy.")
-    unhealthy_timeouts: int = Field(3, ge=1, le=255, description="Timeouts to mark unhealthy.")
-    healthy_successes: int = Field(5, ge=1, le=255, description="Successes to mark healthy.")
+    enabled: bool = Field(default=True, description="Watch live traffic.")
+    unhealthy_http_failures: int = Field(
+        default=5, ge=1, le=255, description="5xx to mark unhealthy."
+    )
+    unhealthy_timeouts: int = Field(
+        default=3, ge=1, le=255, description="Timeouts to mark unhealthy."
+    )
+    healthy_successes: int = Field(
+        default=5, ge=1, le=255, description="Successes to mark healthy."
+    )
 
 
 class Upstream(SpecModel):
     """Kong upstreams for the API and ML services (targets are their pods)."""
 
     algorithm: Literal["round-robin", "least-connections", "latency"] = Field(
-        "round-robin", description="Load-balancing algorithm."
+        default="round-robin", description="Load-balancing algorithm."
     )
-    active: ActiveHealthCheck = Field(ActiveHealthCheck(), description="Active health checks.")
-    passive: PassiveHealthCheck = Field(PassiveHealthCheck(), description="Passive checks.")
+    active: ActiveHealthCheck = Field(
+        default=ActiveHealthCheck(), description="Active health checks."
+    )
+    passive: PassiveHealthCheck = Field(default=PassiveHealthCheck(), description="Passive checks.")
 
 
 class GatewayTls(SpecModel):
     """TLS on Kong's proxy from a kubernetes.io/tls Secret."""
 
-    enabled: bool = Field(False, description="Serve HTTPS on port 443.")
-    secret_name: DnsSubdomain | None = Field(None, description="kubernetes.io/tls Secret name.")
+    enabled: bool = Field(default=False, description="Serve HTTPS on port 443.")
+    secret_name: DnsSubdomain | None = Field(
+        default=None, description="kubernetes.io/tls Secret name."
+    )
 
     model_config = ConfigDict(
         json_schema_extra=rules(
@@ -258,7 +291,7 @@ class GatewayTls(SpecModel):
 class GatewaySpec(SpecModel):
     """Kong CE in DB-less mode in front of the API and ML services."""
 
-    enabled: bool = Field(True, description="Deploy the gateway.")
+    enabled: bool = Field(default=True, description="Deploy the gateway.")
     image: Image = image_field("kong:3.7.1", "Kong")
     image_pull_policy: PullPolicy = pull_policy_field()
     replicas: int = replicas_field(2, "Kong")
@@ -266,17 +299,20 @@ class GatewaySpec(SpecModel):
         cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="512Mi", what="Kong"
     )
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
-        "ClusterIP", description="Type of the proxy Service."
+        default="ClusterIP", description="Type of the proxy Service."
     )
-    routes: GatewayRoutes = Field(GatewayRoutes(), description="Route prefixes.")
-    rate_limiting: RateLimiting = Field(RateLimiting(), description="rate-limiting plugin.")
-    cors: Cors = Field(Cors(), description="cors plugin.")
-    proxy_cache: ProxyCache = Field(ProxyCache(), description="proxy-cache plugin.")
-    correlation_id: CorrelationId = Field(CorrelationId(), description="correlation-id plugin.")
-    key_auth: KeyAuth = Field(KeyAuth(), description="key-auth plugin and consumers.")
-    ip_restriction: IpRestriction = Field(IpRestriction(), description="ip-restriction plugin.")
-    bot_detection: BotDetection = Field(BotDetection(), description="bot-detection plugin.")
-    upstream: Upstream = Field(Upstream(), description="Load balancing and health checks.")
-    tls: GatewayTls = Field(GatewayTls(), description="TLS termination.")
+    routes: GatewayRoutes = Field(default=GatewayRoutes(), description="Route prefixes.")
+    rate_limiting: RateLimiting = Field(default=RateLimiting(), description="rate-limiting plugin.")
+    cors: Cors = Field(default=Cors(), description="cors plugin.")
+    proxy_cache: ProxyCache = Field(default=ProxyCache(), description="proxy-cache plugin.")
+    correlation_id: CorrelationId = Field(
+        default=CorrelationId(), description="correlation-id plugin."
+    )
+    key_auth: KeyAuth = Field(default=KeyAuth(), description="key-auth plugin and consumers.")
+    ip_restriction: IpRestriction = Field(
+        default=IpRestriction(), description="ip-restriction plugin."
+    )
+    bot_detection: BotDetection = Field(default=BotDetection(), description="bot-detection plugin.")
+    upstream: Upstream = Field(default=Upstream(), description="Load balancing and health checks.")
+    tls: GatewayTls = Field(default=GatewayTls(), description="TLS termination.")
     pod_disruption_budget: DisruptionBudget = disruption_field()
-

@@ -25,22 +25,29 @@ HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://
 class PrometheusSpec(SpecModel):
     """Standalone Prometheus, deployed when the prometheus-operator CRDs are absent."""
 
-    enabled: bool = Field(True, description="Deploy Prometheus when there is no prometheus-operator.")
+    enabled: bool = Field(
+        default=True, description="Deploy Prometheus when there is no prometheus-operator."
+    )
     image: Image = image_field("quay.io/prometheus/prometheus:v2.53.2", "Prometheus")
     image_pull_policy: PullPolicy = pull_policy_field()
-    retention: Retention = Field("15d", description="How long samples are kept (h, d or w).")
-    scrape_interval: Interval = Field("30s", description="Scrape interval of every target.")
-    evaluation_interval: Interval = Field("30s", description="Rule evaluation interval.")
+    retention: Retention = Field(
+        default="15d", description="How long samples are kept (h, d or w)."
+    )
+    scrape_interval: Interval = Field(default="30s", description="Scrape interval of every target.")
+    evaluation_interval: Interval = Field(default="30s", description="Rule evaluation interval.")
     storage_size: Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9]+(Mi|Gi)$")] = (
-        Field("10Gi", description="Size limit of the TSDB volume (emptyDir).")
+        Field(default="10Gi", description="Size limit of the TSDB volume (emptyDir).")
     )
     external_url: HttpUrl | None = Field(
-        None,
+        default=None,
         description="Prometheus Grafana queries when the stack's own Prometheus is not deployed "
         "(prometheus-operator mode); defaults to prometheus-operated in this namespace.",
     )
     resources: Resources = resources_field(
-        cpu_request="200m", memory_request="512Mi", cpu_limit="1", memory_limit="2Gi",
+        cpu_request="200m",
+        memory_request="512Mi",
+        cpu_limit="1",
+        memory_limit="2Gi",
         what="Prometheus",
     )
 
@@ -48,14 +55,17 @@ class PrometheusSpec(SpecModel):
 class GrafanaSpec(SpecModel):
     """Grafana with the Prometheus/Jaeger datasources and the IndexForge dashboard."""
 
-    enabled: bool = Field(True, description="Deploy Grafana.")
+    enabled: bool = Field(default=True, description="Deploy Grafana.")
     image: Image = image_field("docker.io/grafana/grafana:11.2.0", "Grafana")
     image_pull_policy: PullPolicy = pull_policy_field()
     admin_user: Annotated[str, StringConstraints(max_length=64, pattern=r"^[a-z][a-z0-9_-]*$")] = (
-        Field("admin", description="Admin login; the password is generated into a Secret.")
+        Field(default="admin", description="Admin login; the password is generated into a Secret.")
     )
     resources: Resources = resources_field(
-        cpu_request="100m", memory_request="128Mi", cpu_limit="500m", memory_limit="512Mi",
+        cpu_request="100m",
+        memory_request="128Mi",
+        cpu_limit="500m",
+        memory_limit="512Mi",
         what="Grafana",
     )
 
@@ -63,15 +73,18 @@ class GrafanaSpec(SpecModel):
 class JaegerSpec(SpecModel):
     """Jaeger all-in-one receiving OTLP traces from every service."""
 
-    enabled: bool = Field(True, description="Deploy Jaeger; services export traces to it.")
+    enabled: bool = Field(default=True, description="Deploy Jaeger; services export traces to it.")
     image: Image = image_field("docker.io/jaegertracing/all-in-one:1.60.0", "Jaeger")
     image_pull_policy: PullPolicy = pull_policy_field()
-    retention: Retention = Field("7d", description="How long spans are kept (h, d or w).")
+    retention: Retention = Field(default="7d", description="How long spans are kept (h, d or w).")
     storage_size: Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9]+(Mi|Gi)$")] = (
-        Field("5Gi", description="Size limit of the span store volume (emptyDir).")
+        Field(default="5Gi", description="Size limit of the span store volume (emptyDir).")
     )
     resources: Resources = resources_field(
-        cpu_request="100m", memory_request="256Mi", cpu_limit="1", memory_limit="1Gi",
+        cpu_request="100m",
+        memory_request="256Mi",
+        cpu_limit="1",
+        memory_limit="1Gi",
         what="Jaeger",
     )
 
@@ -85,24 +98,30 @@ class ServiceMonitorSpec(SpecModel):
         description="Extra labels on ServiceMonitors and the PrometheusRule, so a Prometheus "
         "serviceMonitorSelector/ruleSelector picks them up (e.g. release: kube-prometheus-stack).",
     )
-    interval: Interval = Field("30s", description="Scrape interval set on every endpoint.")
+    interval: Interval = Field(default="30s", description="Scrape interval set on every endpoint.")
 
 
 class AlertsSpec(SpecModel):
     """Alert thresholds; one rule file serves both monitoring modes."""
 
-    enabled: bool = Field(True, description="Install the alerting rules.")
+    enabled: bool = Field(default=True, description="Install the alerting rules.")
     error_rate_percent: float = Field(
-        1.0, gt=0, le=100, description="Alert when 5xx responses exceed this % of requests."
+        default=1.0, gt=0, le=100, description="Alert when 5xx responses exceed this % of requests."
     )
     latency_p95_milliseconds: int = Field(
-        500, ge=1, le=600_000, description="Alert when p95 request latency exceeds this."
+        default=500, ge=1, le=600_000, description="Alert when p95 request latency exceeds this."
     )
-    memory_percent: int = Field(85, ge=1, le=100, description="Alert above this % of memory limit.")
-    cpu_percent: int = Field(80, ge=1, le=100, description="Alert above this % of the CPU limit.")
-    for_duration: Interval = Field("5m", description="How long a condition holds before firing.")
+    memory_percent: int = Field(
+        default=85, ge=1, le=100, description="Alert above this % of memory limit."
+    )
+    cpu_percent: int = Field(
+        default=80, ge=1, le=100, description="Alert above this % of the CPU limit."
+    )
+    for_duration: Interval = Field(
+        default="5m", description="How long a condition holds before firing."
+    )
     runbook_base_url: HttpUrl = Field(
-        "https://github.com/indexforge/indexforge/blob/main/docs/runbooks",
+        default="https://github.com/indexforge/indexforge/blob/main/docs/runbooks",
         description="Base URL of the runbooks; each alert links <base>/<alert-name>.",
     )
 
@@ -110,11 +129,13 @@ class AlertsSpec(SpecModel):
 class MonitoringSpec(SpecModel):
     """Metrics, dashboards, traces and alerts."""
 
-    enabled: bool = Field(True, description="Master switch of everything under monitoring.")
-    prometheus: PrometheusSpec = Field(PrometheusSpec(), description="Standalone Prometheus.")
-    grafana: GrafanaSpec = Field(GrafanaSpec(), description="Grafana.")
-    jaeger: JaegerSpec = Field(JaegerSpec(), description="Jaeger tracing backend.")
-    service_monitor: ServiceMonitorSpec = Field(
-        ServiceMonitorSpec(), description="prometheus-operator objects."
+    enabled: bool = Field(default=True, description="Master switch of everything under monitoring.")
+    prometheus: PrometheusSpec = Field(
+        default=PrometheusSpec(), description="Standalone Prometheus."
     )
-    alerts: AlertsSpec = Field(AlertsSpec(), description="Alerting rules and thresholds.")
+    grafana: GrafanaSpec = Field(default=GrafanaSpec(), description="Grafana.")
+    jaeger: JaegerSpec = Field(default=JaegerSpec(), description="Jaeger tracing backend.")
+    service_monitor: ServiceMonitorSpec = Field(
+        default=ServiceMonitorSpec(), description="prometheus-operator objects."
+    )
+    alerts: AlertsSpec = Field(default=AlertsSpec(), description="Alerting rules and thresholds.")

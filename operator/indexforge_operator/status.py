@@ -48,7 +48,9 @@ def workload_state(desired: Obj, live: Obj | None) -> WorkloadState:
     component = desired["metadata"].get("labels", {}).get(LABEL_COMPONENT, "unknown")
     want = int(desired.get("spec", {}).get("replicas", 1))
     if live is None:
-        return WorkloadState(component, desired["kind"], desired["metadata"]["name"], want, 0, False)
+        return WorkloadState(
+            component, desired["kind"], desired["metadata"]["name"], want, 0, False
+        )
     status = live.get("status", {})
     # A rollout is done only when the controller has seen the newest spec.
     current = status.get("observedGeneration", 0) >= live["metadata"].get("generation", 0)
@@ -59,18 +61,17 @@ def workload_state(desired: Obj, live: Obj | None) -> WorkloadState:
     return WorkloadState(component, live["kind"], live["metadata"]["name"], replicas, ready, True)
 
 
-def gpu_shortage(pods: list[Obj], events: list[Obj], resource: str) -> tuple[str, str] | None:
-    """(reason, message) when ML pods are Pending because no node has enough ``resource``."""
+def scheduling_messages(pods: list[Obj], events: list[Obj]) -> list[str]:
+    """FailedScheduling messages of the given pods that are still Pending, newest first."""
     pending = {p["metadata"]["name"] for p in pods if p.get("status", {}).get("phase") == "Pending"}
-    for event in sorted(events, key=lambda e: e.get("lastTimestamp") or "", reverse=True):
-        involved = event.get("involvedObject", {}).get("name")
-        message = event.get("message", "")
-        if event.get("reason") == "FailedScheduling" and involved in pending and resource in message:
-            return (
-                "InsufficientGPU",
-                f"no node can satisfy the ML GPU request ({resource}): {message}",
-            )
-    return None
+    relevant = [
+        e
+        for e in events
+        if e.get("reason") == "FailedScheduling"
+        and e.get("involvedObject", {}).get("name") in pending
+    ]
+    relevant.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "", reverse=True)
+    return [str(e.get("message", "")) for e in relevant]
 
 
 def component_conditions(
@@ -82,7 +83,9 @@ def component_conditions(
         by_component.setdefault(state.component, []).append(state)
     conditions = []
     for component, items in by_component.items():
-        ctype = COMPONENT_CONDITIONS.get(component, f"{component.title().replace('-', '')}Available")
+        ctype = COMPONENT_CONDITIONS.get(
+            component, f"{component.title().replace('-', '')}Available"
+        )
         ready = sum(s.ready for s in items)
         desired = sum(s.desired for s in items)
         if component in problems:
@@ -94,7 +97,9 @@ def component_conditions(
             )
         else:
             missing = [s.name for s in items if not s.exists]
-            message = f"{ready}/{desired} ready" + (f"; not created yet: {missing}" if missing else "")
+            message = f"{ready}/{desired} ready" + (
+                f"; not created yet: {missing}" if missing else ""
+            )
             conditions.append(Condition(ctype, "False", "ReplicasNotReady", message))
     return conditions
 
@@ -110,20 +115,27 @@ def summarize(
     *,
     paused: bool,
     errors: list[tuple[str, str]],
-    monitoring_mode: str,
+    monitoring: tuple[str, str, bool],
 ) -> Summary:
-    """Top-level Ready/Progressing/Degraded plus the monitoring mode, and the phase."""
+    """Top-level Ready/Progressing/Degraded plus the monitoring mode, and the phase.
+
+    ``monitoring`` is (reason, message, whether metrics are collected at all).
+    """
     not_ready = [c for c in components if c.status != "True"]
     blocked = [c for c in not_ready if c.reason not in ("ReplicasNotReady",)]
     degraded_reasons = errors + [(c.reason, f"{c.type}: {c.message}") for c in blocked]
 
     if paused:
-        progressing = Condition("Progressing", "False", "Paused", "reconciliation is paused; no writes")
+        progressing = Condition(
+            "Progressing", "False", "Paused", "reconciliation is paused; no writes"
+        )
     elif not_ready and not blocked:
         names = ", ".join(c.type for c in not_ready)
         progressing = Condition("Progressing", "True", "RollingOut", f"waiting for {names}")
     else:
-        progressing = Condition("Progressing", "False", "ReconcileComplete", "desired state applied")
+        progressing = Condition(
+            "Progressing", "False", "ReconcileComplete", "desired state applied"
+        )
 
     if degraded_reasons:
         reason, _ = degraded_reasons[0]
@@ -139,16 +151,8 @@ def summarize(
     else:
         ready = Condition("Ready", "True", "AllComponentsAvailable", "every component is available")
 
-    if monitoring_mode == "prometheus-operator":
-        mode = Condition(
-            "PrometheusOperator", "True", "ServiceMonitors",
-            "prometheus-operator CRDs found: ServiceMonitors and a PrometheusRule are applied",
-        )  # fmt: skip
-    else:
-        mode = Condition(
-            "PrometheusOperator", "False", "StandalonePrometheus",
-            "prometheus-operator CRDs absent: the bundled Prometheus scrapes the same targets",
-        )  # fmt: skip
+    mode_reason, mode_message, collecting = monitoring
+    mode = Condition("Monitoring", "True" if collecting else "False", mode_reason, mode_message)
 
     if paused:
         phase = "Paused"

@@ -22,34 +22,34 @@ class Condition(SpecModel):
         description="Condition type, e.g. Ready, Progressing, Degraded, MLAvailable."
     )
     status: Literal["True", "False", "Unknown"] = Field(description="Condition status.")
-    reason: Annotated[str, StringConstraints(max_length=1024, pattern=r"^([A-Z][A-Za-z0-9]*)?$")] = (
-        Field("", description="CamelCase reason for the last transition.")
-    )
+    reason: Annotated[
+        str, StringConstraints(max_length=1024, pattern=r"^([A-Z][A-Za-z0-9]*)?$")
+    ] = Field(default="", description="CamelCase reason for the last transition.")
     message: Annotated[str, StringConstraints(max_length=32768)] = Field(
-        "", description="Human-readable detail."
+        default="", description="Human-readable detail."
     )
     last_transition_time: Timestamp | None = Field(
-        None, description="When the status last flipped (unchanged otherwise)."
+        default=None, description="When the status last flipped (unchanged otherwise)."
     )
     observed_generation: int | None = Field(
-        None, ge=0, description="metadata.generation the condition was computed from."
+        default=None, ge=0, description="metadata.generation the condition was computed from."
     )
 
 
 class ComponentStatus(SpecModel):
     """Replica counts of one component."""
 
-    ready: int = Field(0, ge=0, description="Ready replicas.")
-    desired: int = Field(0, ge=0, description="Desired replicas.")
+    ready: int = Field(default=0, ge=0, description="Ready replicas.")
+    desired: int = Field(default=0, ge=0, description="Desired replicas.")
 
 
 class IndexForgeStatus(SpecModel):
     """Observed state of an IndexForge."""
 
     observed_generation: int | None = Field(
-        None, ge=0, description="metadata.generation last reconciled."
+        default=None, ge=0, description="metadata.generation last reconciled."
     )
-    phase: Phase | None = Field(None, description="Summary of the conditions.")
+    phase: Phase | None = Field(default=None, description="Summary of the conditions.")
     conditions: list[Condition] = Field(
         default_factory=list,
         max_length=32,
@@ -60,7 +60,11 @@ class IndexForgeStatus(SpecModel):
         default_factory=dict, max_length=16, description="Replicas per component."
     )
     endpoint: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
-        None, description="Where clients reach the API (the gateway when enabled)."
+        default=None, description="Where clients reach the API (the gateway when enabled)."
     )
-    gpus: int | None = Field(None, ge=0, description="GPUs requested by the ML pods in total.")
-    mode: MonitoringMode | None = Field(None, description="Which monitoring mode is active.")
+    gpus: int | None = Field(
+        default=None, ge=0, description="GPUs requested by the ML pods in total."
+    )
+    mode: MonitoringMode | None = Field(
+        default=None, description="Which monitoring mode is active."
+    )

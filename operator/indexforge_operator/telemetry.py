@@ -14,8 +14,7 @@ from .naming import Names
 HTTP_REQUESTS: Final = "http_requests_total"
 HTTP_LATENCY_BUCKET: Final = "http_request_duration_seconds_bucket"
 ML_INFERENCE_BUCKET: Final = "ml_model_inference_seconds_bucket"
-CACHE_HITS: Final = "cache_hits_total"
-CACHE_MISSES: Final = "cache_misses_total"
+CACHE_REQUESTS: Final = "cache_requests_total"  # label result: hit | stale | miss
 PROCESS_RSS: Final = "process_resident_memory_bytes"
 PROCESS_CPU: Final = "process_cpu_seconds_total"
 REDIS_MEMORY_USED: Final = "redis_memory_used_bytes"

@@ -21,6 +21,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import msgpack
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -75,41 +76,58 @@ def decode_entry(raw: bytes) -> CacheEntry | None:
     return CacheEntry(value=data[2], fresh_until=float(data[1]))
 
 
+@dataclass(frozen=True, slots=True)
+class _Families:
+    lookups: Counter
+    errors: Counter
+    ratio: Gauge
+    breaker: Gauge
+
+
+# One set of metric families per registry, so a service may run several named caches.
+_FAMILIES: WeakKeyDictionary[CollectorRegistry, _Families] = WeakKeyDictionary()
+
+
+def _families(registry: CollectorRegistry) -> _Families:
+    if registry not in _FAMILIES:
+        _FAMILIES[registry] = _Families(
+            lookups=Counter(
+                "cache_requests_total", "Cache lookups by result.", ["cache", "result"],
+                registry=registry,
+            ),
+            errors=Counter(
+                "cache_errors_total", "Failed Redis operations by operation.",
+                ["cache", "operation"], registry=registry,
+            ),
+            ratio=Gauge(
+                "cache_hit_ratio", "Hits (fresh or stale) / lookups since start.", ["cache"],
+                registry=registry,
+            ),
+            breaker=Gauge(
+                "cache_breaker_state", "Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
+                ["cache"], registry=registry,
+            ),
+        )  # fmt: skip
+    return _FAMILIES[registry]
+
+
 class CacheMetrics:
     """hit/stale/miss/error counters, hit ratio and breaker state, labelled by cache name."""
 
     def __init__(self, registry: CollectorRegistry, name: str) -> None:
+        self.registry = registry
         self.hits = 0
         self.lookups = 0
-        lookups = Counter(
-            "cache_requests_total",
-            "Cache lookups by result.",
-            ["cache", "result"],
-            registry=registry,
-        )
-        self._hit = lookups.labels(name, "hit")
-        self._stale = lookups.labels(name, "stale")
-        self._miss = lookups.labels(name, "miss")
-        self._errors = Counter(
-            "cache_errors_total",
-            "Failed Redis operations by operation.",
-            ["cache", "operation"],
-            registry=registry,
-        )
+        families = _families(registry)
+        self._hit = families.lookups.labels(name, "hit")
+        self._stale = families.lookups.labels(name, "stale")
+        self._miss = families.lookups.labels(name, "miss")
+        self._errors = families.errors
         self._name = name
-        ratio = Gauge(
-            "cache_hit_ratio",
-            "Hits (fresh or stale) / lookups since start.",
-            ["cache"],
-            registry=registry,
+        families.ratio.labels(name).set_function(
+            lambda: self.hits / self.lookups if self.lookups else 0.0
         )
-        ratio.labels(name).set_function(lambda: self.hits / self.lookups if self.lookups else 0.0)
-        self.breaker = Gauge(
-            "cache_breaker_state",
-            "Redis circuit breaker: 0 closed, 1 half-open, 2 open.",
-            ["cache"],
-            registry=registry,
-        ).labels(name)
+        self.breaker = families.breaker.labels(name)
 
     def hit(self, *, stale: bool = False) -> None:
         self.hits += 1

@@ -49,9 +49,14 @@ def describe_validation_errors(errors: Sequence[Any]) -> tuple[str, list[dict[st
     return f"{where}: {first['msg']}{more}", details
 
 
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     message, details = describe_validation_errors(exc.errors())
+    if details and details[0]["loc"] == ["body"] and details[0]["type"] == "model_attributes_type":
+        # FastAPI parses JSON only when the content type says so (or is absent).
+        message = "request body must be a JSON object"
+        if "json" not in request.headers.get("content-type", ""):
+            message += " sent with Content-Type: application/json"
     return JSONResponse(error_body(message, detail=details), status_code=422)
 
 

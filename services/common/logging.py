@@ -17,7 +17,8 @@ from .correlation import current_correlation_id
 
 # LogRecord attributes that are not user "extra" fields.
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "color_message"}  # uvicorn's ANSI copy of the message
 )
 
 

@@ -6,12 +6,14 @@ that keeps events in memory, so nothing goes over the network.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import sentry_sdk
 from sentry_sdk.integrations.fastapi import FastApiIntegration
+from sentry_sdk.integrations.logging import LoggingIntegration
 from sentry_sdk.integrations.starlette import StarletteIntegration
 from sentry_sdk.transport import Transport
 
@@ -101,15 +103,17 @@ def init_sentry(
         release=settings.release,
         traces_sample_rate=settings.sentry_traces_sample_rate,
         profiles_sample_rate=settings.sentry_profiles_sample_rate,
-        send_default_pii=False,
         before_send=before_send,  # type: ignore[arg-type]
         before_send_transaction=before_send,  # type: ignore[arg-type]
-        before_breadcrumb=before_breadcrumb,  # type: ignore[arg-type]
+        before_breadcrumb=before_breadcrumb,
         transport=transport,
-        # Transaction names are route templates, so ML routes are recognisable.
         integrations=[
+            # Transaction names are route templates, so ML routes are recognisable.
             StarletteIntegration(transaction_style="url"),
             FastApiIntegration(transaction_style="url"),
+            # Log lines become breadcrumbs only: errors are captured once, where they are
+            # handled (unhandled-error middleware), not again for every log.exception().
+            LoggingIntegration(level=logging.INFO, event_level=None),
         ],
     )
     return True

@@ -69,6 +69,27 @@ def resolve_device(requested: str, *, cuda_available: bool) -> str:
     return requested
 
 
+def parse_cpu_max(text: str) -> int | None:
+    """Whole CPUs allowed by a cgroup v2 `cpu.max` ("<quota> <period>" or "max <period>")."""
+    parts = text.split()
+    if len(parts) != 2 or parts[0] == "max":
+        return None
+    try:
+        quota, period = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    return max(1, quota // period) if period > 0 else None
+
+
+def default_torch_threads(cpu_max: Path = Path("/sys/fs/cgroup/cpu.max")) -> int | None:
+    """torch sizes its pool by the host's cores, not the pod's CPU limit; oversubscribed
+    intra-op threads are many times slower than fewer threads, so follow the limit."""
+    try:
+        return parse_cpu_max(cpu_max.read_text(encoding="utf-8"))
+    except OSError:
+        return None
+
+
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Average the token vectors of real tokens only (padding is masked out)."""
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
@@ -128,8 +149,9 @@ class Embedder:
         max_seq_length: int = 256,
         torch_threads: int | None = None,
     ) -> Embedder:
-        if torch_threads:
-            torch.set_num_threads(torch_threads)
+        threads = torch_threads or default_torch_threads()
+        if threads:
+            torch.set_num_threads(threads)
         model_dir = path if path is not None else packaged_model_dir()
         resolved = resolve_device(device, cuda_available=torch.cuda.is_available())
         config = AutoConfig.from_pretrained(model_dir, local_files_only=True)

@@ -8,7 +8,7 @@ spellings are returned. Newer clients may post `texts` (a list) and read `vector
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -87,5 +87,14 @@ class SimilarityResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
-    error: str
+    error: str = Field(description="What was wrong, naming the field or limit.")
+    detail: list[dict[str, Any]] | None = Field(default=None, description="Validation errors.")
     correlation_id: str | None = None
+
+
+# OpenAPI documentation of the error shapes every inference route may return.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "Body too large"},
+    422: {"model": ErrorResponse, "description": "Invalid input or over a limit"},
+    503: {"model": ErrorResponse, "description": "Model not loaded"},
+}

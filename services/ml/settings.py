@@ -21,7 +21,11 @@ class MLSettings(ServiceSettings):
     device: str = Field(
         default="auto", description="auto (CUDA when available, else CPU), cpu, cuda[:N]."
     )
-    torch_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads.")
+    torch_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="torch intra-op threads; unset = the cgroup CPU limit, else torch's default.",
+    )
     max_seq_length: int = Field(
         default=256, ge=8, le=8192, description="Tokens per text; rest is cut."
     )

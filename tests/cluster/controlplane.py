@@ -75,7 +75,10 @@ def kubeconfig(server: str, pki: Path, identity: str) -> dict[str, Any]:
             }
         ],
         "contexts": [
-            {"name": "indexforge-local", "context": {"cluster": "indexforge-local", "user": identity}}
+            {
+                "name": "indexforge-local",
+                "context": {"cluster": "indexforge-local", "user": identity},
+            }
         ],
         "current-context": "indexforge-local",
     }
@@ -84,7 +87,6 @@ def kubeconfig(server: str, pki: Path, identity: str) -> dict[str, Any]:
 def component_commands(state: Path, ports: Ports) -> dict[str, list[str]]:
     """Command lines, in start order. Pure: paths and ports in, argv out."""
     pki = state / "pki"
-    server = f"https://127.0.0.1:{ports.apiserver}"
     etcd_url = f"http://127.0.0.1:{ports.etcd_client}"
     peer_url = f"http://127.0.0.1:{ports.etcd_peer}"
     return {
@@ -321,7 +323,12 @@ def up(state: Path = DEFAULT_STATE_DIR) -> Path:
 
     commands = component_commands(state, ports)
     pids: dict[str, int] = {}
-    record = {"ports": ports.__dict__, "pids": pids, "markers": {}, "server": server}
+    record: dict[str, Any] = {
+        "ports": ports.__dict__,
+        "pids": pids,
+        "markers": {},
+        "server": server,
+    }
 
     def start(name: str, argv: list[str], marker: str | None = None) -> None:
         pids[name] = _spawn(name, argv, state / "logs").pid
@@ -337,17 +344,31 @@ def up(state: Path = DEFAULT_STATE_DIR) -> Path:
         )  # fmt: skip
         start("kube-apiserver", commands["kube-apiserver"])
         ctx = _admin_ssl_context(pki)
-        _wait("kube-apiserver /readyz", lambda: _http_ok(f"{server}/readyz", ctx), pids, state, deadline)
+        _wait(
+            "kube-apiserver /readyz",
+            lambda: _http_ok(f"{server}/readyz", ctx),
+            pids,
+            state,
+            deadline,
+        )
         for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
             start(name, commands[name])
         start(
             "provisioner",
-            [sys.executable, "-m", "tests.cluster", "provisioner", str(admin_kcfg), str(state / "volumes")],
+            [
+                sys.executable,
+                "-m",
+                "tests.cluster",
+                "provisioner",
+                str(admin_kcfg),
+                str(state / "volumes"),
+            ],
             marker="tests.cluster provisioner",
         )
+        bootstrap = {"apiVersion": "v1", "kind": "List", "items": objects.bootstrap_objects()}
         kubectl(
-            admin_kcfg, "apply", "--server-side", "--field-manager=indexforge-test-harness", "-f", "-",
-            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects.bootstrap_objects()}),
+            admin_kcfg, "apply", "--server-side", "--field-manager=indexforge-test-harness",
+            "-f", "-", stdin=json.dumps(bootstrap),
         )  # fmt: skip
         _wait("nodes Ready", lambda: _nodes_ready(admin_kcfg), pids, state, deadline)
         _wait(
@@ -362,7 +383,9 @@ def up(state: Path = DEFAULT_STATE_DIR) -> Path:
     return admin_kcfg
 
 
-def start_extra(state: Path, name: str, argv: list[str], *, env: dict[str, str] | None = None) -> int:
+def start_extra(
+    state: Path, name: str, argv: list[str], *, env: dict[str, str] | None = None
+) -> int:
     """Start another process (e.g. the operator) under this cluster's bookkeeping.
 
     ``down`` then stops it first, before the control plane it talks to.

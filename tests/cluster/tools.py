@@ -8,6 +8,7 @@ name, version and a hash of the module's go.mod/go.sum, so only a cold machine p
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -107,11 +108,19 @@ TOOLS: dict[str, Tool] = {
             "helm.sh/helm/v3/cmd/helm",
             ("-X helm.sh/helm/v3/internal/version.version=v3.22.0",),
         ),
-        Tool("kubeconform", "v0.8.0", "kubeconform", "github.com/yannh/kubeconform/cmd/kubeconform"),
+        Tool(
+            "kubeconform", "v0.8.0", "kubeconform", "github.com/yannh/kubeconform/cmd/kubeconform"
+        ),
     )
 }
 
-CONTROL_PLANE_TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+CONTROL_PLANE_TOOLS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+)
 
 # Debian's prometheus package ships promtool; building it from Go would cost minutes for nothing.
 SYSTEM_TOOLS = ("promtool",)
@@ -131,7 +140,15 @@ def _group_by_module(tools: Iterable[Tool]) -> dict[str, list[Tool]]:
 def _build_one(tool: Tool) -> None:
     target = tool.cached_path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".partial")
+    # One builder per tool across processes: a second `make tools` waits, then finds it cached.
+    with open(target.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            _go_build(tool, target)
+
+
+def _go_build(tool: Tool, target: Path) -> None:
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     cmd = [
         "go", "build", "-o", str(partial),
         "-ldflags", " ".join(["-s", "-w", *tool.ldflags]), tool.package,

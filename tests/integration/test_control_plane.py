@@ -6,13 +6,14 @@ plane started by the session fixture.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from tests.waiting import wait_for
 
@@ -37,7 +38,7 @@ def test_deployment_becomes_available_on_kwok_nodes(api_client, namespace: str) 
             "spec": {
                 "replicas": 2,
                 "selector": {"matchLabels": labels},
-                "template": {"metadata": {"labels": labels}, **_pod("x")},
+                "template": {"metadata": {"labels": labels}, "spec": _pod("x")["spec"]},
             },
         },
     )
@@ -69,7 +70,9 @@ def test_statefulset_with_volume_claim_gets_bound_pvc(api_client, namespace: str
                 "selector": {"matchLabels": labels},
                 "template": {
                     "metadata": {"labels": labels},
-                    **_pod("x", container={"volumeMounts": [{"name": "data", "mountPath": "/d"}]}),
+                    "spec": _pod(
+                        "x", container={"volumeMounts": [{"name": "data", "mountPath": "/d"}]}
+                    )["spec"],
                 },
                 "volumeClaimTemplates": [
                     {
@@ -164,7 +167,9 @@ spec:
 """
 
 
-def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _kubectl(
+    kubeconfig: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["kubectl", f"--kubeconfig={kubeconfig}", *args],
         input=stdin, capture_output=True, text=True, check=False, timeout=60,
@@ -175,10 +180,12 @@ def test_crd_cel_rule_rejects_bad_object_and_accepts_good(kubeconfig: Path, name
     applied = _kubectl(kubeconfig, "apply", "-f", "-", stdin=CRD_YAML)
     assert applied.returncode == 0, applied.stderr
     wait_for(
-        lambda: _kubectl(
-            kubeconfig, "wait", "--for=condition=Established", "crd/ranges.test.indexforge.io"
-        ).returncode
-        == 0,
+        lambda: (
+            _kubectl(
+                kubeconfig, "wait", "--for=condition=Established", "crd/ranges.test.indexforge.io"
+            ).returncode
+            == 0
+        ),
         timeout=30,
         what="CRD established",
     )
@@ -191,9 +198,10 @@ def test_crd_cel_rule_rejects_bad_object_and_accepts_good(kubeconfig: Path, name
 
     # Discovery of a brand-new group can lag a moment behind Established.
     good = wait_for(
-        lambda: (r := _kubectl(kubeconfig, "apply", "-f", "-", stdin=obj("good", 1, 5))).returncode
-        == 0
-        and r,
+        lambda: (
+            (r := _kubectl(kubeconfig, "apply", "-f", "-", stdin=obj("good", 1, 5))).returncode == 0
+            and r
+        ),
         timeout=30,
         what="good Range accepted",
     )
@@ -212,7 +220,12 @@ def test_deleting_owner_garbage_collects_owned_configmap(api_client, namespace: 
             "metadata": {
                 "name": "owned",
                 "ownerReferences": [
-                    {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "name": "owner",
+                        "uid": owner.metadata.uid,
+                    }
                 ],
             }
         },
@@ -242,7 +255,11 @@ def test_restricted_namespace_rejects_privileged_pod(api_client, namespace: str)
     assert "violates PodSecurity" in err.value.body
     compliant = _pod(
         "ok",
-        securityContext={"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+        securityContext={
+            "runAsNonRoot": True,
+            "runAsUser": 1000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
         container={
             "securityContext": {
                 "allowPrivilegeEscalation": False,
@@ -269,7 +286,11 @@ def test_service_account_with_configmap_role_cannot_list_secrets(
         namespace,
         {
             "metadata": {"name": "cm-reader"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "cm-reader",
+            },
             "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
         },
     )
@@ -287,4 +308,6 @@ def test_service_account_with_configmap_role_cannot_list_secrets(
     with pytest.raises(ApiException) as err:
         as_reader.list_namespaced_secret(namespace)
     assert err.value.status == 403
-    assert "cannot list resource \"secrets\"" in err.value.body
+    message = json.loads(err.value.body)["message"]
+    assert 'cannot list resource "secrets"' in message
+    assert f"system:serviceaccount:{namespace}:reader" in message

@@ -61,7 +61,11 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
     ("unknown field", {"api": {"replicaz": 2}}, "replicaz"),
     ("rate limit zero", {"gateway": {"rateLimiting": {"apiPerMinute": 0}}}, "apiPerMinute"),
     ("sample rate above 1", {"sentry": {"tracesSampleRate": 1.5}}, "tracesSampleRate"),
-    ("too many consumers", {"gateway": {"keyAuth": {"consumers": [{"username": f"u{i}"} for i in range(500)]}}}, "consumers"),
+    (
+        "too many consumers",
+        {"gateway": {"keyAuth": {"consumers": [{"username": f"u{i}"} for i in range(500)]}}},
+        "consumers",
+    ),
 ]
 
 
@@ -91,7 +95,5 @@ def test_storage_class_is_immutable(kubeconfig: Path, namespace: str) -> None:
     first = {"weaviate": {"persistence": {"storageClassName": "standard"}}}
     assert "created" in kubectl(kubeconfig, "apply", "-f", "-", stdin=_cr(namespace, first, "imm"))
     changed = {"weaviate": {"persistence": {"storageClassName": "fast"}}}
-    out = kubectl(
-        kubeconfig, "apply", "-f", "-", stdin=_cr(namespace, changed, "imm"), check=False
-    )
+    out = kubectl(kubeconfig, "apply", "-f", "-", stdin=_cr(namespace, changed, "imm"), check=False)
     assert "immutable" in out, out

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from indexforge_operator.naming import Names
 from tests.cluster.tools import REPO_ROOT
@@ -163,7 +163,9 @@ def test_hand_scaled_deployment_is_reverted(api_client, ready_instance: tuple[st
     )
 
 
-def test_edited_kong_config_secret_is_restored(api_client, ready_instance: tuple[str, Names]) -> None:
+def test_edited_kong_config_secret_is_restored(
+    api_client, ready_instance: tuple[str, Names]
+) -> None:
     namespace, names = ready_instance
     core = client.CoreV1Api(api_client)
     secret_name = names.config("gateway")
@@ -196,13 +198,17 @@ def test_spec_change_reaches_child_and_config_change_rolls_pods(
         ),
     )
     wait_for(
-        lambda: apps.read_namespaced_deployment(names.component("api"), namespace).spec.replicas == 3,
+        lambda: (
+            apps.read_namespaced_deployment(names.component("api"), namespace).spec.replicas == 3
+        ),
         timeout=60,
         what="api replicas 3",
     )
 
     def rolled() -> bool:
-        annotations = apps.read_namespaced_deployment(gateway, namespace).spec.template.metadata.annotations
+        annotations = apps.read_namespaced_deployment(
+            gateway, namespace
+        ).spec.template.metadata.annotations
         return bool(annotations) and annotations != checksum_before
 
     wait_for(rolled, timeout=60, what="gateway pod template checksum changed")
@@ -237,21 +243,27 @@ def test_deleting_the_cr_collects_children_and_honours_pvc_policy(
     _apply(kubeconfig, _sample(namespace, deletionPolicy=policy))
     _wait_ready(api_client, namespace, "demo")
     core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
-    pvcs_before = {p.metadata.name for p in core.list_namespaced_persistent_volume_claim(namespace).items}
+    pvcs_before = {
+        p.metadata.name for p in core.list_namespaced_persistent_volume_claim(namespace).items
+    }
     assert pvcs_before, "the stack should have PVCs"
 
     client.CustomObjectsApi(api_client).delete_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "demo"
     )
     wait_for(
-        lambda: not apps.list_namespaced_deployment(namespace).items
-        and not apps.list_namespaced_stateful_set(namespace).items,
+        lambda: (
+            not apps.list_namespaced_deployment(namespace).items
+            and not apps.list_namespaced_stateful_set(namespace).items
+        ),
         timeout=90,
         what="children garbage-collected",
     )
     if policy == "Retain":
         time.sleep(3)
-        left = {p.metadata.name for p in core.list_namespaced_persistent_volume_claim(namespace).items}
+        left = {
+            p.metadata.name for p in core.list_namespaced_persistent_volume_claim(namespace).items
+        }
         assert left == pvcs_before
     else:
         wait_for(

@@ -23,7 +23,7 @@ TMP_VOLUME = "tmp"
 
 def meta(
     names: Names,
-    component: Component,
+    component: Component | None,
     name: str,
     *,
     extra_labels: Mapping[str, str] | None = None,
@@ -33,7 +33,8 @@ def meta(
     out: Obj = {
         "name": name,
         "namespace": names.namespace,
-        "labels": {**labels(names, component), **(extra_labels or {})},
+        # Extra labels first: they must never override the labels prune and selectors use.
+        "labels": {**(extra_labels or {}), **labels(names, component)},
     }
     if annotations:
         out["annotations"] = dict(annotations)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import yaml
-
 from ..generated import GeneratedSecrets
 from ..naming import Names
 from ..spec import IndexForgeSpec
+from ..yamlio import dump
 from . import ports
 from .common import (
     Obj,
@@ -35,6 +34,8 @@ KONG_UID = 1000  # the "kong" user of the official image
 CONFIG_FILE = "kong.yml"
 CONFIG_DIR = "/kong/declarative"
 TLS_DIR = "/etc/kong/tls"
+PROXY_PORT = 80  # Service ports; the container listens on ports.KONG_PROXY(_TLS)
+PROXY_TLS_PORT = 443
 
 
 def _kong_env(spec: IndexForgeSpec) -> list[Obj]:
@@ -106,19 +107,31 @@ def _pod_spec(spec: IndexForgeSpec, names: Names) -> Obj:
     }
 
 
+def entry_url(spec: IndexForgeSpec, names: Names) -> str:
+    """Where in-cluster clients reach the API: Kong's proxy Service, else the API Service."""
+    if not spec.gateway.enabled:
+        return names.url("api", ports.API)
+    if spec.gateway.tls.enabled:
+        return f"https://{names.fqdn(names.component('gateway'))}:{PROXY_TLS_PORT}"
+    return f"http://{names.fqdn(names.component('gateway'))}:{PROXY_PORT}"
+
+
 def build_gateway(spec: IndexForgeSpec, names: Names, *, secrets: GeneratedSecrets) -> list[Obj]:
     gw = spec.gateway
     if not gw.enabled:
         return []
-    config_text = yaml.safe_dump(kong_config(spec, names, secrets=secrets), sort_keys=False)
+    config_text = dump(kong_config(spec, names, secrets=secrets))
     config_data = {CONFIG_FILE: config_text}
     template = pod_template(
-        names, "gateway", spec=spec, pod_spec=_pod_spec(spec, names),
+        names,
+        "gateway",
+        spec=spec,
+        pod_spec=_pod_spec(spec, names),
         config_checksum=checksum(config_data),
     )
-    proxy_ports = [service_port("proxy", 80, "proxy")]
+    proxy_ports = [service_port("proxy", PROXY_PORT, "proxy")]
     if gw.tls.enabled:
-        proxy_ports.append(service_port("proxy-tls", 443, "proxy-tls"))
+        proxy_ports.append(service_port("proxy-tls", PROXY_TLS_PORT, "proxy-tls"))
     out = [
         service_account(names, "gateway"),
         secret(names, "gateway", names.config("gateway"), config_data),

@@ -53,7 +53,7 @@ def build_ml(spec: IndexForgeSpec, names: Names) -> list[Obj]:
             *common_env(spec, names, "ml", ml.log_level),
             env("INDEXFORGE_DEVICE", ml_device(spec)),
             env("INDEXFORGE_MODEL_NAME", ml.model),
-            env("INDEXFORGE_BATCH_SIZE", ml.batch_size),
+            env("INDEXFORGE_BATCH_MAX_SIZE", ml.batch_size),
             env("INDEXFORGE_CACHE_DEFAULT_TTL_SECONDS", ml.cache_ttl_seconds),
             env(
                 "INDEXFORGE_REDIS_URL",

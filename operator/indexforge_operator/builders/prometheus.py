@@ -7,12 +7,11 @@ ServiceMonitor does, so the shared alert rules match in both modes.
 
 from __future__ import annotations
 
-import yaml
-
 from ..alerts import rule_file
 from ..naming import Names
 from ..spec import IndexForgeSpec
 from ..telemetry import target_labels
+from ..yamlio import dump
 from . import ports
 from .common import (
     Obj,
@@ -48,7 +47,10 @@ def _relabel(labels: dict[str, str]) -> list[Obj]:
 def prometheus_config(spec: IndexForgeSpec, names: Names) -> Obj:
     prom = spec.monitoring.prometheus
     jobs: list[Obj] = [
-        {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{ports.PROMETHEUS}"]}]}
+        {
+            "job_name": "prometheus",
+            "static_configs": [{"targets": [f"localhost:{ports.PROMETHEUS}"]}],
+        }
     ]
     for target in scrape_targets(spec):
         jobs.append(
@@ -79,8 +81,8 @@ def prometheus_config(spec: IndexForgeSpec, names: Names) -> Obj:
 def prometheus_data(spec: IndexForgeSpec, names: Names) -> dict[str, str]:
     """ConfigMap data: the config and the rule file (same rules as the PrometheusRule)."""
     return {
-        "prometheus.yml": yaml.safe_dump(prometheus_config(spec, names), sort_keys=False),
-        RULES_FILE: yaml.safe_dump(rule_file(spec, names), sort_keys=False),
+        "prometheus.yml": dump(prometheus_config(spec, names)),
+        RULES_FILE: dump(rule_file(spec, names)),
     }
 
 

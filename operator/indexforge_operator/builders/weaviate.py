@@ -99,7 +99,10 @@ def build_weaviate(spec: IndexForgeSpec, names: Names) -> list[Obj]:
             "volumes": [tmp_volume(), *data_volumes(claim)],
         },
     )
-    client_ports = [service_port("http", ports.WEAVIATE_HTTP), service_port("grpc", ports.WEAVIATE_GRPC)]
+    client_ports = [
+        service_port("http", ports.WEAVIATE_HTTP),
+        service_port("grpc", ports.WEAVIATE_GRPC),
+    ]
     peer_ports = [
         *client_ports,
         service_port("metrics", ports.WEAVIATE_METRICS),
@@ -115,7 +118,12 @@ def build_weaviate(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         headless_service(names, "weaviate", peer_ports, publish_not_ready=True),
         # Parallel start: raft needs every peer up to elect a leader.
         statefulset(
-            spec, names, "weaviate", replicas=w.replicas, template=template, claim=claim,
+            spec,
+            names,
+            "weaviate",
+            replicas=w.replicas,
+            template=template,
+            claim=claim,
             parallel=True,
         ),
     ]

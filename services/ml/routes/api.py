@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from fastapi import APIRouter, HTTPException
 
 from ..limits import check_pairs, check_texts
 from ..runtime import ML
 from ..schemas import (
+    ERROR_RESPONSES,
     EmbeddingsRequest,
     EmbeddingsResponse,
-    ErrorResponse,
     SimilarityRequest,
     SimilarityResponse,
 )
 
 router = APIRouter(prefix="/api/v1/ml", tags=["ml"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorResponse, "description": "Body too large"},
-    422: {"model": ErrorResponse, "description": "Invalid input or over a limit"},
-    503: {"model": ErrorResponse, "description": "Model not loaded"},
-}
 
 
 def _enforce(ml: ML, texts: list[str], field: str) -> None:
@@ -36,7 +29,7 @@ def _enforce(ml: ML, texts: list[str], field: str) -> None:
         raise HTTPException(status_code=422, detail=problem)
 
 
-@router.post("/embeddings", summary="Embed a batch of texts", responses=ERRORS)
+@router.post("/embeddings", summary="Embed a batch of texts", responses=ERROR_RESPONSES)
 async def embeddings(body: EmbeddingsRequest, ml: ML) -> EmbeddingsResponse:
     _enforce(ml, body.texts, "texts")
     found = await ml.embeddings.embed(body.texts)
@@ -50,7 +43,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.clip(np.dot(a, b), -1.0, 1.0))
 
 
-@router.post("/similarity", summary="Cosine similarity of text pairs", responses=ERRORS)
+@router.post("/similarity", summary="Cosine similarity of text pairs", responses=ERROR_RESPONSES)
 async def similarity(body: SimilarityRequest, ml: ML) -> SimilarityResponse:
     problem = check_pairs(
         [(p.a, p.b) for p in body.pairs],

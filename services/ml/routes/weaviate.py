@@ -6,6 +6,7 @@ metadata, and posts every object/query text to `/vectors`.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -15,14 +16,22 @@ from ...common.app import get_context
 from ...common.errors import error_body
 from ..limits import check_dimensions, check_pooling, check_texts
 from ..runtime import ML, MLRuntime
-from ..schemas import ErrorResponse, VectorBatchResponse, VectorResponse, VectorsRequest
+from ..schemas import (
+    ERROR_RESPONSES,
+    ErrorResponse,
+    VectorBatchResponse,
+    VectorResponse,
+    VectorsRequest,
+)
 
-router = APIRouter(tags=["weaviate"])
-ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorResponse, "description": "Body too large"},
-    422: {"model": ErrorResponse, "description": "Invalid input or over a limit"},
-    503: {"model": ErrorResponse, "description": "Model not loaded"},
-}
+# Weaviate's Go client posts JSON without a Content-Type header. FastAPI >= 0.12x ignores
+# such bodies unless strict content-type checking is off (older versions always parse).
+_LAX: dict[str, Any] = (
+    {"strict_content_type": False}
+    if "strict_content_type" in inspect.signature(APIRouter).parameters
+    else {}
+)
+router = APIRouter(tags=["weaviate"], **_LAX)
 
 
 @router.get("/.well-known/live", status_code=204, summary="Liveness (Weaviate protocol)")
@@ -43,7 +52,7 @@ async def ready(request: Request) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/meta", summary="Model metadata (Weaviate protocol)", responses=ERRORS)
+@router.get("/meta", summary="Model metadata (Weaviate protocol)", responses=ERROR_RESPONSES)
 async def meta(ml: ML) -> dict[str, Any]:
     return ml.encoder.meta()
 
@@ -52,7 +61,7 @@ async def meta(ml: ML) -> dict[str, Any]:
     "/vectors",
     summary="Embed one text (`text`) or several (`texts`)",
     response_model=VectorResponse | VectorBatchResponse,
-    responses=ERRORS,
+    responses=ERROR_RESPONSES,
 )
 @router.post("/vectors/", include_in_schema=False)
 async def vectors(body: VectorsRequest, ml: ML) -> VectorResponse | VectorBatchResponse:

@@ -1,0 +1,100 @@
+{{/*
+What monitoring shares: the scrape targets (ServiceMonitors and the standalone Prometheus use
+the same list) and the alert rules (one source for the PrometheusRule and the rule file), as
+the operator's builders/targets.py and alerts.py. Results are JSON.
+*/}}
+
+{{/* indexforge.monitoringMode: PrometheusOperator when its CRDs exist, else Standalone (if enabled), else Disabled. */}}
+{{- define "indexforge.monitoringMode" -}}
+{{- if not .spec.monitoring.enabled -}}Disabled
+{{- else if .root.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor" -}}PrometheusOperator
+{{- else if .spec.monitoring.prometheus.enabled -}}Standalone
+{{- else -}}Disabled
+{{- end -}}
+{{- end -}}
+
+{{/* indexforge.scrapeTargets: pods behind a component's headless Service, scraped on a named port (dict spec). */}}
+{{- define "indexforge.scrapeTargets" -}}
+{{- $spec := .spec -}}
+{{- $out := list (dict "component" "api" "portName" "http" "port" 8000) (dict "component" "ml" "portName" "http" "port" 8080) -}}
+{{- if $spec.excel.enabled }}{{ $out = append $out (dict "component" "excel" "portName" "http" "port" 8000) }}{{ end -}}
+{{- if $spec.gateway.enabled }}{{ $out = append $out (dict "component" "gateway" "portName" "status" "port" 8100) }}{{ end -}}
+{{- if $spec.redis.app.exporter.enabled }}{{ $out = append $out (dict "component" "redis-app" "portName" "metrics" "port" 9121) }}{{ end -}}
+{{- if $spec.redis.ml.exporter.enabled }}{{ $out = append $out (dict "component" "redis-ml" "portName" "metrics" "port" 9121) }}{{ end -}}
+{{- $out = append $out (dict "component" "weaviate" "portName" "metrics" "port" 2112) -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* indexforge.decimal: shortest decimal text of a number (no exponent, no float noise). */}}
+{{- define "indexforge.decimal" -}}
+{{- printf "%.10f" (float64 .) | trimSuffix "0" | trimSuffix "0" | trimSuffix "0" | trimSuffix "0" | trimSuffix "0" | trimSuffix "0" | trimSuffix "0" | trimSuffix "0" | trimSuffix "0" | trimSuffix "0" | trimSuffix "." -}}
+{{- end -}}
+
+{{/* indexforge.limitTerms: "(series / limit)" per component with a limit on `resource` (dict root, spec, resource, series with SEL placeholder). */}}
+{{- define "indexforge.limitTerms" -}}
+{{- $spec := .spec -}}
+{{- $limited := list (list "api" $spec.api.resources) (list "ml" $spec.ml.resources) -}}
+{{- if $spec.excel.enabled }}{{ $limited = append $limited (list "excel" $spec.excel.resources) }}{{ end -}}
+{{- $limited = append $limited (list "weaviate" $spec.weaviate.resources) -}}
+{{- $terms := list -}}
+{{- range $limited -}}
+{{- $limits := (index . 1).limits | default dict -}}
+{{- if hasKey $limits $.resource -}}
+{{- $sel := include "indexforge.matcher" (dict "root" $.root "extra" (dict "component" (index . 0))) -}}
+{{- $terms = append $terms (printf "(%s / %s)" (replace "SEL" $sel $.series) (include "indexforge.number" (index $limits $.resource))) -}}
+{{- end -}}
+{{- end -}}
+{{- join " or " $terms -}}
+{{- end -}}
+
+{{/* indexforge.ruleGroups: Prometheus rule groups (dict root, spec); [] when alerts are off. */}}
+{{- define "indexforge.ruleGroups" -}}
+{{- $spec := .spec -}}
+{{- $cfg := $spec.monitoring.alerts -}}
+{{- if not (and $spec.monitoring.enabled $cfg.enabled) -}}
+[]
+{{- else -}}
+{{- $by := "indexforge_namespace, indexforge_instance, component" -}}
+{{- $http := include "indexforge.matcher" (dict "root" .root "extra" (dict "component" "api|ml|excel")) -}}
+{{- $errors := include "indexforge.matcher" (dict "root" .root "extra" (dict "component" "api|ml|excel" "status" "5..")) -}}
+{{- $every := include "indexforge.matcher" (dict "root" .root) -}}
+{{- $errorRatio := include "indexforge.decimal" (divf $cfg.errorRatePercent 100) -}}
+{{- $latency := include "indexforge.decimal" (divf $cfg.latencyP95Milliseconds 1000) -}}
+{{- $memory := include "indexforge.decimal" (divf $cfg.memoryPercent 100) -}}
+{{- $cpu := include "indexforge.decimal" (divf $cfg.cpuPercent 100) -}}
+{{- $alerts := list -}}
+{{- $alerts = append $alerts (list "IndexForgeHighErrorRate"
+  (printf "sum by (%s) (rate(http_requests_total%s[5m]))\n  / sum by (%s) (rate(http_requests_total%s[5m]))\n  > %s" $by $errors $by $http $errorRatio)
+  "critical" "{{ $labels.component }} answers too many requests with 5xx"
+  (printf "More than %s%% of requests to {{ $labels.component }} failed with a 5xx status over the last 5m." (printf "%.6g" (float64 $cfg.errorRatePercent)))) -}}
+{{- $alerts = append $alerts (list "IndexForgeHighLatencyP95"
+  (printf "histogram_quantile(0.95, sum by (%s, le) (rate(http_request_duration_seconds_bucket%s[5m])))\n  > %s" $by $http $latency)
+  "warning" "{{ $labels.component }} p95 latency is high"
+  (printf "95th percentile latency of {{ $labels.component }} is above %d ms." (int $cfg.latencyP95Milliseconds))) -}}
+{{- $mem := include "indexforge.limitTerms" (dict "root" .root "spec" $spec "resource" "memory" "series" "process_resident_memory_bytesSEL") -}}
+{{- if $mem -}}
+{{- $alerts = append $alerts (list "IndexForgeHighMemory" (printf "(%s)\n  > %s" $mem $memory)
+  "warning" "{{ $labels.component }} is close to its memory limit"
+  (printf "{{ $labels.component }} uses more than %d%% of its memory limit; it will be OOM-killed when it reaches it." (int $cfg.memoryPercent))) -}}
+{{- end -}}
+{{- $cpuTerms := include "indexforge.limitTerms" (dict "root" .root "spec" $spec "resource" "cpu" "series" "rate(process_cpu_seconds_totalSEL[5m])") -}}
+{{- if $cpuTerms -}}
+{{- $alerts = append $alerts (list "IndexForgeHighCPU" (printf "(%s)\n  > %s" $cpuTerms $cpu)
+  "warning" "{{ $labels.component }} is close to its CPU limit"
+  (printf "{{ $labels.component }} uses more than %d%% of its CPU limit and is being throttled." (int $cfg.cpuPercent))) -}}
+{{- end -}}
+{{- $alerts = append $alerts (list "IndexForgeRedisMemoryHigh"
+  (printf "(redis_memory_used_bytes%s / (redis_memory_max_bytes%s > 0))\n  > %s" $every $every $memory)
+  "warning" "{{ $labels.component }} is close to maxmemory"
+  (printf "{{ $labels.component }} holds more than %d%% of its maxmemory; eviction is about to start or has started." (int $cfg.memoryPercent))) -}}
+{{- $alerts = append $alerts (list "IndexForgeTargetDown" (printf "up%s == 0" $every)
+  "warning" "{{ $labels.component }} metrics endpoint is down"
+  "Prometheus cannot scrape {{ $labels.component }} ({{ $labels.instance }}).") -}}
+{{- $base := regexReplaceAll "/+$" $cfg.runbookBaseUrl "" -}}
+{{- $rules := list -}}
+{{- range $alerts -}}
+{{- $rules = append $rules (dict "alert" (index . 0) "expr" (index . 1) "for" $cfg.forDuration "labels" (dict "severity" (index . 2)) "annotations" (dict "summary" (index . 3) "description" (index . 4) "runbook_url" (printf "%s/%s" $base (lower (index . 0))))) -}}
+{{- end -}}
+{{- list (dict "name" (printf "indexforge.%s.%s" .root.Release.Namespace .root.Release.Name) "rules" $rules) | toJson -}}
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,112 @@
+{{/*
+The workload shape shared by the three Python services (api, ml, excel), as the operator's
+builders/python_service.py: ServiceAccount, Deployment, Service, headless Service, PDB.
+Each service is a console script (`indexforge-<name> --host --port`) configured entirely by
+INDEXFORGE_* environment variables.
+*/}}
+
+{{/* indexforge.commonEnv: environment every service understands (dict root, spec, component, logLevel). */}}
+{{- define "indexforge.commonEnv" -}}
+{{- $spec := .spec -}}
+{{ include "indexforge.env" (dict "name" "INDEXFORGE_SERVICE_NAME" "value" .component) }}
+{{ include "indexforge.env" (dict "name" "INDEXFORGE_LOG_LEVEL" "value" .logLevel) }}
+{{ include "indexforge.env" (dict "name" "INDEXFORGE_LOG_JSON" "value" "true") }}
+{{ include "indexforge.env" (dict "name" "INDEXFORGE_ENVIRONMENT" "value" $spec.sentry.environment) }}
+{{ include "indexforge.env" (dict "name" "HOME" "value" "/tmp") }}
+{{ include "indexforge.env" (dict "name" "PYTHONDONTWRITEBYTECODE" "value" "1") }}
+{{- if and $spec.monitoring.enabled $spec.monitoring.jaeger.enabled }}
+{{ include "indexforge.env" (dict "name" "INDEXFORGE_OTLP_ENDPOINT" "value" (include "indexforge.url" (dict "root" .root "component" "jaeger" "port" 4318))) }}
+{{- end }}
+{{- if and $spec.sentry.enabled $spec.sentry.dsnSecretRef }}
+- name: INDEXFORGE_SENTRY_DSN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $spec.sentry.dsnSecretRef.name }}
+      key: {{ $spec.sentry.dsnSecretRef.key }}
+{{ include "indexforge.env" (dict "name" "INDEXFORGE_SENTRY_TRACES_SAMPLE_RATE" "value" (include "indexforge.pyfloat" $spec.sentry.tracesSampleRate)) }}
+{{ include "indexforge.env" (dict "name" "INDEXFORGE_SENTRY_PROFILES_SAMPLE_RATE" "value" (include "indexforge.pyfloat" $spec.sentry.profilesSampleRate)) }}
+{{- end }}
+{{- end -}}
+
+{{/*
+indexforge.pythonService: every object of one service. dict:
+  root, spec, component, svc (the component's spec part), replicas ("" when an HPA owns the
+  count), maxReplicas, port, env (YAML list text), podFields (YAML map text, GPU scheduling),
+  extraLimits (map), slowStart (bool).
+*/}}
+{{- define "indexforge.pythonService" -}}
+{{- $ctx := dict "root" .root "spec" .spec "component" .component -}}
+{{- $svc := .svc -}}
+{{ include "indexforge.serviceAccount" $ctx }}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  {{- include "indexforge.metadata" (merge (dict "name" (include "indexforge.name" $ctx)) $ctx) | nindent 2 }}
+spec:
+  {{- if ne (toString .replicas) "" }}
+  replicas: {{ .replicas }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "indexforge.selectorLabels" $ctx | nindent 6 }}
+  revisionHistoryLimit: 5
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 1
+      maxUnavailable: 0
+  template:
+    metadata:
+      labels:
+        {{- include "indexforge.labels" $ctx | nindent 8 }}
+    spec:
+      {{- include "indexforge.podCommon" $ctx | nindent 6 }}
+      securityContext:
+        {{- include "indexforge.podSecurity" 10001 | nindent 8 }}
+      terminationGracePeriodSeconds: 30
+      {{- with .podFields }}
+      {{- . | nindent 6 }}
+      {{- end }}
+      containers:
+        - name: {{ .component }}
+          image: {{ $svc.image }}
+          imagePullPolicy: {{ $svc.imagePullPolicy }}
+          command:
+            - indexforge-{{ .component }}
+            - --host
+            - 0.0.0.0
+            - --port
+            - {{ .port | quote }}
+          ports:
+            - name: http
+              containerPort: {{ .port }}
+              protocol: TCP
+          env:
+            {{- .env | nindent 12 }}
+          resources:
+            {{- include "indexforge.resources" (dict "resources" $svc.resources "extraLimits" .extraLimits) | nindent 12 }}
+          securityContext:
+            {{- include "indexforge.containerSecurity" . | nindent 12 }}
+          livenessProbe:
+            {{- include "indexforge.httpProbe" (dict "path" "/healthz" "port" "http") | nindent 12 }}
+          readinessProbe:
+            {{- include "indexforge.httpProbe" (dict "path" "/readyz" "port" "http" "period" 5) | nindent 12 }}
+          {{- if .slowStart }}
+          # Model loading can take minutes on a cold node; liveness must not kill it meanwhile.
+          startupProbe:
+            {{- include "indexforge.httpProbe" (dict "path" "/healthz" "port" "http" "period" 10 "failures" 60) | nindent 12 }}
+          {{- end }}
+          volumeMounts:
+            {{- include "indexforge.tmpMount" . | nindent 12 }}
+      volumes:
+        {{- include "indexforge.tmpVolume" . | nindent 8 }}
+---
+{{ include "indexforge.service" (merge (dict "ports" (list (dict "name" "http" "port" .port))) $ctx) }}
+---
+{{ include "indexforge.headlessService" (merge (dict "ports" (list (dict "name" "http" "port" .port))) $ctx) }}
+{{- if include "indexforge.wantsPdb" (dict "budget" $svc.podDisruptionBudget "maxReplicas" .maxReplicas) }}
+---
+{{ include "indexforge.pdb" (merge (dict "budget" $svc.podDisruptionBudget) $ctx) }}
+{{- end }}
+{{- end -}}

@@ -1,0 +1,1 @@
+"""Generators for checked-in files derived from one source (charts, install bundle)."""

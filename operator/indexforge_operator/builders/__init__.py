@@ -1,0 +1,88 @@
+"""Pure builders: spec + names (+ generated secrets, + monitoring mode) -> desired objects.
+
+`build_all` is what the reconciler applies and `indexforge render` prints. No builder reads
+the clock, the environment or the cluster; the same input always gives the same objects, in
+the same order (dependencies first: accounts, secrets and config before workloads).
+"""
+
+from __future__ import annotations
+
+from ..decisions import monitoring_mode
+from ..generated import GeneratedSecrets
+from ..naming import Names
+from ..spec import IndexForgeSpec
+from .api import build_api
+from .common import Obj
+from .excel import build_excel
+from .gateway import build_gateway, entry_url
+from .grafana import build_grafana
+from .jaeger import build_jaeger
+from .ml import build_ml
+from .network import build_network_policies
+from .prometheus import build_prometheus
+from .redis import build_redis
+from .servicemonitors import build_prometheus_rule, build_service_monitors
+from .weaviate import build_weaviate
+
+__all__ = [
+    "APPLY_ORDER",
+    "Obj",
+    "build_all",
+    "build_api",
+    "build_excel",
+    "build_gateway",
+    "build_grafana",
+    "build_jaeger",
+    "build_ml",
+    "build_network_policies",
+    "build_prometheus",
+    "build_prometheus_rule",
+    "build_redis",
+    "build_service_monitors",
+    "build_weaviate",
+    "entry_url",
+]
+
+APPLY_ORDER = (
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "NetworkPolicy",
+    "Service",
+    "StatefulSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "ServiceMonitor",
+    "PrometheusRule",
+)
+
+
+def _order(obj: Obj) -> tuple[int, str]:
+    return APPLY_ORDER.index(obj["kind"]), obj["metadata"]["name"]
+
+
+def build_all(
+    spec: IndexForgeSpec, names: Names, *, secrets: GeneratedSecrets, prometheus_operator: bool
+) -> list[Obj]:
+    """Every object of one instance, sorted by APPLY_ORDER then name."""
+    mon = spec.monitoring
+    objs = [
+        *build_api(spec, names),
+        *build_ml(spec, names),
+        *build_excel(spec, names),
+        *build_redis(spec, names),
+        *build_weaviate(spec, names),
+        *build_gateway(spec, names, secrets=secrets),
+        *build_network_policies(spec, names, prometheus_operator=prometheus_operator),
+    ]
+    mode = monitoring_mode(spec, prometheus_operator=prometheus_operator)
+    if mode == "Standalone":
+        objs += build_prometheus(spec, names)
+    elif mode == "PrometheusOperator":
+        objs += [*build_service_monitors(spec, names), *build_prometheus_rule(spec, names)]
+    if mon.enabled and mon.grafana.enabled:
+        objs += build_grafana(spec, names, secrets=secrets, prometheus_operator=prometheus_operator)
+    if mon.enabled and mon.jaeger.enabled:
+        objs += build_jaeger(spec, names)
+    return sorted(objs, key=_order)

@@ -1,0 +1,175 @@
+"""Grafana: admin Secret, provisioning (datasources + dashboard provider), dashboard, Deployment."""
+
+from __future__ import annotations
+
+import json
+
+from ..generated import GRAFANA_PASSWORD_KEY, GRAFANA_USER_KEY, GeneratedSecrets
+from ..naming import Names
+from ..spec import IndexForgeSpec
+from ..yamlio import dump
+from . import ports
+from .common import (
+    Obj,
+    checksum,
+    config_map,
+    container_security,
+    deployment,
+    empty_dir,
+    env,
+    http_probe,
+    pod_security,
+    pod_template,
+    resources,
+    secret,
+    service,
+    service_account,
+    service_port,
+    tmp_mount,
+    tmp_volume,
+)
+from .dashboard import dashboard
+
+GRAFANA_UID = 472  # the "grafana" user of the upstream image
+DASHBOARDS_DIR = "/var/lib/grafana-dashboards"
+
+
+def prometheus_url(spec: IndexForgeSpec, names: Names, *, prometheus_operator: bool) -> str:
+    """Where Grafana queries metrics in the active monitoring mode."""
+    prom = spec.monitoring.prometheus
+    if prom.external_url:
+        return prom.external_url
+    if prometheus_operator or not prom.enabled:
+        # prometheus-operator's governing Service for a Prometheus in this namespace.
+        return f"http://{names.fqdn('prometheus-operated')}:{ports.PROMETHEUS}"
+    return names.url("prometheus", ports.PROMETHEUS)
+
+
+def provisioning(
+    spec: IndexForgeSpec, names: Names, *, prometheus_operator: bool
+) -> dict[str, str]:
+    datasources: list[Obj] = [
+        {
+            "name": "Prometheus",
+            "uid": "prometheus",
+            "type": "prometheus",
+            "access": "proxy",
+            "url": prometheus_url(spec, names, prometheus_operator=prometheus_operator),
+            "isDefault": True,
+            "editable": False,
+        }
+    ]
+    if spec.monitoring.jaeger.enabled:
+        datasources.append(
+            {
+                "name": "Jaeger",
+                "uid": "jaeger",
+                "type": "jaeger",
+                "access": "proxy",
+                "url": names.url("jaeger", ports.JAEGER_UI),
+                "editable": False,
+            }
+        )
+    provider = {
+        "apiVersion": 1,
+        "providers": [
+            {
+                "name": "indexforge",
+                "folder": "IndexForge",
+                "type": "file",
+                "disableDeletion": True,
+                "allowUiUpdates": False,
+                "options": {"path": DASHBOARDS_DIR},
+            }
+        ],
+    }
+    return {
+        "datasources.yaml": dump({"apiVersion": 1, "datasources": datasources}),
+        "dashboards.yaml": dump(provider),
+    }
+
+
+def build_grafana(
+    spec: IndexForgeSpec, names: Names, *, secrets: GeneratedSecrets, prometheus_operator: bool
+) -> list[Obj]:
+    grafana = spec.monitoring.grafana
+    if not secrets.grafana_admin_password:
+        raise ValueError("no generated Grafana admin password")
+    admin = {
+        GRAFANA_USER_KEY: grafana.admin_user,
+        GRAFANA_PASSWORD_KEY: secrets.grafana_admin_password,
+    }
+    prov = provisioning(spec, names, prometheus_operator=prometheus_operator)
+    boards = {"indexforge.json": json.dumps(dashboard(names), indent=2, sort_keys=True) + "\n"}
+
+    def from_secret(name: str, key: str) -> Obj:
+        return {
+            "name": name,
+            "valueFrom": {"secretKeyRef": {"name": names.grafana_admin, "key": key}},
+        }
+
+    template = pod_template(
+        names,
+        "grafana",
+        spec=spec,
+        pod_spec={
+            "securityContext": pod_security(GRAFANA_UID),
+            "containers": [
+                {
+                    "name": "grafana",
+                    "image": grafana.image,
+                    "imagePullPolicy": grafana.image_pull_policy,
+                    "env": [
+                        from_secret("GF_SECURITY_ADMIN_USER", GRAFANA_USER_KEY),
+                        from_secret("GF_SECURITY_ADMIN_PASSWORD", GRAFANA_PASSWORD_KEY),
+                        env("GF_PATHS_DATA", "/var/lib/grafana"),
+                        env("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning"),
+                        env("GF_AUTH_ANONYMOUS_ENABLED", False),
+                        env("GF_ANALYTICS_REPORTING_ENABLED", False),
+                        env("GF_ANALYTICS_CHECK_FOR_UPDATES", False),
+                    ],
+                    "ports": [{"name": "http", "containerPort": ports.GRAFANA, "protocol": "TCP"}],
+                    "resources": resources(grafana.resources),
+                    "securityContext": container_security(),
+                    "livenessProbe": http_probe("/api/health", "http"),
+                    "readinessProbe": http_probe("/api/health", "http", period=5),
+                    "volumeMounts": [
+                        {"name": "data", "mountPath": "/var/lib/grafana"},
+                        {
+                            "name": "provisioning",
+                            "mountPath": "/etc/grafana/provisioning",
+                            "readOnly": True,
+                        },
+                        {"name": "dashboards", "mountPath": DASHBOARDS_DIR, "readOnly": True},
+                        tmp_mount(),
+                    ],
+                }
+            ],
+            "volumes": [
+                empty_dir("data", size_limit="1Gi"),
+                {
+                    "name": "provisioning",
+                    "configMap": {
+                        "name": names.grafana_provisioning,
+                        # Grafana reads provisioning/<kind>/*.yaml.
+                        "items": [
+                            {"key": "datasources.yaml", "path": "datasources/datasources.yaml"},
+                            {"key": "dashboards.yaml", "path": "dashboards/dashboards.yaml"},
+                        ],
+                    },
+                },
+                {"name": "dashboards", "configMap": {"name": names.grafana_dashboards}},
+                tmp_volume(),
+            ],
+        },
+        # The password is generated once; only what Grafana reads at start rolls the pod.
+        config_checksum=checksum(prov, boards, {GRAFANA_USER_KEY: grafana.admin_user}),
+    )
+    return [
+        service_account(names, "grafana"),
+        secret(names, "grafana", names.grafana_admin, admin),
+        config_map(names, "grafana", names.grafana_provisioning, prov),
+        config_map(names, "grafana", names.grafana_dashboards, boards),
+        deployment(names, "grafana", replicas=1, template=template, recreate=True),
+        service(names, "grafana", [service_port("http", ports.GRAFANA)]),
+    ]

@@ -1,0 +1,149 @@
+"""NetworkPolicies: deny everything for the instance's pods, then allow each needed flow.
+
+Flows are listed once (source, destination, ports); each becomes an ingress rule on the
+destination's policy and an egress rule on the source's. `None` stands for "outside the
+instance": clients and other namespaces as a source, anywhere as a destination. DNS egress
+is allowed for every pod.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..decisions import components, monitoring_mode
+from ..naming import Component, Names, instance_pod_selector, selector_labels
+from ..spec import IndexForgeSpec
+from . import ports
+from .common import Obj, meta
+from .targets import scrape_targets
+
+_SERVICES: tuple[Component, ...] = ("api", "ml", "excel")
+
+
+@dataclass(frozen=True)
+class Flow:
+    source: Component | None
+    dest: Component | None
+    ports: tuple[int, ...]
+
+
+def _url_port(url: str) -> int:
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
+    """Every connection the stack needs (only between components that exist)."""
+    present = set(components(spec, prometheus_operator=prometheus_operator))
+    services = [c for c in _SERVICES if c in present]
+    out: list[Flow] = []
+    if "gateway" in present:
+        proxy = (
+            (ports.KONG_PROXY, ports.KONG_PROXY_TLS)
+            if spec.gateway.tls.enabled
+            else (ports.KONG_PROXY,)
+        )
+        out += [
+            Flow(None, "gateway", proxy),
+            Flow("gateway", "api", (ports.API,)),
+            Flow("gateway", "ml", (ports.ML,)),
+        ]
+    else:
+        out.append(Flow(None, "api", (ports.API,)))  # clients talk to the API directly
+    out += [
+        Flow("api", "redis-app", (ports.REDIS,)),
+        Flow("api", "weaviate", (ports.WEAVIATE_HTTP, ports.WEAVIATE_GRPC)),
+        Flow("api", "ml", (ports.ML,)),
+        Flow("ml", "redis-ml", (ports.REDIS,)),
+        Flow("weaviate", "ml", (ports.ML,)),
+        Flow(
+            "weaviate",
+            "weaviate",
+            (
+                ports.WEAVIATE_GOSSIP,
+                ports.WEAVIATE_DATA,
+                ports.WEAVIATE_RAFT,
+                ports.WEAVIATE_RAFT_RPC,
+            ),
+        ),
+    ]
+    if "excel" in present:
+        out += [Flow("api", "excel", (ports.EXCEL,)), Flow("excel", "redis-app", (ports.REDIS,))]
+    if "jaeger" in present:
+        otlp = (ports.JAEGER_OTLP_GRPC, ports.JAEGER_OTLP_HTTP)
+        out += [Flow(s, "jaeger", otlp) for s in services]
+        out.append(Flow(None, "jaeger", (ports.JAEGER_UI,)))  # the UI, for people
+    if "grafana" in present:
+        out.append(Flow(None, "grafana", (ports.GRAFANA,)))
+        if "jaeger" in present:
+            out.append(Flow("grafana", "jaeger", (ports.JAEGER_UI,)))
+        url = spec.monitoring.prometheus.external_url
+        if "prometheus" in present and not url:
+            out.append(Flow("grafana", "prometheus", (ports.PROMETHEUS,)))
+        else:
+            out.append(Flow("grafana", None, (_url_port(url) if url else ports.PROMETHEUS,)))
+    mode = monitoring_mode(spec, prometheus_operator=prometheus_operator)
+    for target in scrape_targets(spec):
+        if mode == "Standalone":
+            out.append(Flow("prometheus", target.component, (target.port,)))
+        elif mode == "PrometheusOperator":
+            out.append(Flow(None, target.component, (target.port,)))  # Prometheus lives elsewhere
+    if spec.sentry.enabled:
+        out += [Flow(s, None, (ports.HTTPS,)) for s in services]
+    return out
+
+
+def _ports(numbers: tuple[int, ...]) -> list[Obj]:
+    return [{"protocol": "TCP", "port": p} for p in numbers]
+
+
+def _peer(names: Names, component: Component) -> Obj:
+    return {"podSelector": {"matchLabels": selector_labels(names, component)}}
+
+
+def _policy(names: Names, component: Component, all_flows: list[Flow]) -> Obj:
+    ingress: list[Obj] = []
+    egress: list[Obj] = [
+        {"ports": [{"protocol": "UDP", "port": ports.DNS}, {"protocol": "TCP", "port": ports.DNS}]}
+    ]
+    for flow in all_flows:
+        if flow.dest == component:
+            rule: Obj = {"ports": _ports(flow.ports)}
+            if flow.source is not None:
+                rule = {"from": [_peer(names, flow.source)], **rule}
+            ingress.append(rule)
+        if flow.source == component:
+            rule = {"ports": _ports(flow.ports)}
+            if flow.dest is not None:
+                rule = {"to": [_peer(names, flow.dest)], **rule}
+            egress.append(rule)
+    spec: Obj = {
+        "podSelector": {"matchLabels": selector_labels(names, component)},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": ingress,
+        "egress": egress,
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(names, component, names.component(component)),
+        "spec": spec,
+    }
+
+
+def build_network_policies(
+    spec: IndexForgeSpec, names: Names, *, prometheus_operator: bool
+) -> list[Obj]:
+    all_flows = flows(spec, prometheus_operator=prometheus_operator)
+    deny: Obj = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta(names, None, names.default_deny),
+        "spec": {
+            "podSelector": {"matchLabels": instance_pod_selector(names)},
+            "policyTypes": ["Ingress", "Egress"],
+        },
+    }
+    present = components(spec, prometheus_operator=prometheus_operator)
+    return [deny, *(_policy(names, c, all_flows) for c in present)]

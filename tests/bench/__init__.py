@@ -1,0 +1,1 @@
+"""Benchmarks; not collected by `pytest tests` (no test_ files)."""

@@ -1,0 +1,1 @@
+"""Tests of the Helm charts, install manifests, Dockerfiles and skaffold config."""

@@ -1,0 +1,35 @@
+"""Fixtures of the chart tests: kubeconform schemas made from the local API server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.charts import schemas
+from tests.cluster.tools import REPO_ROOT
+
+# Reuse the integration fixtures (the CRD, the operator process) in the cluster tests here.
+from tests.integration.conftest import crd_installed, kubectl, operator_process  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def kube_schemas(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A schema directory for kubeconform: built-ins from /openapi/v3, CRDs from their files."""
+    root = tmp_path_factory.mktemp("kube-schemas")
+
+    def fetch(path: str) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(kubectl(kubeconfig, "get", "--raw", path))
+        return doc
+
+    count = schemas.write_openapi_v3(root, fetch)
+    assert count > 50, f"only {count} kinds in the API server's OpenAPI v3"
+    crd_files = [
+        *schemas.prometheus_operator_crds(),
+        REPO_ROOT / "crds" / "indexforge.io_indexforges.yaml",
+    ]
+    for path in crd_files:
+        schemas.write_crd(root, schemas.load_yaml(path))
+    return root

@@ -1,0 +1,243 @@
+"""Fixtures for the service tests: a real redis-server, the real model, live ML servers.
+
+Everything binds 127.0.0.1 on free ports; every process started here is stopped by its PID.
+The model is loaded once per session and shared by every app built in the tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+from fastapi import FastAPI
+
+from indexforge_services.ml.app import create_app
+from indexforge_services.ml.model import Embedder
+from indexforge_services.ml.settings import MLSettings
+
+# One inference thread: the machine is small and shared; oversubscribed torch threads are
+# an order of magnitude slower than one.
+TORCH_THREADS = 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisProcess:
+    """A throwaway redis-server (no persistence, volatile-lru like the service Redis)."""
+
+    def __init__(self, binary: str, port: int, workdir: Path) -> None:
+        self.binary = binary
+        self.port = port
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        args = [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--daemonize", "no",
+            "--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru",
+            "--dir", str(self.workdir), "--logfile", str(self.workdir / f"redis-{self.port}.log"),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5)
+        try:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+                try:
+                    if client.ping():
+                        return
+                except redis.exceptions.ConnectionError:
+                    time.sleep(0.05)
+        finally:
+            client.close()
+        self.stop()
+        raise RuntimeError(f"redis-server on port {self.port} did not answer in {timeout}s")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no clean shutdown."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self.proc = None
+
+
+def start_redis(binary: str, workdir: Path) -> RedisProcess:
+    last: Exception | None = None
+    for _ in range(3):  # a free port can be taken between probing and binding
+        server = RedisProcess(binary, free_port(), workdir)
+        try:
+            server.start()
+            return server
+        except RuntimeError as exc:
+            last = exc
+    raise RuntimeError(f"could not start redis-server: {last}")
+
+
+class ServerThread:
+    """Serve an app with uvicorn in a background thread (real HTTP, real lifespan)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        # Bind first and hand the socket to uvicorn: no race for the port.
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + 120
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()
+
+
+def ml_settings(**overrides: Any) -> MLSettings:
+    """Test settings: explicit values, so stray INDEXFORGE_* variables change nothing."""
+    base: dict[str, Any] = {
+        "redis_url": None,
+        "cache_namespace": f"ml-test-{uuid.uuid4().hex[:8]}",
+        "otlp_endpoint": None,
+        "sentry_dsn": None,
+        "sentry_dsn_file": None,
+        "sentry_profiles_sample_rate": 0.0,
+        "torch_threads": TORCH_THREADS,
+        "batch_max_size": 32,
+        "batch_max_wait_ms": 5.0,
+        "max_text_chars": 32_768,
+        "max_texts_per_request": 128,
+        "log_json": False,
+    }
+    base.update(overrides)
+    return MLSettings(**base)
+
+
+@asynccontextmanager
+async def running_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """In-process client with the app's lifespan running (no sockets)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://ml.test") as client:
+            yield client
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not on PATH (Debian package redis-server); CI installs it")
+    return binary
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="indexforge-svc-tests-") as path:
+        yield Path(path)
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_binary: str, workdir: Path) -> Iterator[RedisProcess]:
+    server = start_redis(redis_binary, workdir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def private_redis(redis_binary: str, workdir: Path) -> Iterator[RedisProcess]:
+    """A Redis of this test alone (it may be killed and restarted)."""
+    server = start_redis(redis_binary, workdir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return Embedder.load(torch_threads=TORCH_THREADS)
+
+
+@pytest.fixture(scope="session")
+def ml_server(embedder: Embedder, redis_server: RedisProcess) -> Iterator[ServerThread]:
+    """The ML app with the real model and a real Redis cache, served over HTTP."""
+    app = create_app(ml_settings(redis_url=redis_server.url), encoder=embedder)
+    with ServerThread(app) as server:
+        yield server
+
+
+@pytest.fixture
+def client(ml_server: ServerThread) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=ml_server.url, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisProcess) -> Iterator[redis.Redis]:
+    c = redis.Redis.from_url(redis_server.url)
+    yield c
+    c.close()
+
+
+def metric(app: FastAPI, name: str, **labels: str) -> float:
+    """Current value of one sample in the app's own registry (0 when absent)."""
+    value = app.state.service.registry.get_sample_value(name, labels)
+    return float(value) if value is not None else 0.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A generous per-test timeout so a hung server or Redis fails the test, not CI."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.path)).parents and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(300))

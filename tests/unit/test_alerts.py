@@ -1,0 +1,320 @@
+"""Alert rules: one source for both monitoring modes, checked and unit-tested with promtool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from indexforge_operator.alerts import rule_file, rule_groups
+from indexforge_operator.builders.prometheus import RULES_FILE, prometheus_config
+
+from .support import NAMES, build, find, make_spec
+
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None,
+    reason="promtool not installed (Debian package `prometheus`; `make system-deps`)",
+)
+LABELS = {"indexforge_namespace": NAMES.namespace, "indexforge_instance": NAMES.instance}
+MI = 1024 * 1024
+
+
+def _series(metric: str, values: str, **labels: str) -> dict[str, str]:
+    all_labels = {**LABELS, **labels}
+    text = ",".join(f'{k}="{v}"' for k, v in sorted(all_labels.items()))
+    return {"series": f"{metric}{{{text}}}", "values": values}
+
+
+def _rule(raw: dict[str, Any], alert: str) -> dict[str, Any]:
+    rules = rule_groups(make_spec(raw), NAMES)[0]["rules"]
+    found: dict[str, Any] = next(r for r in rules if r["alert"] == alert)
+    return found
+
+
+def _expected(raw: dict[str, Any], alert: str, component: str) -> dict[str, Any]:
+    rule = _rule(raw, alert)
+    annotations = {
+        k: v.replace("{{ $labels.component }}", component) for k, v in rule["annotations"].items()
+    }
+    labels = {**LABELS, "component": component, **rule["labels"]}
+    return {"exp_labels": labels, "exp_annotations": annotations}
+
+
+def _promtool(
+    tmp_path: Path, raw: dict[str, Any], tests: list[dict[str, Any]]
+) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rule_file(make_spec(raw), NAMES)))
+    suite = {"rule_files": ["rules.yml"], "evaluation_interval": "1m", "tests": tests}
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(suite, sort_keys=False))
+    return subprocess.run(
+        [PROMTOOL, "test", "rules", "test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _http(bad_per_min: int, good_per_min: int) -> list[dict[str, str]]:
+    return [
+        _series(
+            "http_requests_total",
+            f"0+{bad_per_min}x30",
+            component="api",
+            status="500",
+            method="GET",
+            route="/x",
+        ),
+        _series(
+            "http_requests_total",
+            f"0+{good_per_min}x30",
+            component="api",
+            status="200",
+            method="GET",
+            route="/x",
+        ),
+    ]
+
+
+def _latency(slow_share: int) -> list[dict[str, str]]:
+    """100 requests/min: (100 - slow_share) take <= 0.1 s, slow_share take 0.5..1 s."""
+    fast = 100 - slow_share
+    buckets = {"0.1": fast, "0.5": fast, "1": 100, "+Inf": 100}
+    return [
+        _series(
+            "http_request_duration_seconds_bucket",
+            f"0+{n}x30",
+            component="api",
+            le=le,
+            method="GET",
+            route="/x",
+            status="200",
+        )
+        for le, n in buckets.items()
+    ]
+
+
+# (id, spec, input series, alert, component, fires)
+CASES: list[tuple[str, dict[str, Any], list[dict[str, str]], str, str, bool]] = [
+    ("errors-2pct", {}, _http(2, 98), "IndexForgeHighErrorRate", "api", True),
+    ("errors-half-pct", {}, _http(1, 199), "IndexForgeHighErrorRate", "api", False),
+    (
+        "errors-2pct-threshold-5",
+        {"monitoring": {"alerts": {"errorRatePercent": 5}}},
+        _http(2, 98),
+        "IndexForgeHighErrorRate",
+        "api",
+        False,
+    ),
+    ("p95-slow", {}, _latency(10), "IndexForgeHighLatencyP95", "api", True),
+    ("p95-fast", {}, _latency(2), "IndexForgeHighLatencyP95", "api", False),
+    (
+        "p95-slow-threshold-1s",
+        {"monitoring": {"alerts": {"latencyP95Milliseconds": 1000}}},
+        _latency(10),
+        "IndexForgeHighLatencyP95",
+        "api",
+        False,
+    ),
+    (
+        "memory-90pct",
+        {},
+        [_series("process_resident_memory_bytes", f"{int(0.9 * 512 * MI)}x30", component="api")],
+        "IndexForgeHighMemory",
+        "api",
+        True,
+    ),
+    (
+        "memory-50pct",
+        {},
+        [_series("process_resident_memory_bytes", f"{256 * MI}x30", component="api")],
+        "IndexForgeHighMemory",
+        "api",
+        False,
+    ),
+    (
+        "memory-90pct-threshold-95",
+        {"monitoring": {"alerts": {"memoryPercent": 95}}},
+        [_series("process_resident_memory_bytes", f"{int(0.9 * 512 * MI)}x30", component="api")],
+        "IndexForgeHighMemory",
+        "api",
+        False,
+    ),
+    (
+        "ml-memory-limit-from-spec",
+        {"ml": {"resources": {"limits": {"memory": "8Gi"}}}},
+        [_series("process_resident_memory_bytes", f"{3 * 1024 * MI}x30", component="ml")],
+        "IndexForgeHighMemory",
+        "ml",
+        False,
+    ),
+    (
+        "cpu-90pct",
+        {},
+        [_series("process_cpu_seconds_total", "0+54x30", component="api")],
+        "IndexForgeHighCPU",
+        "api",
+        True,
+    ),
+    (
+        "cpu-50pct",
+        {},
+        [_series("process_cpu_seconds_total", "0+30x30", component="api")],
+        "IndexForgeHighCPU",
+        "api",
+        False,
+    ),
+    (
+        "redis-full",
+        {},
+        [
+            _series("redis_memory_used_bytes", f"{95 * MI}x30", component="redis-app"),
+            _series("redis_memory_max_bytes", f"{100 * MI}x30", component="redis-app"),
+        ],
+        "IndexForgeRedisMemoryHigh",
+        "redis-app",
+        True,
+    ),
+    (
+        "redis-roomy",
+        {},
+        [
+            _series("redis_memory_used_bytes", f"{10 * MI}x30", component="redis-app"),
+            _series("redis_memory_max_bytes", f"{100 * MI}x30", component="redis-app"),
+        ],
+        "IndexForgeRedisMemoryHigh",
+        "redis-app",
+        False,
+    ),
+    (
+        "other-instance-ignored",
+        {},
+        [
+            {
+                "series": "process_resident_memory_bytes"
+                '{component="api",indexforge_instance="other",indexforge_namespace="shop"}',
+                "values": f"{int(0.99 * 512 * MI)}x30",
+            }
+        ],
+        "IndexForgeHighMemory",
+        "api",
+        False,
+    ),
+]
+
+
+@needs_promtool
+@pytest.mark.parametrize(
+    ("raw", "series", "alert", "component", "fires"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_alert_fires_exactly_above_threshold(
+    tmp_path: Path,
+    raw: dict[str, Any],
+    series: list[dict[str, str]],
+    alert: str,
+    component: str,
+    fires: bool,
+) -> None:
+    expected = [_expected(raw, alert, component)] if fires else []
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": series,
+            "alert_rule_test": [{"eval_time": "20m", "alertname": alert, "exp_alerts": expected}],
+        }
+    ]
+    result = _promtool(tmp_path, raw, tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_alerts_wait_for_the_for_duration(tmp_path: Path) -> None:
+    series = _http(5, 95)
+    tests = [
+        {
+            "interval": "1m",
+            "input_series": series,
+            # rate() needs two samples, then 5m pending: not firing at 4m, firing at 10m.
+            "alert_rule_test": [
+                {"eval_time": "4m", "alertname": "IndexForgeHighErrorRate", "exp_alerts": []},
+                {
+                    "eval_time": "10m",
+                    "alertname": "IndexForgeHighErrorRate",
+                    "exp_alerts": [_expected({}, "IndexForgeHighErrorRate", "api")],
+                },
+            ],
+        }
+    ]
+    result = _promtool(tmp_path, {}, tests)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+@pytest.mark.parametrize("raw", [{}, {"excel": {"enabled": False}, "gateway": {"enabled": False}}])
+def test_standalone_config_and_rules_pass_promtool_check(
+    tmp_path: Path, raw: dict[str, Any]
+) -> None:
+    assert PROMTOOL is not None
+    spec = make_spec(raw)
+    (tmp_path / RULES_FILE).write_text(yaml.safe_dump(rule_file(spec, NAMES)))
+    config = prometheus_config(spec, NAMES)
+    config["rule_files"] = [str(tmp_path / RULES_FILE)]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [PROMTOOL, "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_both_modes_load_the_same_rules() -> None:
+    standalone = find(build({}), "ConfigMap", NAMES.config("prometheus"))
+    from_file = yaml.safe_load(standalone["data"][RULES_FILE])["groups"]
+    operator_mode = find(
+        build({}, prometheus_operator=True), "PrometheusRule", NAMES.prometheus_rules
+    )
+    assert from_file == operator_mode["spec"]["groups"]
+
+
+def test_every_alert_links_its_runbook() -> None:
+    raw = {"monitoring": {"alerts": {"runbookBaseUrl": "https://runbooks.example/ifg/"}}}
+    for rule in rule_groups(make_spec(raw), NAMES)[0]["rules"]:
+        assert (
+            rule["annotations"]["runbook_url"]
+            == f"https://runbooks.example/ifg/{rule['alert'].lower()}"
+        )
+
+
+def test_no_rules_when_alerts_are_off() -> None:
+    assert rule_groups(make_spec({"monitoring": {"alerts": {"enabled": False}}}), NAMES) == []
+    objs = build({"monitoring": {"alerts": {"enabled": False}}}, prometheus_operator=True)
+    assert not [o for o in objs if o["kind"] == "PrometheusRule"]
+
+
+def test_service_monitors_carry_user_labels_and_select_headless_services() -> None:
+    raw = {"monitoring": {"serviceMonitor": {"labels": {"release": "kps"}}}}
+    objs = build(raw, prometheus_operator=True)
+    monitors = [o for o in objs if o["kind"] == "ServiceMonitor"]
+    assert monitors
+    for monitor in monitors:
+        assert monitor["metadata"]["labels"]["release"] == "kps"
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        services = [
+            o
+            for o in objs
+            if o["kind"] == "Service" and selector.items() <= o["metadata"]["labels"].items()
+        ]
+        assert [s["spec"]["clusterIP"] for s in services] == ["None"]
+        port = monitor["spec"]["endpoints"][0]["port"]
+        assert port in [p["name"] for p in services[0]["spec"]["ports"]]
+    assert not [o for o in objs if o["metadata"]["name"] == NAMES.component("prometheus")]

@@ -1,0 +1,148 @@
+"""The spec model: defaults named in the issue, and rejection of bad specs with clear errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from indexforge_operator.spec import IndexForgeSpec
+
+# camelCase path -> default the platform plan names.
+DEFAULTS: list[tuple[str, Any]] = [
+    ("paused", False),
+    ("deletionPolicy", "Retain"),
+    ("api.cache.responseTtlSeconds", 300),
+    ("api.cache.sessionTtlSeconds", 86400),
+    ("api.cache.rateLimitWindowSeconds", 3600),
+    ("api.autoscaling.enabled", True),
+    ("ml.gpu.resourceName", "nvidia.com/gpu"),
+    ("ml.gpu.count", 1),
+    ("redis.app.maxmemory", "512mb"),
+    ("redis.app.maxmemoryPolicy", "allkeys-lru"),
+    ("redis.app.appendonly", True),
+    ("redis.app.resources.limits", {"cpu": "500m", "memory": "768Mi"}),
+    ("redis.ml.maxmemory", "1gb"),
+    ("redis.ml.maxmemoryPolicy", "volatile-lru"),
+    ("redis.ml.appendonly", True),
+    ("redis.ml.resources.limits", {"cpu": "1", "memory": "1536Mi"}),
+    ("weaviate.vectorizer", "text2vec-transformers"),
+    ("gateway.enabled", True),
+    ("gateway.routes.api", "/api/v1/"),
+    ("gateway.routes.ml", "/api/v1/ml/"),
+    ("gateway.rateLimiting.apiPerMinute", 60),
+    ("gateway.rateLimiting.mlPerMinute", 30),
+    ("gateway.rateLimiting.policy", "local"),
+    ("gateway.proxyCache.contentTypes", ["application/json"]),
+    ("gateway.proxyCache.ttlSeconds", 300),
+    ("gateway.proxyCache.strategy", "memory"),
+    ("gateway.correlationId.headerName", "Kong-Request-ID"),
+    ("gateway.correlationId.generator", "uuid#counter"),
+    ("gateway.correlationId.echoDownstream", True),
+    ("gateway.upstream.algorithm", "round-robin"),
+    ("gateway.upstream.active.enabled", True),
+    ("gateway.upstream.passive.enabled", True),
+    ("monitoring.prometheus.retention", "15d"),
+    ("monitoring.jaeger.retention", "7d"),
+    ("monitoring.alerts.errorRatePercent", 1.0),
+    ("monitoring.alerts.latencyP95Milliseconds", 500),
+    ("monitoring.alerts.memoryPercent", 85),
+    ("monitoring.alerts.cpuPercent", 80),
+    ("sentry.tracesSampleRate", 0.1),
+    ("sentry.profilesSampleRate", 0.1),
+]
+
+
+def _get(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        data = data[part]
+    return data
+
+
+@pytest.mark.parametrize(("path", "expected"), DEFAULTS, ids=[d[0] for d in DEFAULTS])
+def test_empty_spec_gets_the_planned_defaults(path: str, expected: Any) -> None:
+    dumped = IndexForgeSpec.model_validate({}).model_dump(by_alias=True, mode="json")
+    assert _get(dumped, path) == expected
+
+
+# (id, partial spec, text the error must contain)
+BAD_SPECS: list[tuple[str, dict[str, Any], str]] = [
+    ("wrong-type", {"api": {"replicas": "many"}}, "api.replicas"),
+    ("out-of-range", {"api": {"replicas": 0}}, "api.replicas"),
+    ("number-too-large", {"ml": {"gpu": {"count": 17}}}, "ml.gpu.count"),
+    ("bad-enum", {"deletionPolicy": "Shred"}, "deletionPolicy"),
+    ("bad-redis-policy", {"redis": {"app": {"maxmemoryPolicy": "lru"}}}, "maxmemoryPolicy"),
+    ("gpu-resource-format", {"ml": {"gpu": {"resourceName": "gpu"}}}, "resourceName"),
+    (
+        "gpu-kubernetes-domain",
+        {"ml": {"gpu": {"resourceName": "kubernetes.io/gpu"}}},
+        "kubernetes.io",
+    ),
+    ("gpu-on-zero", {"ml": {"gpu": {"enabled": True, "count": 0}}}, "gpu.count must be at least 1"),
+    ("min-gt-max", {"api": {"autoscaling": {"minReplicas": 5, "maxReplicas": 2}}}, "minReplicas"),
+    ("inline-dsn", {"sentry": {"dsn": "https://k@sentry.example/1"}}, "must not be set inline"),
+    ("sentry-without-ref", {"sentry": {"enabled": True}}, "dsnSecretRef is required"),
+    ("long-string", {"ml": {"model": "m" * 300}}, "ml.model"),
+    ("unknown-field", {"api": {"replica": 2}}, "api.replica"),
+    ("snake-case", {"deletion_policy": "Delete"}, "deletion_policy"),
+    ("bad-quantity", {"api": {"resources": {"limits": {"cpu": "lots"}}}}, "limits"),
+    (
+        "too-many-consumers",
+        {"gateway": {"keyAuth": {"consumers": [{"username": f"u{i}"} for i in range(33)]}}},
+        "consumers",
+    ),
+    (
+        "duplicate-consumers",
+        {"gateway": {"keyAuth": {"consumers": [{"username": "a"}, {"username": "a"}]}}},
+        "unique",
+    ),
+    ("empty-ip-restriction", {"gateway": {"ipRestriction": {"enabled": True}}}, "ipRestriction"),
+    ("cors-credentials-wildcard", {"gateway": {"cors": {"credentials": True}}}, "cors.credentials"),
+    ("same-routes", {"gateway": {"routes": {"api": "/x/", "ml": "/x/"}}}, "must differ"),
+    ("route-without-slash", {"gateway": {"routes": {"ml": "/api/v1/ml"}}}, "routes.ml"),
+    ("tls-without-secret", {"gateway": {"tls": {"enabled": True}}}, "secretName"),
+    ("bad-retention", {"monitoring": {"prometheus": {"retention": "15 days"}}}, "retention"),
+    ("bad-percent", {"monitoring": {"alerts": {"memoryPercent": 150}}}, "memoryPercent"),
+    (
+        "toleration-exists-value",
+        {"ml": {"gpu": {"tolerations": [{"operator": "Exists", "value": "x"}]}}},
+        "Exists",
+    ),
+    ("bad-image", {"api": {"image": "Not An Image"}}, "api.image"),
+    ("bad-label-key", {"monitoring": {"serviceMonitor": {"labels": {"bad key": "x"}}}}, "labels"),
+]
+
+
+@pytest.mark.parametrize(
+    ("raw", "needle"), [(b[1], b[2]) for b in BAD_SPECS], ids=[b[0] for b in BAD_SPECS]
+)
+def test_bad_specs_are_rejected_with_a_pointed_message(raw: dict[str, Any], needle: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        IndexForgeSpec.model_validate(raw)
+    text = "\n".join(
+        ".".join(str(p) for p in e["loc"]) + ": " + e["msg"] for e in caught.value.errors()
+    )
+    assert needle in text
+
+
+def test_spec_is_immutable() -> None:
+    spec = IndexForgeSpec.model_validate({})
+    with pytest.raises(ValidationError):
+        spec.paused = True  # type: ignore[misc]
+
+
+def test_every_field_has_a_description() -> None:
+    missing: list[str] = []
+
+    def walk(model: Any, path: str) -> None:
+        for name, field in model.model_fields.items():
+            if not field.description:
+                missing.append(f"{path}.{name}")
+            annotation = field.annotation
+            for candidate in getattr(annotation, "__args__", (annotation,)):
+                if isinstance(candidate, type) and hasattr(candidate, "model_fields"):
+                    walk(candidate, f"{path}.{name}")
+
+    walk(IndexForgeSpec, "spec")
+    assert missing == []
