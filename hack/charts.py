@@ -147,7 +147,24 @@ def _is_object_default(node: Schema) -> bool:
     default only when the whole object is absent. Leaving it out of values.yaml (the chart's
     defaulting fills it in) keeps `-f spec.yaml` meaning exactly what it means in a CR.
     """
-    return node.get("type") == "object" and bool(node.get("default")) and "properties" in node
+    if node.get("type") != "object" or not node.get("default") or "properties" not in node:
+        return False
+    return apply_defaults(node, node["default"]) != apply_defaults(node, {})
+
+
+def apply_defaults(node: Schema, value: Any) -> Any:
+    """The API server's structural defaulting of `value` (what the chart's helper does)."""
+    if isinstance(value, dict) and "properties" in node:
+        out = dict(value)
+        for key, child in node["properties"].items():
+            if key in out:
+                out[key] = apply_defaults(child, out[key])
+            elif "default" in child:
+                out[key] = apply_defaults(child, child["default"])
+        return out
+    if isinstance(value, list) and "items" in node:
+        return [apply_defaults(node["items"], item) for item in value]
+    return value
 
 
 def _scalar(value: Any) -> str:

@@ -1,0 +1,201 @@
+"""Both charts on the local control plane: install, all-ready, upgrade, uninstall.
+
+kwok runs no containers, so readiness means the API server accepted every object (Pod
+Security "restricted" is enforced on the namespace), the controllers created the pods, the
+scheduler placed them and kwok marked them Ready. `helm test` hooks need real containers:
+they only run on kind (tests/e2e).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from tests.charts.helmtools import OPERATOR_CHART, STATIC_CHART, helm
+from tests.integration.conftest import kubectl
+from tests.waiting import wait_for
+
+pytestmark = pytest.mark.cluster
+
+# One spec for both paths, so their figures compare: every component, GPUs off.
+SPEC: dict[str, Any] = {"api": {"autoscaling": {"enabled": False}, "replicas": 2}}
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+READY_TIMEOUT = 300
+FIGURES: dict[str, float | int] = {}
+
+
+def _restricted(kubeconfig: Path, namespace: str) -> None:
+    kubectl(kubeconfig, "label", "namespace", namespace,
+            "pod-security.kubernetes.io/enforce=restricted", "--overwrite")  # fmt: skip
+
+
+def _helm(kubeconfig: Path, *args: str, timeout: float = 600) -> str:
+    return helm(*args, "--kubeconfig", str(kubeconfig), timeout=timeout)
+
+
+def _workloads(api: Any, namespace: str, instance: str) -> list[Any]:
+    apps = client.AppsV1Api(api)
+    selector = f"{INSTANCE_LABEL}={instance}"
+    return [
+        *apps.list_namespaced_deployment(namespace, label_selector=selector).items,
+        *apps.list_namespaced_stateful_set(namespace, label_selector=selector).items,
+    ]
+
+
+def _all_ready(api: Any, namespace: str, instance: str, *, expected: int) -> bool:
+    items = _workloads(api, namespace, instance)
+    if len(items) < expected:
+        return False
+    for w in items:
+        want = w.spec.replicas if w.spec.replicas is not None else 1
+        if (w.status.ready_replicas or 0) < want or (w.status.observed_generation or 0) < (
+            w.metadata.generation or 0
+        ):
+            return False
+        if getattr(w.status, "updated_replicas", want) not in (None, want):
+            return False
+    return True
+
+
+def _leftovers(api: Any, namespace: str, instance: str) -> dict[str, list[str]]:
+    """Every object of the instance still there, by kind."""
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    net, policy = client.NetworkingV1Api(api), client.PolicyV1Api(api)
+    scaling = client.AutoscalingV2Api(api)
+    sel = f"{INSTANCE_LABEL}={instance}"
+    listers = {
+        "Deployment": apps.list_namespaced_deployment,
+        "StatefulSet": apps.list_namespaced_stateful_set,
+        "Service": core.list_namespaced_service,
+        "ConfigMap": core.list_namespaced_config_map,
+        "Secret": core.list_namespaced_secret,
+        "ServiceAccount": core.list_namespaced_service_account,
+        "NetworkPolicy": net.list_namespaced_network_policy,
+        "PodDisruptionBudget": policy.list_namespaced_pod_disruption_budget,
+        "HorizontalPodAutoscaler": scaling.list_namespaced_horizontal_pod_autoscaler,
+        "PersistentVolumeClaim": core.list_namespaced_persistent_volume_claim,
+    }
+    out = {kind: [i.metadata.name for i in fn(namespace, label_selector=sel).items]
+           for kind, fn in listers.items()}  # fmt: skip
+    return {k: v for k, v in out.items() if v}
+
+
+def _secret(api: Any, namespace: str, name: str) -> dict[str, str]:
+    data = client.CoreV1Api(api).read_namespaced_secret(name, namespace).data or {}
+    return {k: base64.b64decode(v).decode() for k, v in data.items()}
+
+
+def _expected_workloads(chart_output: str) -> int:
+    docs = [d for d in yaml.safe_load_all(chart_output) if isinstance(d, dict)]
+    return sum(1 for d in docs if d.get("kind") in ("Deployment", "StatefulSet"))
+
+
+def test_static_chart_install_upgrade_uninstall(
+    kubeconfig: Path, api_client: Any, namespace: str, tmp_path: Path
+) -> None:
+    _restricted(kubeconfig, namespace)
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(SPEC))
+    release = "static"
+    manifest = _helm(kubeconfig, "template", release, str(STATIC_CHART), "-n", namespace,
+                     "-f", str(values))  # fmt: skip
+    expected = _expected_workloads(manifest)
+    FIGURES["static_objects"] = sum(
+        1 for d in yaml.safe_load_all(manifest)
+        if isinstance(d, dict) and "helm.sh/hook" not in (d["metadata"].get("annotations") or {})
+    )  # fmt: skip
+
+    started = time.monotonic()
+    out = _helm(
+        kubeconfig, "install", release, str(STATIC_CHART), "-n", namespace, "-f", str(values)
+    )
+    assert "NOTES:" in out and f"svc/{release}-gateway" in out  # NOTES render and point at Kong
+    wait_for(lambda: _all_ready(api_client, namespace, release, expected=expected),
+             timeout=READY_TIMEOUT, interval=0.5, what="static chart workloads ready")  # fmt: skip
+    FIGURES["static_install_to_ready_s"] = round(time.monotonic() - started, 1)
+    print(f"\nFIGURES static chart: {FIGURES}")
+
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    keys = _secret(api_client, namespace, f"{release}-gateway-consumers")
+    redis_sts = apps.read_namespaced_stateful_set(f"{release}-redis-app", namespace)
+    checksum = redis_sts.spec.template.metadata.annotations["indexforge.io/config-checksum"]
+
+    # Upgrade: a replica count, a Redis setting (rolls its pod), monitoring switched off.
+    _helm(kubeconfig, "upgrade", release, str(STATIC_CHART), "-n", namespace, "-f", str(values),
+          "--set", "api.replicas=3", "--set", "redis.app.maxmemory=256mb",
+          "--set", "monitoring.enabled=false")  # fmt: skip
+    assert apps.read_namespaced_deployment(f"{release}-api", namespace).spec.replicas == 3
+    conf = core.read_namespaced_config_map(f"{release}-redis-app-config", namespace)
+    assert "maxmemory 256mb" in conf.data["redis.conf"]
+    redis_sts = apps.read_namespaced_stateful_set(f"{release}-redis-app", namespace)
+    assert redis_sts.spec.template.metadata.annotations["indexforge.io/config-checksum"] != checksum
+    names = {w.metadata.name for w in _workloads(api_client, namespace, release)}
+    assert not names & {f"{release}-{c}" for c in ("prometheus", "grafana", "jaeger")}, names
+    # Generated keys survive upgrades (lookup), so clients keep working.
+    assert _secret(api_client, namespace, f"{release}-gateway-consumers") == keys
+    wait_for(lambda: _all_ready(api_client, namespace, release, expected=expected - 3),
+             timeout=READY_TIMEOUT, interval=0.5, what="workloads ready after upgrade")  # fmt: skip
+
+    _helm(kubeconfig, "uninstall", release, "-n", namespace, "--wait", "--timeout", "3m")
+
+    def only_pvcs() -> dict[str, list[str]] | None:
+        left = _leftovers(api_client, namespace, release)
+        return left if set(left) == {"PersistentVolumeClaim"} else None
+
+    left = wait_for(only_pvcs, timeout=120, what="only retained PVCs left")
+    assert sorted(left["PersistentVolumeClaim"]) == [
+        f"data-{release}-{c}-0" for c in ("redis-app", "redis-ml", "weaviate")
+    ]
+
+
+@pytest.mark.usefixtures("operator_process")
+def test_operator_chart_install_with_indexforge(
+    kubeconfig: Path, api_client: Any, namespace: str, tmp_path: Path
+) -> None:
+    """The operator chart with an IndexForge of the same spec; the test session's operator
+    process reconciles it (the chart's Deployment is a kwok pod: no container runs)."""
+    _restricted(kubeconfig, namespace)
+    release, name = "op", "viaop"
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "indexforge": {"enabled": True, "name": name, "spec": SPEC},
+        "watchNamespaces": [namespace],
+    }))  # fmt: skip
+    started = time.monotonic()
+    out = _helm(kubeconfig, "install", release, str(OPERATOR_CHART), "-n", namespace,
+                "-f", str(values), "--wait", "--timeout", "3m")  # fmt: skip
+    assert "NOTES:" in out and f"indexforge/{name}" in out
+
+    def cr_ready() -> bool:
+        cr = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+            "indexforge.io", "v1alpha1", namespace, "indexforges", name)  # fmt: skip
+        conds = {c["type"]: c["status"] for c in cr.get("status", {}).get("conditions", [])}
+        return conds.get("Ready") == "True"
+
+    wait_for(cr_ready, timeout=READY_TIMEOUT, interval=0.5, what="IndexForge Ready")
+    FIGURES["operator_install_to_ready_s"] = round(time.monotonic() - started, 1)
+    assert _all_ready(api_client, namespace, name, expected=1)
+    operator = client.AppsV1Api(api_client).read_namespaced_deployment(
+        f"{release}-indexforge-operator", namespace)  # fmt: skip
+    assert operator.status.ready_replicas == 1
+    FIGURES["operator_children"] = sum(len(v) for k, v in
+                                       _leftovers(api_client, namespace, name).items()
+                                       if k != "PersistentVolumeClaim")  # fmt: skip
+    print(f"\nFIGURES operator path: {FIGURES}")
+
+    _helm(kubeconfig, "uninstall", release, "-n", namespace, "--wait", "--timeout", "3m")
+
+    def only_pvcs() -> dict[str, list[str]] | None:
+        left = _leftovers(api_client, namespace, name)
+        return left if set(left) == {"PersistentVolumeClaim"} else None
+
+    wait_for(only_pvcs, timeout=180, interval=1, what="children garbage-collected, PVCs kept")
+    assert _leftovers(api_client, namespace, release) == {}
+    # The CRD stays (crds/ is never deleted by helm): deleting it would delete every IndexForge.
+    kubectl(kubeconfig, "get", "crd", "indexforges.indexforge.io")
