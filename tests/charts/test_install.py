@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.charts.helmtools import OPERATOR_CHART, STATIC_CHART, helm
+from tests.charts.helmtools import KUBE_VERSION, OPERATOR_CHART, STATIC_CHART, helm
 from tests.integration.conftest import kubectl
 from tests.waiting import wait_for
 
@@ -104,7 +104,7 @@ def test_static_chart_install_upgrade_uninstall(
     values.write_text(yaml.safe_dump(SPEC))
     release = "static"
     manifest = _helm(kubeconfig, "template", release, str(STATIC_CHART), "-n", namespace,
-                     "-f", str(values))  # fmt: skip
+                     "-f", str(values), "--kube-version", KUBE_VERSION)  # fmt: skip
     expected = _expected_workloads(manifest)
     FIGURES["static_objects"] = sum(
         1 for d in yaml.safe_load_all(manifest)
