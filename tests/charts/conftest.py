@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +36,18 @@ def kube_schemas(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     for path in crd_files:
         schemas.write_crd(root, schemas.load_yaml(path))
     return root
+
+
+@pytest.fixture
+def namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test (like tests/conftest.py's, but valid for parametrized ids)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
+    name = f"t-{base}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"indexforge.test/ns": "true"}}})
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)

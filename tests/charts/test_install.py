@@ -26,7 +26,7 @@ pytestmark = pytest.mark.cluster
 # One spec for both paths, so their figures compare: every component, GPUs off.
 SPEC: dict[str, Any] = {"api": {"autoscaling": {"enabled": False}, "replicas": 2}}
 INSTANCE_LABEL = "app.kubernetes.io/instance"
-READY_TIMEOUT = 300
+READY_TIMEOUT = 180
 FIGURES: dict[str, float | int] = {}
 
 
@@ -86,6 +86,17 @@ def _leftovers(api: Any, namespace: str, instance: str) -> dict[str, list[str]]:
     return {k: v for k, v in out.items() if v}
 
 
+def _wait_ready(kubeconfig: Path, api: Any, namespace: str, instance: str, expected: int) -> None:
+    try:
+        wait_for(lambda: _all_ready(api, namespace, instance, expected=expected),
+                 timeout=READY_TIMEOUT, interval=0.5, what=f"{instance} ready")  # fmt: skip
+    except AssertionError as err:
+        state = kubectl(kubeconfig, "-n", namespace, "get", "deploy,sts,pods,pvc", check=False)
+        events = kubectl(kubeconfig, "-n", namespace, "get", "events", "--sort-by=.lastTimestamp",
+                         check=False)  # fmt: skip
+        raise AssertionError(f"{err}\n{state}\n{events[-3000:]}") from None
+
+
 def _secret(api: Any, namespace: str, name: str) -> dict[str, str]:
     data = client.CoreV1Api(api).read_namespaced_secret(name, namespace).data or {}
     return {k: base64.b64decode(v).decode() for k, v in data.items()}
@@ -116,8 +127,7 @@ def test_static_chart_install_upgrade_uninstall(
         kubeconfig, "install", release, str(STATIC_CHART), "-n", namespace, "-f", str(values)
     )
     assert "NOTES:" in out and f"svc/{release}-gateway" in out  # NOTES render and point at Kong
-    wait_for(lambda: _all_ready(api_client, namespace, release, expected=expected),
-             timeout=READY_TIMEOUT, interval=0.5, what="static chart workloads ready")  # fmt: skip
+    _wait_ready(kubeconfig, api_client, namespace, release, expected)
     FIGURES["static_install_to_ready_s"] = round(time.monotonic() - started, 1)
     print(f"\nFIGURES static chart: {FIGURES}")
 
@@ -139,8 +149,7 @@ def test_static_chart_install_upgrade_uninstall(
     assert not names & {f"{release}-{c}" for c in ("prometheus", "grafana", "jaeger")}, names
     # Generated keys survive upgrades (lookup), so clients keep working.
     assert _secret(api_client, namespace, f"{release}-gateway-consumers") == keys
-    wait_for(lambda: _all_ready(api_client, namespace, release, expected=expected - 3),
-             timeout=READY_TIMEOUT, interval=0.5, what="workloads ready after upgrade")  # fmt: skip
+    _wait_ready(kubeconfig, api_client, namespace, release, expected - 3)
 
     _helm(kubeconfig, "uninstall", release, "-n", namespace, "--wait", "--timeout", "3m")
 

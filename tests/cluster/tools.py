@@ -226,10 +226,11 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     try:
         for line in ensure_built(names):
-            print(line, flush=True)
+            print(line, file=sys.stderr, flush=True)
     except ToolBuildError as exc:
         print(exc, file=sys.stderr)
         return 1
     link_all(names)
-    print(f"tools ready in {TOOLS_BIN} ({time.monotonic() - started:.0f}s)")
+    # stderr: `eval "$(make -s cluster-up)"` must see only the export line on stdout.
+    print(f"tools ready in {TOOLS_BIN} ({time.monotonic() - started:.0f}s)", file=sys.stderr)
     return 0

@@ -66,12 +66,30 @@ def _wait_ready(api_client, namespace: str, name: str, timeout: float = 120) -> 
     return wait_for(ready, timeout=timeout, what=f"IndexForge {namespace}/{name} Ready")
 
 
-def _children_versions(api_client, namespace: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
-    versions: dict[str, str] = {}
+def _our_field_entries(api_client, namespace: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Per child, the operator's managedFields entry: it changes only when our apply changed
+    something. (resourceVersion alone also moves for HPA scaling and status updates.)"""
+    apps = client.AppsV1Api(api_client)
+    out: dict[str, str] = {}
     for kind, items in (
         ("Deployment", apps.list_namespaced_deployment(namespace, label_selector=MANAGED).items),
         ("StatefulSet", apps.list_namespaced_stateful_set(namespace, label_selector=MANAGED).items),
+    ):
+        for item in items:
+            ours = [
+                m
+                for m in item.metadata.managed_fields or []
+                if m.manager == "indexforge-operator" and m.operation == "Apply"
+            ]
+            assert ours, f"{kind}/{item.metadata.name} has no entry of our field manager"
+            out[f"{kind}/{item.metadata.name}"] = f"{ours[0].time} {ours[0].fields_v1}"
+    return out
+
+
+def _children_versions(api_client, namespace: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    core = client.CoreV1Api(api_client)
+    versions: dict[str, str] = {}
+    for kind, items in (
         ("Service", core.list_namespaced_service(namespace, label_selector=MANAGED).items),
         ("ConfigMap", core.list_namespaced_config_map(namespace, label_selector=MANAGED).items),
         ("Secret", core.list_namespaced_secret(namespace, label_selector=MANAGED).items),
@@ -128,9 +146,13 @@ def test_unchanged_cr_resync_writes_nothing(api_client, ready_instance: tuple[st
     namespace, _ = ready_instance
     time.sleep(RESYNC_SECONDS)  # let the post-Ready status settle
     before = _children_versions(api_client, namespace)
+    ours_before = _our_field_entries(api_client, namespace)
     cr_before = _cr(api_client, namespace, "demo")["metadata"]["resourceVersion"]
     time.sleep(RESYNC_SECONDS * 3 + 1)  # at least two resync passes
+    # Objects only we write: resourceVersion must not move at all.
     assert _children_versions(api_client, namespace) == before
+    # Workloads are also written by controllers (status, HPA scale): our entry must not move.
+    assert _our_field_entries(api_client, namespace) == ours_before
     assert _cr(api_client, namespace, "demo")["metadata"]["resourceVersion"] == cr_before
 
 
