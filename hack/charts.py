@@ -149,7 +149,7 @@ def _is_object_default(node: Schema) -> bool:
     """
     if node.get("type") != "object" or not node.get("default") or "properties" not in node:
         return False
-    return apply_defaults(node, node["default"]) != apply_defaults(node, {})
+    return bool(apply_defaults(node, node["default"]) != apply_defaults(node, {}))
 
 
 def apply_defaults(node: Schema, value: Any) -> Any:

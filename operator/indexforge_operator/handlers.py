@@ -42,6 +42,9 @@ def _api_client() -> k8s.ApiClient:
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # kopf's own per-handler chatter is not news
+    # A post that fails twice (e.g. into a terminating namespace) is dropped rather than
+    # retried for a minute while holding one of the poster's workers.
+    settings.posting.default_backoffs = (1, 2)
     settings.execution.max_workers = 8
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -60,24 +63,36 @@ def _trigger(body: kopf.Body) -> tuple[int, str | None]:
     return int(body.get("metadata", {}).get("generation", 0)), annotations.get(PAUSED_ANNOTATION)
 
 
-def reconcile_once(kube: Kube, body: kopf.Body, logger: logging.Logger | kopf.Logger) -> str:
-    """Run one pass, write status if it changed, post events; returns the phase."""
+def reconcile_once(
+    kube: Kube,
+    body: kopf.Body,
+    logger: logging.Logger | kopf.Logger,
+    *,
+    last_status: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Run one pass, write status if it changed, post events; returns the status.
+
+    ``last_status`` is what this daemon wrote last: the watch stream may not have delivered
+    it into ``body`` yet, and judging transitions against a stale status would lose Events.
+    """
     full: dict[str, Any] = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "IndexForge",
         "metadata": dict(body.get("metadata", {})),
         "spec": dict(body.get("spec", {})),
-        "status": dict(body.get("status", {})),
+        "status": dict(last_status if last_status is not None else body.get("status", {})),
     }
     outcome = reconcile(kube, full, now=_now())
     current = {k: full["status"].get(k) for k in outcome.status}
     if current != outcome.status:
         kube.patch_status(GROUP, VERSION, PLURAL, full["metadata"], outcome.status)
-    for kind, reason, message in outcome.events:
-        kopf.event(body, type=kind, reason=reason, message=message)
+    if not full["metadata"].get("deletionTimestamp"):  # going away: nobody reads its Events
+        for kind, reason, message in outcome.events:
+            logger.info("event %s %s", kind, reason)
+            kopf.event(body, type=kind, reason=reason, message=message)
     if outcome.writes or outcome.pruned:
         logger.info("applied %d changed objects, pruned %d", outcome.writes, len(outcome.pruned))
-    return str(outcome.status.get("phase", ""))
+    return outcome.status
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
@@ -86,13 +101,15 @@ def reconcile_loop(
 ) -> None:
     kube: Kube = memo.kube
     last_trigger: tuple[int, str | None] | None = None
+    last_status: dict[str, Any] | None = None
     next_due = 0.0
     elapsed = 0.0
     while not stopped:
         trigger = _trigger(body)
         if trigger != last_trigger or elapsed >= next_due:
             try:
-                phase = reconcile_once(kube, body, logger)
+                last_status = reconcile_once(kube, body, logger, last_status=last_status)
+                phase = last_status.get("phase")
                 next_due = RESYNC_SECONDS if phase in ("Ready", "Paused") else SETTLING_SECONDS
             except ApiException as exc:
                 # Never log the body: it may echo a Secret we sent. Status and reason suffice.

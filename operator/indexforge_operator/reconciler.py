@@ -75,12 +75,18 @@ def prune(
     return [ownership.describe(o) for o in doomed]
 
 
-def observe(kube: Kube, spec: IndexForgeSpec, names: Names, desired: list[Obj]) -> list[Condition]:
-    states = [
-        status.workload_state(obj, kube.get(obj))
+def workload_states(kube: Kube, desired: list[Obj]) -> list[status.WorkloadState]:
+    floors = status.autoscaled_minimums(desired)
+    return [
+        status.workload_state(obj, kube.get(obj), minimum=floors.get(obj["metadata"]["name"], 0))
         for obj in desired
         if obj["kind"] in WORKLOAD_KINDS
     ]
+
+
+def observe(
+    kube: Kube, spec: IndexForgeSpec, names: Names, states: list[status.WorkloadState]
+) -> list[Condition]:
     problems: dict[str, tuple[str, str]] = {}
     ml_state = next((s for s in states if s.component == "ml"), None)
     if spec.ml.gpu.enabled and ml_state is not None and not ml_state.available:
@@ -127,8 +133,9 @@ def reconcile(kube: Kube, body: Obj, *, now: str) -> Outcome:
     if not paused:
         outcome.writes = apply_all(kube, desired)
         outcome.pruned = prune(kube, names, desired, meta["uid"], monitoring=monitoring)
+    states = workload_states(kube, desired)
     summary = status.summarize(
-        observe(kube, spec, names, desired),
+        observe(kube, spec, names, states),
         paused=paused,
         errors=errors,
         monitoring=(*decisions.mode_message(mode), mode != "Disabled"),
@@ -138,33 +145,16 @@ def reconcile(kube: Kube, body: Obj, *, now: str) -> Outcome:
         "observedGeneration": generation,
         "phase": summary.phase,
         "conditions": conditions,
-        "components": _components(desired, kube),
+        "components": status.replica_counts(states),
         "endpoint": entry_url(spec, names),
         "gpus": spec.ml.gpu.count * spec.ml.replicas if spec.ml.gpu.enabled else 0,
         "mode": mode,
     }
-    if previous:  # the first pass has nothing to transition from
-        for flipped in flips(previous, conditions):
-            healthy = (flipped["status"] == "True") != (flipped["type"] == "Degraded")
-            outcome.events.append(
-                (
-                    "Normal" if healthy else "Warning",
-                    flipped["reason"],
-                    f"{flipped['type']}={flipped['status']}: {flipped['message']}",
-                )
-            )
+    # The first pass may already find everything Ready (kwok, warm clusters): it counts as a
+    # transition from "nothing known", but only good news and problems are announced.
+    outcome.events.extend(
+        status.transition_events(flips(previous, conditions), first_pass=not previous)
+    )
     if outcome.pruned:
         outcome.events.append(("Normal", "Pruned", f"deleted {', '.join(outcome.pruned)}"))
     return outcome
-
-
-def _components(desired: list[Obj], kube: Kube) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for obj in desired:
-        if obj["kind"] not in WORKLOAD_KINDS:
-            continue
-        state = status.workload_state(obj, kube.get(obj))
-        entry = out.setdefault(state.component, {"ready": 0, "desired": 0})
-        entry["ready"] += state.ready
-        entry["desired"] += state.desired
-    return out

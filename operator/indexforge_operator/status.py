@@ -43,10 +43,23 @@ class WorkloadState:
         return self.exists and self.ready >= self.desired
 
 
-def workload_state(desired: Obj, live: Obj | None) -> WorkloadState:
-    """Readiness of one Deployment/StatefulSet, judged from its live status."""
+def autoscaled_minimums(desired: list[Obj]) -> dict[str, int]:
+    """Workload name -> HPA minReplicas: an autoscaled workload is available only at its floor."""
+    return {
+        hpa["spec"]["scaleTargetRef"]["name"]: int(hpa["spec"].get("minReplicas", 1))
+        for hpa in desired
+        if hpa["kind"] == "HorizontalPodAutoscaler"
+    }
+
+
+def workload_state(desired: Obj, live: Obj | None, *, minimum: int = 0) -> WorkloadState:
+    """Readiness of one Deployment/StatefulSet, judged from its live status.
+
+    ``minimum`` is the HPA floor: right after creation the Deployment has 1 replica until the
+    HPA scales it up, and calling that Ready would flap Ready when the scale-up happens.
+    """
     component = desired["metadata"].get("labels", {}).get(LABEL_COMPONENT, "unknown")
-    want = int(desired.get("spec", {}).get("replicas", 1))
+    want = max(int(desired.get("spec", {}).get("replicas", 1)), minimum)
     if live is None:
         return WorkloadState(
             component, desired["kind"], desired["metadata"]["name"], want, 0, False
@@ -57,8 +70,18 @@ def workload_state(desired: Obj, live: Obj | None) -> WorkloadState:
     ready = int(status.get("readyReplicas", 0) or 0) if current else 0
     if live["kind"] == "Deployment" and current:
         ready = min(ready, int(status.get("updatedReplicas", 0) or 0))
-    replicas = int(live.get("spec", {}).get("replicas", want))
+    replicas = max(int(live.get("spec", {}).get("replicas", want)), minimum)
     return WorkloadState(component, live["kind"], live["metadata"]["name"], replicas, ready, True)
+
+
+def replica_counts(states: list[WorkloadState]) -> dict[str, dict[str, int]]:
+    """status.components: ready/desired replicas summed per component."""
+    out: dict[str, dict[str, int]] = {}
+    for state in states:
+        entry = out.setdefault(state.component, {"ready": 0, "desired": 0})
+        entry["ready"] += state.ready
+        entry["desired"] += state.desired
+    return out
 
 
 def scheduling_messages(pods: list[Obj], events: list[Obj]) -> list[str]:
@@ -163,3 +186,37 @@ def summarize(
     else:
         phase = "Progressing"
     return Summary(phase, [ready, progressing, degraded, mode, *components])
+
+
+# Only these transitions are news worth an Event; the rest is visible in the conditions.
+_HEADLINE_TYPES = ("Ready", "Degraded")
+
+
+def transition_events(
+    flipped: list[Obj], *, first_pass: bool = False
+) -> list[tuple[str, str, str]]:
+    """(type, reason, message) Events for condition flips users should hear about.
+
+    Ready and Degraded always; a component only when it fails for a reason other than
+    still starting up (e.g. InsufficientGPU), or recovers from such a failure.
+    """
+    events = []
+    for cond in flipped:
+        is_component = cond["type"].endswith("Available")
+        if not is_component and cond["type"] not in _HEADLINE_TYPES:
+            continue
+        if is_component and cond["reason"] in ("ReplicasNotReady", "MinimumReplicasAvailable"):
+            continue
+        bad = (cond["status"] == "True") == (cond["type"] == "Degraded")
+        if first_pass and bad and cond["reason"] == "ReplicasNotReady":
+            continue  # "not ready yet" right after creation is not news
+        if first_pass and not bad and cond["type"] == "Degraded":
+            continue  # nor is "not degraded" before anything happened
+        events.append(
+            (
+                "Warning" if bad else "Normal",
+                cond["reason"],
+                f"{cond['type']}={cond['status']}: {cond['message']}",
+            )
+        )
+    return events

@@ -68,7 +68,9 @@ def create_service_app(
     cache_ttl: float | None = None,
     sentry_enrichers: Iterable[EventEnricher] = (),
     sentry_transport: Transport | None = None,
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
+    """`body_limits` maps exact paths (upload routes) to their own body size limit."""
     registry = CollectorRegistry(auto_describe=True)
     http_metrics = HttpMetrics(registry)
     http_metrics.set_info(
@@ -113,7 +115,9 @@ def create_service_app(
 
     # add_middleware prepends: the last one added is the outermost.
     app.add_middleware(UnhandledErrorMiddleware)
-    app.add_middleware(BodyGuardMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyGuardMiddleware, max_bytes=settings.max_body_bytes, path_limits=body_limits
+    )
     app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics, skip=frozenset({"/metrics"}))
     app.add_middleware(CorrelationIdMiddleware)
     if ctx.tracer_provider is not None:

@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from weakref import WeakKeyDictionary
 
 import msgpack
@@ -38,6 +38,7 @@ from .settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+CacheStatus = Literal["hit", "stale", "miss"]
 FORMAT = 1
 # OSError covers refused/reset sockets that redis-py does not always wrap.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (
@@ -45,6 +46,10 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (
     redis_errors.TimeoutError,
     OSError,
 )
+
+
+def _always(_: object) -> bool:
+    return True
 
 
 class CacheUnavailable(Exception):
@@ -230,20 +235,37 @@ class Cache:
         ttl: float | None = None,
         tags: Iterable[str] = (),
     ) -> T:
+        value, _ = await self.lookup(key, compute, ttl=ttl, tags=tags)
+        return value
+
+    async def lookup(
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[T]],
+        *,
+        ttl: float | None = None,
+        tags: Iterable[str] = (),
+        cacheable: Callable[[T], bool] | None = None,
+    ) -> tuple[T, CacheStatus]:
+        """`get_or_compute` that also says where the value came from (for `X-Cache` headers).
+
+        `cacheable(value)` False keeps a computed value out of the cache (e.g. too big).
+        """
         tags = tuple(tags)
         if self.redis is None:
             self.metrics.miss()
-            return await self._single_flight(key, compute, ttl, tags, store=False)
+            return await self._single_flight(key, compute, ttl, tags, store=None), "miss"
+        store = cacheable or _always
         entry = await self.get_entry(key)
         if entry is not None:
             stale = entry.fresh_until <= self._clock()
             self.metrics.hit(stale=stale)
             if stale and key not in self._inflight:
-                self._start(key, compute, ttl, tags, store=True)
+                self._start(key, compute, ttl, tags, store=store)
             value: T = entry.value
-            return value
+            return value, "stale" if stale else "hit"
         self.metrics.miss()
-        return await self._single_flight(key, compute, ttl, tags, store=True)
+        return await self._single_flight(key, compute, ttl, tags, store=store), "miss"
 
     async def get_entry(self, key: str) -> CacheEntry | None:
         try:
@@ -355,11 +377,11 @@ class Cache:
         ttl: float | None,
         tags: tuple[str, ...],
         *,
-        store: bool,
+        store: Callable[[T], bool] | None,
     ) -> asyncio.Task[T]:
         async def run() -> T:
             value = await compute()
-            if store:
+            if store is not None and store(value):
                 await self.set(key, value, ttl=ttl, tags=tags)
             return value
 
@@ -382,7 +404,7 @@ class Cache:
         ttl: float | None,
         tags: tuple[str, ...],
         *,
-        store: bool,
+        store: Callable[[T], bool] | None,
     ) -> T:
         task: asyncio.Task[T] | None = self._inflight.get(key)
         if task is None:

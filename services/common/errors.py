@@ -8,7 +8,7 @@ a 100k-character text).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sentry_sdk
@@ -112,21 +112,27 @@ class UnhandledErrorMiddleware:
 class BodyGuardMiddleware:
     """Reject oversized bodies (413) and non-UTF-8 JSON bodies (400) before parsing.
 
-    The body is buffered (it is bounded by `max_bytes`) and replayed to the app.
+    The body is buffered (it is bounded by the limit) and replayed to the app. `path_limits`
+    raises (or lowers) the limit for exact paths: upload routes take files far larger than
+    the JSON bodies every other route accepts.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, path_limits: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.path_limits = dict(path_limits or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope["path"], self.max_bytes)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await _send_json(send, 413, error_body(f"body exceeds {self.max_bytes} bytes"))
+        if declared.isdigit() and int(declared) > limit:
+            await _send_json(send, 413, error_body(f"body exceeds {limit} bytes"))
             return
         chunks: list[bytes] = []
         size = 0
@@ -137,8 +143,8 @@ class BodyGuardMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                await _send_json(send, 413, error_body(f"body exceeds {self.max_bytes} bytes"))
+            if size > limit:
+                await _send_json(send, 413, error_body(f"body exceeds {limit} bytes"))
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)

@@ -76,6 +76,8 @@ def configure_logging(*, service: str, level: str = "INFO", json_lines: bool = T
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
+    # httpx logs every request at INFO; the access lines of the callee already say it.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     # Let uvicorn's loggers flow through our handler instead of their own.
     for name in ("uvicorn", "uvicorn.error"):
         lg = logging.getLogger(name)

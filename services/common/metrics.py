@@ -12,7 +12,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Info,
+    ProcessCollector,
+)
 from prometheus_client.exposition import generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
@@ -44,6 +51,9 @@ class HttpMetrics:
             registry=registry,
         )
         self.info = Info("indexforge_service", "Service version and model.", registry=registry)
+        # process_resident_memory_bytes / process_cpu_seconds_total: the alert rules use them,
+        # and a per-app registry does not get the default registry's process collector.
+        ProcessCollector(registry=registry)
 
     def set_info(self, labels: Mapping[str, str]) -> None:
         self.info.info(dict(labels))

@@ -15,7 +15,24 @@ from tests.charts import schemas
 from tests.cluster.tools import REPO_ROOT
 
 # Reuse the integration fixtures (the CRD, the operator process) in the cluster tests here.
-from tests.integration.conftest import crd_installed, kubectl, operator_process  # noqa: F401
+from tests.integration.conftest import CRD_FILE, kubectl, operator_process  # noqa: F401
+from tests.waiting import wait_for
+
+
+@pytest.fixture(scope="session")
+def crd_installed(kubeconfig: Path) -> Path:
+    """The IndexForge CRD, Established. (`kubectl wait` right after the apply can fail while
+    the CRD has no status yet, so this polls instead.)"""
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CRD_FILE))
+    jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+
+    def established() -> bool:
+        out = kubectl(kubeconfig, "get", "crd/indexforges.indexforge.io", "-o",
+                      f"jsonpath={jsonpath}", check=False)  # fmt: skip
+        return out.strip() == "True"
+
+    wait_for(established, timeout=60, what="IndexForge CRD Established")
+    return CRD_FILE
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +60,7 @@ def namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test (like tests/conftest.py's, but valid for parametrized ids)."""
     from kubernetes import client
 
-    core = client.CoreV1Api(api_client)
+    core: Any = client.CoreV1Api(api_client)
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
     name = f"t-{base}-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": name, "labels": {"indexforge.test/ns": "true"}}})
@@ -51,3 +68,16 @@ def namespace(api_client: Any, request: pytest.FixtureRequest) -> Iterator[str]:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture
+def helm_releases(kubeconfig: Path) -> Iterator[list[tuple[str, str]]]:
+    """(release, namespace) pairs a test installs; any still installed are removed afterwards
+    (a failed test must not leave cluster-wide objects such as ClusterRoles behind)."""
+    from tests.charts.helmtools import helm
+
+    releases: list[tuple[str, str]] = []
+    yield releases
+    for release, ns in releases:
+        helm("uninstall", release, "-n", ns, "--ignore-not-found", "--wait", "--timeout", "2m",
+             "--kubeconfig", str(kubeconfig), check=False)  # fmt: skip

@@ -124,7 +124,7 @@ def test_labels_and_selectors(case: tuple[Path, Path | None]) -> None:
         where = f"{obj['kind']}/{obj['metadata']['name']}"
         if obj["kind"] not in ("CustomResourceDefinition", "IndexForge", "Pod"):
             assert set(labels) >= REQUIRED_LABELS, f"{where} lacks {REQUIRED_LABELS - set(labels)}"
-        selector = (obj.get("spec") or {}).get("selector")
+        selector: Any = (obj.get("spec") or {}).get("selector")
         if obj["kind"] in ("Deployment", "StatefulSet", "PodDisruptionBudget"):
             selector = selector["matchLabels"]
         if obj["kind"] in ("Deployment", "StatefulSet", "PodDisruptionBudget", "Service"):
@@ -327,3 +327,14 @@ def test_install_bundle_contents() -> None:
     crd = objs[0]
     source = yaml.safe_load((generator.CRD_SOURCE).read_text())
     assert crd == source
+
+
+@pytest.mark.parametrize("chart", [STATIC_CHART, OPERATOR_CHART], ids=lambda c: c.name)
+def test_helper_names_are_prefixed_with_the_chart(chart: Path) -> None:
+    names = [
+        m for t in (chart / "templates").rglob("*")
+        if t.is_file() for m in re.findall(r'define\s+"([^"]+)"', t.read_text())
+    ]  # fmt: skip
+    assert names, "no helpers"
+    assert [n for n in names if not n.startswith(f"{chart.name}.")] == []
+    assert len(names) == len(set(names)), "a helper is defined twice"

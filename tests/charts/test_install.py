@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ def _helm(kubeconfig: Path, *args: str, timeout: float = 600) -> str:
 
 
 def _workloads(api: Any, namespace: str, instance: str) -> list[Any]:
-    apps = client.AppsV1Api(api)
+    apps: Any = client.AppsV1Api(api)
     selector = f"{INSTANCE_LABEL}={instance}"
     return [
         *apps.list_namespaced_deployment(namespace, label_selector=selector).items,
@@ -65,11 +66,13 @@ def _all_ready(api: Any, namespace: str, instance: str, *, expected: int) -> boo
 
 def _leftovers(api: Any, namespace: str, instance: str) -> dict[str, list[str]]:
     """Every object of the instance still there, by kind."""
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    net, policy = client.NetworkingV1Api(api), client.PolicyV1Api(api)
-    scaling = client.AutoscalingV2Api(api)
+    core: Any = client.CoreV1Api(api)
+    apps: Any = client.AppsV1Api(api)
+    net: Any = client.NetworkingV1Api(api)
+    policy: Any = client.PolicyV1Api(api)
+    scaling: Any = client.AutoscalingV2Api(api)
     sel = f"{INSTANCE_LABEL}={instance}"
-    listers = {
+    listers: dict[str, Any] = {
         "Deployment": apps.list_namespaced_deployment,
         "StatefulSet": apps.list_namespaced_stateful_set,
         "Service": core.list_namespaced_service,
@@ -98,7 +101,8 @@ def _wait_ready(kubeconfig: Path, api: Any, namespace: str, instance: str, expec
 
 
 def _secret(api: Any, namespace: str, name: str) -> dict[str, str]:
-    data = client.CoreV1Api(api).read_namespaced_secret(name, namespace).data or {}
+    secret: Any = client.CoreV1Api(api).read_namespaced_secret(name, namespace)
+    data = secret.data or {}
     return {k: base64.b64decode(v).decode() for k, v in data.items()}
 
 
@@ -108,7 +112,11 @@ def _expected_workloads(chart_output: str) -> int:
 
 
 def test_static_chart_install_upgrade_uninstall(
-    kubeconfig: Path, api_client: Any, namespace: str, tmp_path: Path
+    kubeconfig: Path,
+    api_client: Any,
+    namespace: str,
+    tmp_path: Path,
+    helm_releases: list[tuple[str, str]],
 ) -> None:
     _restricted(kubeconfig, namespace)
     values = tmp_path / "values.yaml"
@@ -122,6 +130,7 @@ def test_static_chart_install_upgrade_uninstall(
         if isinstance(d, dict) and "helm.sh/hook" not in (d["metadata"].get("annotations") or {})
     )  # fmt: skip
 
+    helm_releases.append((release, namespace))
     started = time.monotonic()
     out = _helm(
         kubeconfig, "install", release, str(STATIC_CHART), "-n", namespace, "-f", str(values)
@@ -131,7 +140,8 @@ def test_static_chart_install_upgrade_uninstall(
     FIGURES["static_install_to_ready_s"] = round(time.monotonic() - started, 1)
     print(f"\nFIGURES static chart: {FIGURES}")
 
-    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    apps: Any = client.AppsV1Api(api_client)
+    core: Any = client.CoreV1Api(api_client)
     keys = _secret(api_client, namespace, f"{release}-gateway-consumers")
     redis_sts = apps.read_namespaced_stateful_set(f"{release}-redis-app", namespace)
     checksum = redis_sts.spec.template.metadata.annotations["indexforge.io/config-checksum"]
@@ -165,38 +175,63 @@ def test_static_chart_install_upgrade_uninstall(
 
 @pytest.mark.usefixtures("operator_process")
 def test_operator_chart_install_with_indexforge(
-    kubeconfig: Path, api_client: Any, namespace: str, tmp_path: Path
+    kubeconfig: Path,
+    api_client: Any,
+    namespace: str,
+    tmp_path: Path,
+    helm_releases: list[tuple[str, str]],
 ) -> None:
     """The operator chart with an IndexForge of the same spec; the test session's operator
     process reconciles it (the chart's Deployment is a kwok pod: no container runs)."""
     _restricted(kubeconfig, namespace)
-    release, name = "op", "viaop"
+    release, name = f"op-{uuid.uuid4().hex[:6]}", "viaop"  # its ClusterRole is cluster-wide
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({
         "indexforge": {"enabled": True, "name": name, "spec": SPEC},
         "watchNamespaces": [namespace],
     }))  # fmt: skip
+    helm_releases.append((release, namespace))
     started = time.monotonic()
     out = _helm(kubeconfig, "install", release, str(OPERATOR_CHART), "-n", namespace,
                 "-f", str(values), "--wait", "--timeout", "3m")  # fmt: skip
     assert "NOTES:" in out and f"indexforge/{name}" in out
 
     def cr_ready() -> bool:
-        cr = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+        custom: Any = client.CustomObjectsApi(api_client)
+        cr = custom.get_namespaced_custom_object(
             "indexforge.io", "v1alpha1", namespace, "indexforges", name)  # fmt: skip
         conds = {c["type"]: c["status"] for c in cr.get("status", {}).get("conditions", [])}
         return conds.get("Ready") == "True"
 
-    wait_for(cr_ready, timeout=READY_TIMEOUT, interval=0.5, what="IndexForge Ready")
+    try:
+        wait_for(cr_ready, timeout=READY_TIMEOUT, interval=0.5, what="IndexForge Ready")
+    except AssertionError as err:
+        status = kubectl(kubeconfig, "-n", namespace, "get", "indexforge", name, "-o",
+                         "jsonpath={.status}", check=False)  # fmt: skip
+        raise AssertionError(f"{err}\n{status[-3000:]}") from None
     FIGURES["operator_install_to_ready_s"] = round(time.monotonic() - started, 1)
     assert _all_ready(api_client, namespace, name, expected=1)
-    operator = client.AppsV1Api(api_client).read_namespaced_deployment(
+    operator: Any = client.AppsV1Api(api_client).read_namespaced_deployment(
         f"{release}-indexforge-operator", namespace)  # fmt: skip
     assert operator.status.ready_replicas == 1
     FIGURES["operator_children"] = sum(len(v) for k, v in
                                        _leftovers(api_client, namespace, name).items()
                                        if k != "PersistentVolumeClaim")  # fmt: skip
     print(f"\nFIGURES operator path: {FIGURES}")
+
+    # Upgrade: the CR's spec (the operator rolls it out) and an operator setting.
+    spec = {**SPEC, "api": {**SPEC["api"], "replicas": 3}}
+    values.write_text(yaml.safe_dump({
+        "indexforge": {"enabled": True, "name": name, "spec": spec},
+        "watchNamespaces": [namespace], "resyncSeconds": 10,
+    }))  # fmt: skip
+    _helm(kubeconfig, "upgrade", release, str(OPERATOR_CHART), "-n", namespace, "-f", str(values))
+    apps: Any = client.AppsV1Api(api_client)
+    wait_for(lambda: apps.read_namespaced_deployment(f"{name}-api", namespace).spec.replicas == 3,
+             timeout=60, what="operator applied the upgraded spec")  # fmt: skip
+    env = apps.read_namespaced_deployment(f"{release}-indexforge-operator", namespace).spec
+    variables = {e.name: e.value for e in env.template.spec.containers[0].env}
+    assert variables["INDEXFORGE_RESYNC_SECONDS"] == "10"
 
     _helm(kubeconfig, "uninstall", release, "-n", namespace, "--wait", "--timeout", "3m")
 

@@ -53,7 +53,7 @@ def test_sample_reaches_ready(
             "pod-security.kubernetes.io/enforce=restricted", "--overwrite")  # fmt: skip
     kubectl(kubeconfig, "apply", "-n", namespace, "-f", str(sample))
     name = _indexforge(sample)["metadata"]["name"]
-    custom = client.CustomObjectsApi(api_client)
+    custom: Any = client.CustomObjectsApi(api_client)
 
     def ready() -> dict[str, Any] | None:
         cr = custom.get_namespaced_custom_object(

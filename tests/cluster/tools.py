@@ -111,6 +111,12 @@ TOOLS: dict[str, Tool] = {
         Tool(
             "kubeconform", "v0.8.0", "kubeconform", "github.com/yannh/kubeconform/cmd/kubeconform"
         ),
+        Tool(
+            "weaviate-server",
+            "v1.35.2",
+            "weaviate",
+            "github.com/weaviate/weaviate/cmd/weaviate-server",
+        ),
     )
 }
 

@@ -293,3 +293,114 @@ def test_deleting_the_cr_collects_children_and_honours_pvc_policy(
             timeout=90,
             what="PVCs deleted under Delete policy",
         )
+
+
+def test_ready_transition_is_recorded_as_an_event(
+    api_client, ready_instance: tuple[str, Names]
+) -> None:
+    namespace, _ = ready_instance
+    core = client.CoreV1Api(api_client)
+
+    def ready_events() -> list[Any]:
+        events = core.list_namespaced_event(
+            namespace, field_selector="involvedObject.kind=IndexForge,involvedObject.name=demo"
+        ).items
+        return [e for e in events if e.reason == "AllComponentsAvailable"]
+
+    event = wait_for(ready_events, timeout=30, what="AllComponentsAvailable event")[0]
+    assert event.type == "Normal"
+    assert "Ready=True" in event.message
+
+
+def test_paused_cr_makes_no_writes_until_resumed(
+    api_client, kubeconfig: Path, ready_instance: tuple[str, Names]
+) -> None:
+    namespace, names = ready_instance
+    apps = client.AppsV1Api(api_client)
+    kubectl(kubeconfig, "-n", namespace, "annotate", "indexforge/demo", "indexforge.io/paused=true")
+
+    def paused() -> bool:
+        return _cr(api_client, namespace, "demo").get("status", {}).get("phase") == "Paused"
+
+    wait_for(paused, timeout=30, what="phase Paused")
+    progressing = _condition(_cr(api_client, namespace, "demo"), "Progressing")
+    assert progressing is not None and progressing["reason"] == "Paused"
+
+    excel = names.component("excel")
+    apps.delete_namespaced_deployment(excel, namespace)
+    time.sleep(RESYNC_SECONDS * 3)
+    with pytest.raises(ApiException) as err:
+        apps.read_namespaced_deployment(excel, namespace)
+    assert err.value.status == 404  # paused: drift is left alone
+
+    kubectl(kubeconfig, "-n", namespace, "annotate", "indexforge/demo", "indexforge.io/paused-")
+    wait_for(
+        lambda: apps.read_namespaced_deployment(excel, namespace),
+        timeout=RESYNC_SECONDS * 10,
+        what="excel Deployment restored after resume",
+    )
+    _wait_ready(api_client, namespace, "demo")
+
+
+def _monitoring_crd(kind: str, plural: str) -> dict[str, Any]:
+    """A minimal stand-in for a prometheus-operator CRD: enough for discovery and storage."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
+        "spec": {
+            "group": "monitoring.coreos.com",
+            "scope": "Namespaced",
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+# Last in this module on purpose: while these CRDs exist every IndexForge switches mode.
+def test_prometheus_operator_crds_switch_to_service_monitors(
+    api_client, kubeconfig: Path, namespace: str
+) -> None:
+    crds = [
+        _monitoring_crd("ServiceMonitor", "servicemonitors"),
+        _monitoring_crd("PrometheusRule", "prometheusrules"),
+    ]
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(crds))
+    try:
+        for crd in crds:
+            kubectl(
+                kubeconfig, "wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}"
+            )
+        _apply(kubeconfig, _sample(namespace))
+        custom = client.CustomObjectsApi(api_client)
+
+        def monitors() -> list[Any]:
+            return custom.list_namespaced_custom_object(
+                "monitoring.coreos.com", "v1", namespace, "servicemonitors"
+            )["items"]
+
+        found = wait_for(monitors, timeout=60, what="ServiceMonitors applied")
+        assert all(m["metadata"]["ownerReferences"][0]["kind"] == "IndexForge" for m in found)
+        rules = custom.list_namespaced_custom_object(
+            "monitoring.coreos.com", "v1", namespace, "prometheusrules"
+        )["items"]
+        assert len(rules) == 1 and rules[0]["spec"]["groups"]
+        cr = _wait_ready(api_client, namespace, "demo")
+        assert cr["status"]["mode"] == "PrometheusOperator"
+        assert _condition(cr, "Monitoring")["reason"] == "MonitoringPrometheusOperator"
+        deployments = client.AppsV1Api(api_client).list_namespaced_deployment(namespace).items
+        assert "demo-prometheus" not in {d.metadata.name for d in deployments}
+    finally:
+        kubectl(kubeconfig, "delete", "-f", "-", "--wait=false", stdin=yaml.safe_dump_all(crds))

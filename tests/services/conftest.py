@@ -1,7 +1,10 @@
-"""Fixtures for the service tests: a real redis-server, the real model, live ML servers.
+"""Fixtures for the service tests: real redis-servers, the real model, live ML servers, a real
+weaviate-server, the Excel processor and API apps wired to them.
 
 Everything binds 127.0.0.1 on free ports; every process started here is stopped by its PID.
-The model is loaded once per session and shared by every app built in the tests.
+The model is loaded once per session and shared by every app built in the tests. As in
+production, the ML service has its own Redis (`redis_server`) and the API and the Excel
+processor share the app Redis (`app_redis`, databases 0 and 1).
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +28,15 @@ import redis
 import uvicorn
 from fastapi import FastAPI
 
+from indexforge_services.api.app import create_app as create_api_app
+from indexforge_services.api.settings import ApiSettings
+from indexforge_services.excel.app import create_app as create_excel_app
+from indexforge_services.excel.settings import ExcelSettings
 from indexforge_services.ml.app import create_app
 from indexforge_services.ml.model import Embedder
 from indexforge_services.ml.settings import MLSettings
+from tests.stack.weaviate import WeaviateError, WeaviateProcess, weaviate_binary
+from tests.waiting import wait_for
 
 # One inference thread: the machine is small and shared; oversubscribed torch threads are
 # an order of magnitude slower than one.
@@ -52,7 +61,10 @@ class RedisProcess:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.db_url(0)
+
+    def db_url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
 
     def start(self, timeout: float = 10.0) -> None:
         args = [
@@ -161,6 +173,53 @@ def ml_settings(**overrides: Any) -> MLSettings:
     return MLSettings(**base)
 
 
+def excel_settings(**overrides: Any) -> ExcelSettings:
+    base: dict[str, Any] = {
+        "redis_url": None,
+        "cache_namespace": f"excel-test-{uuid.uuid4().hex[:8]}",
+        "otlp_endpoint": None,
+        "sentry_dsn": None,
+        "sentry_dsn_file": None,
+        "log_json": False,
+        "max_upload_bytes": 5 * 1024 * 1024,
+        "max_rows": 10_000,
+        "max_columns": 1024,
+        "max_sheets": 32,
+        "max_cell_chars": 16_384,
+    }
+    base.update(overrides)
+    return ExcelSettings(**base)
+
+
+def api_settings(**overrides: Any) -> ApiSettings:
+    base: dict[str, Any] = {
+        "redis_url": None,
+        "cache_namespace": f"api-test-{uuid.uuid4().hex[:8]}",
+        "otlp_endpoint": None,
+        "sentry_dsn": None,
+        "sentry_dsn_file": None,
+        "log_json": False,
+        "weaviate_collection": f"Test{uuid.uuid4().hex[:12]}",
+        "ml_url": None,
+        "excel_url": None,
+        "max_upload_bytes": 5 * 1024 * 1024,
+        "upstream_retry_attempts": 2,
+        "weaviate_timeout_seconds": 20.0,
+    }
+    base.update(overrides)
+    return ApiSettings(**base)
+
+
+def wait_job(client: httpx.Client, job_id: str, *, timeout: float = 90.0) -> dict[str, Any]:
+    """Poll a job until it is completed or failed; returns its record."""
+
+    def finished() -> dict[str, Any] | None:
+        record: dict[str, Any] = client.get(f"/api/v1/jobs/{job_id}").json()
+        return record if record.get("status") in ("completed", "failed") else None
+
+    return wait_for(finished, timeout=timeout, interval=0.2, what=f"job {job_id}")
+
+
 @asynccontextmanager
 async def running_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """In-process client with the app's lifespan running (no sockets)."""
@@ -227,6 +286,67 @@ def redis_client(redis_server: RedisProcess) -> Iterator[redis.Redis]:
     c = redis.Redis.from_url(redis_server.url)
     yield c
     c.close()
+
+
+@pytest.fixture(scope="session")
+def app_redis(redis_binary: str, workdir: Path) -> Iterator[RedisProcess]:
+    """The app Redis (API db 0, Excel db 1), separate from the ML one as in production."""
+    server = start_redis(redis_binary, workdir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def weaviate_server(ml_server: ServerThread, workdir: Path) -> Iterator[WeaviateProcess]:
+    """A real weaviate-server whose text2vec-transformers module uses the session ML app."""
+    try:
+        weaviate_binary()
+    except WeaviateError as exc:
+        # Fail, never skip: a missing build must not make the Weaviate tests silently vanish.
+        pytest.fail(str(exc))
+    server = WeaviateProcess(workdir / "weaviate", ml_server.url)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def excel_server(app_redis: RedisProcess) -> Iterator[ServerThread]:
+    app = create_excel_app(excel_settings(redis_url=app_redis.db_url(1)))
+    with ServerThread(app) as server:
+        yield server
+
+
+ApiFactory = Callable[..., AbstractContextManager[ServerThread]]
+
+
+@pytest.fixture
+def make_api(
+    weaviate_server: WeaviateProcess,
+    ml_server: ServerThread,
+    excel_server: ServerThread,
+    app_redis: RedisProcess,
+) -> ApiFactory:
+    """Build and serve an API app wired to the session's services; keyword overrides win.
+
+    Each app gets its own Weaviate collection and cache namespace, so tests do not see each
+    other's documents or cached answers.
+    """
+
+    @contextmanager
+    def serve(**overrides: Any) -> Iterator[ServerThread]:
+        wiring: dict[str, Any] = {
+            "weaviate_url": weaviate_server.url,
+            "weaviate_grpc_port": weaviate_server.ports.grpc,
+            "ml_url": ml_server.url,
+            "excel_url": excel_server.url,
+            "redis_url": app_redis.db_url(0),
+        }
+        wiring.update(overrides)
+        with ServerThread(create_api_app(api_settings(**wiring))) as server:
+            yield server
+
+    return serve
 
 
 def metric(app: FastAPI, name: str, **labels: str) -> float:

@@ -171,3 +171,52 @@ def test_prune_takes_only_our_children_that_are_no_longer_desired() -> None:
     live = [_cm("keep", "u-1"), _cm("stale", "u-1"), _cm("foreign", "u-2"), _cm("hand-made", None)]
     doomed = ownership.prune_candidates(live, [_cm("keep", None)], "u-1")
     assert [o["metadata"]["name"] for o in doomed] == ["stale"]
+
+
+def _flip(ctype: str, state: str, reason: str) -> dict[str, Any]:
+    return {"type": ctype, "status": state, "reason": reason, "message": "m"}
+
+
+@pytest.mark.parametrize(
+    ("flipped", "expected"),
+    [
+        (_flip("Ready", "True", "AllComponentsAvailable"), ("Normal", "AllComponentsAvailable")),
+        (_flip("Ready", "False", "InsufficientGPU"), ("Warning", "InsufficientGPU")),
+        (_flip("Degraded", "True", "SentrySecretMissing"), ("Warning", "SentrySecretMissing")),
+        (_flip("Degraded", "False", "AsExpected"), ("Normal", "AsExpected")),
+        (_flip("MLAvailable", "False", "InsufficientGPU"), ("Warning", "InsufficientGPU")),
+        (_flip("Progressing", "False", "ReconcileComplete"), None),
+        (_flip("APIAvailable", "True", "MinimumReplicasAvailable"), None),  # routine start-up
+        (_flip("APIAvailable", "False", "ReplicasNotReady"), None),
+    ],
+)
+def test_only_meaningful_transitions_become_events(
+    flipped: dict[str, Any], expected: tuple[str, str] | None
+) -> None:
+    events = status.transition_events([flipped])
+    assert [(e[0], e[1]) for e in events] == ([expected] if expected else [])
+
+
+def test_first_pass_announces_ready_and_problems_but_not_start_up_noise() -> None:
+    flipped = [
+        _flip("Ready", "True", "AllComponentsAvailable"),
+        _flip("Degraded", "False", "AsExpected"),
+        _flip("MLAvailable", "False", "InsufficientGPU"),
+    ]
+    events = status.transition_events(flipped, first_pass=True)
+    assert [e[1] for e in events] == ["AllComponentsAvailable", "InsufficientGPU"]
+    starting = [_flip("Ready", "False", "ReplicasNotReady")]
+    assert status.transition_events(starting, first_pass=True) == []
+
+
+def test_autoscaled_workload_is_available_only_at_its_hpa_floor() -> None:
+    dep = _workload("Deployment", "api", 1, readyReplicas=1, updatedReplicas=1)
+    hpa = {
+        "kind": "HorizontalPodAutoscaler",
+        "spec": {"scaleTargetRef": {"name": "x-api"}, "minReplicas": 2},
+    }
+    floors = status.autoscaled_minimums([dep, hpa])
+    assert floors == {"x-api": 2}
+    state = status.workload_state(dep, dep, minimum=floors["x-api"])
+    assert (state.ready, state.desired, state.available) == (1, 2, False)
+    assert status.replica_counts([state]) == {"api": {"ready": 1, "desired": 2}}

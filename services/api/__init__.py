@@ -1,0 +1,1 @@
+"""API service: document ingestion into Weaviate, semantic search, jobs, cached responses."""

@@ -1,0 +1,43 @@
+"""Build the API service application from settings."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI
+from sentry_sdk.transport import Transport
+
+from ..common.app import ServiceContext, create_service_app
+from .routes import documents, search
+from .runtime import ApiService
+from .settings import MULTIPART_OVERHEAD_BYTES, ApiSettings
+
+
+def _lifespan(ctx: ServiceContext) -> AbstractAsyncContextManager[None]:
+    service = ctx.state["api"]
+    assert isinstance(service, ApiService)
+    return service.lifespan()
+
+
+def create_app(
+    settings: ApiSettings | None = None, *, sentry_transport: Transport | None = None
+) -> FastAPI:
+    settings = settings or ApiSettings()
+    upload_limit = settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES
+    app = create_service_app(
+        settings,
+        title="IndexForge API",
+        description="Document ingestion (text, CSV, Excel) and semantic search over Weaviate.",
+        routers=[documents.router, search.router],
+        lifespan=_lifespan,
+        cache_name="api-responses",
+        cache_ttl=settings.cache_response_ttl_seconds,
+        sentry_transport=sentry_transport,
+        # Uploads may be files up to max_upload_bytes; the upload check names the file size.
+        body_limits={documents.DOCUMENTS_PATH: upload_limit},
+    )
+    ctx: ServiceContext = app.state.service
+    service = ApiService(settings, ctx)
+    ctx.state["api"] = service
+    app.state.api_service = service
+    return app

@@ -1,0 +1,229 @@
+"""Ingestion jobs: (workbook -> Excel processor) -> embeddings -> Weaviate, in batches.
+
+A job runs as a task of the API process, at most `ingest_concurrency` at once; it inherits
+the request's context, so its calls to the Excel processor and the ML service continue the
+upload's trace and carry its correlation id. Nothing half-written survives a failure: if a
+batch fails, every object of the document written so far is deleted; if Weaviate itself is
+what failed, the delete is retried in the background until it succeeds. The search cache is
+invalidated whenever a job changed what is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import sentry_sdk
+from opentelemetry import trace
+
+from ..common.cache import Cache
+from ..common.tabular import Record
+from .jobs import JobStore
+from .metrics import ApiMetrics
+from .settings import ApiSettings
+from .store import StoreUnavailable, WeaviateStore
+from .uploads import Prepared
+from .upstream import Upstream, UpstreamRejected, UpstreamUnavailable
+
+log = logging.getLogger(__name__)
+
+SEARCH_TAG = "search"
+XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+ROLLBACK_RETRY_SECONDS = 2.0
+
+
+class IngestFailed(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class Ingestor:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        store: WeaviateStore,
+        jobs: JobStore,
+        cache: Cache,
+        metrics: ApiMetrics,
+        excel: Upstream | None,
+        ml: Upstream | None,
+        tracer: trace.Tracer,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.jobs = jobs
+        self.cache = cache
+        self.metrics = metrics
+        self.excel = excel
+        self.ml = ml
+        self.tracer = tracer
+        self.pending_rollbacks: set[str] = set()
+        self._slots = asyncio.Semaphore(settings.ingest_concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._janitor: asyncio.Task[None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._janitor = asyncio.create_task(self._retry_rollbacks())
+
+    async def stop(self) -> None:
+        tasks = [*self._tasks, *([self._janitor] if self._janitor else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def submit(self, job: dict[str, Any], prepared: Prepared) -> None:
+        task = asyncio.create_task(self._run(job, prepared))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def idle(self) -> None:
+        """Wait for the running jobs (tests, benchmarks)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # -- the job ----------------------------------------------------------------------------
+
+    async def _run(self, job: dict[str, Any], prepared: Prepared) -> None:
+        document_id = str(job["document_id"])
+        with self.tracer.start_as_current_span(
+            "api.ingest",
+            attributes={"document.id": document_id, "document.kind": prepared.kind},
+        ):
+            async with self._slots:
+                await self.jobs.update(job, status="processing", stage="reading")
+                writing = False  # from the first batch on, a failure must roll back
+                try:
+                    records = prepared.records or await self._read_workbook(prepared)
+                    await self.jobs.update(job, records=len(records), stage="writing")
+                    writing = True
+                    written = await self._write(document_id, prepared, records)
+                except IngestFailed as exc:
+                    await self._fail(job, prepared, exc, wrote=writing)
+                    return
+                except Exception as exc:  # a bug must not leave the job "processing" forever
+                    log.exception("ingestion job %s crashed", job["id"])
+                    sentry_sdk.capture_exception(exc)
+                    crash = IngestFailed("internal", "internal error while ingesting")
+                    await self._fail(job, prepared, crash, wrote=writing)
+                    return
+                except asyncio.CancelledError:
+                    shutdown = IngestFailed("shutdown", "the API shut down while the job ran")
+                    await asyncio.shield(self._fail(job, prepared, shutdown, wrote=writing))
+                    raise
+                await self.jobs.update(job, status="completed", stage=None, written=written)
+                self.metrics.jobs.labels(prepared.kind, "completed").inc()
+                self.metrics.records.inc(written)
+                await self.cache.invalidate_tags(SEARCH_TAG)
+
+    async def _fail(
+        self, job: dict[str, Any], prepared: Prepared, exc: IngestFailed, *, wrote: bool
+    ) -> None:
+        document_id = str(job["document_id"])
+        log.warning("ingestion job %s failed: %s", job["id"], exc.message)
+        if wrote:
+            await self._rollback(document_id)
+        await self.jobs.update(
+            job, status="failed", stage=None, error=exc.message, reason=exc.reason, written=0
+        )
+        self.metrics.jobs.labels(prepared.kind, "failed").inc()
+
+    async def _read_workbook(self, prepared: Prepared) -> list[Record]:
+        if self.excel is None:
+            raise IngestFailed("excel_unavailable", "no Excel processor is configured")
+        assert prepared.workbook is not None
+        try:
+            response = await self.excel.request(
+                "POST",
+                "/api/v1/excel/parse",
+                files={"file": (prepared.source or "upload.xlsx", prepared.workbook, XLSX_MIME)},
+            )
+        except UpstreamUnavailable as exc:
+            raise IngestFailed("excel_unavailable", str(exc)) from exc
+        except UpstreamRejected as exc:
+            raise IngestFailed(
+                "rejected", f"the Excel processor refused the workbook: {exc.message}"
+            ) from exc
+        body = response.json()
+        records = [
+            Record(sheet=r["sheet"], row=int(r["row"]), fields=r["fields"], text=r["text"])
+            for r in body.get("records", [])
+        ]
+        if not records:
+            raise IngestFailed("rejected", "the workbook has no data rows")
+        if len(records) > self.settings.max_rows:
+            raise IngestFailed(
+                "rejected", f"the workbook has more than {self.settings.max_rows} data rows"
+            )
+        return records
+
+    async def _embed(self, texts: Sequence[str]) -> list[list[float]] | None:
+        """Vectors from the ML service, or None to let Weaviate's module vectorize."""
+        if self.ml is None:
+            return None
+        vectors: list[list[float]] = []
+        step = self.settings.embed_batch_size
+        for start in range(0, len(texts), step):
+            try:
+                response = await self.ml.request(
+                    "POST",
+                    "/api/v1/ml/embeddings",
+                    json={"texts": list(texts[start : start + step])},
+                )
+            except UpstreamUnavailable as exc:
+                raise IngestFailed("ml_unavailable", str(exc)) from exc
+            except UpstreamRejected as exc:
+                raise IngestFailed("rejected", f"the ML service refused: {exc.message}") from exc
+            vectors.extend(response.json()["embeddings"])
+        return vectors
+
+    async def _write(self, document_id: str, prepared: Prepared, records: list[Record]) -> int:
+        written = 0
+        step = self.settings.weaviate_batch_size
+        for start in range(0, len(records), step):
+            batch = records[start : start + step]
+            vectors = await self._embed([r.text for r in batch])
+            try:
+                await self.store.insert(
+                    document_id=document_id,
+                    source=prepared.source,
+                    kind=prepared.kind,
+                    records=batch,
+                    vectors=vectors,
+                )
+            except StoreUnavailable as exc:
+                raise IngestFailed("weaviate_unavailable", str(exc)) from exc
+            written += len(batch)
+        return written
+
+    # -- rollback ---------------------------------------------------------------------------
+
+    async def _rollback(self, document_id: str) -> None:
+        try:
+            removed = await self.store.delete_document(document_id)
+        except StoreUnavailable:
+            log.warning("rollback of %s deferred: Weaviate unavailable", document_id)
+            self.pending_rollbacks.add(document_id)
+            self.metrics.pending_rollbacks.set(len(self.pending_rollbacks))
+            return
+        if removed:
+            log.info("rolled back %d objects of failed document %s", removed, document_id)
+            await self.cache.invalidate_tags(SEARCH_TAG)
+
+    async def _retry_rollbacks(self) -> None:
+        while True:
+            await asyncio.sleep(ROLLBACK_RETRY_SECONDS)
+            for document_id in list(self.pending_rollbacks):
+                try:
+                    await self.store.delete_document(document_id)
+                except StoreUnavailable:
+                    break  # still down; try again later
+                self.pending_rollbacks.discard(document_id)
+                await self.cache.invalidate_tags(SEARCH_TAG)
+            self.metrics.pending_rollbacks.set(len(self.pending_rollbacks))

@@ -1,0 +1,57 @@
+"""Ingestion job status records, kept in the app Redis for `cache_session_ttl_seconds` (24 h).
+
+Stored through the shared cache (msgpack, retries, breaker): while Redis is down, a job's
+record lives in this pod's bounded in-process LRU, so the pod that runs the job can still
+answer for it. Status moves queued -> processing -> completed | failed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from ..common.cache import Cache
+
+JobStatus = Literal["queued", "processing", "completed", "failed"]
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobStore:
+    def __init__(self, cache: Cache, *, ttl: float) -> None:
+        self.cache = cache
+        self.ttl = ttl
+
+    @staticmethod
+    def key(job_id: str) -> str:
+        return f"job:{job_id}"
+
+    async def create(self, job_id: str, **fields: Any) -> dict[str, Any]:
+        now = time.time()
+        record = {
+            "id": job_id,
+            "status": "queued",
+            "created_at": now,
+            "updated_at": now,
+            "records": 0,
+            "written": 0,
+            "error": None,
+            "reason": None,
+            **fields,
+        }
+        await self.cache.set(self.key(job_id), record, ttl=self.ttl)
+        return record
+
+    async def update(self, record: dict[str, Any], **changes: Any) -> dict[str, Any]:
+        record.update(changes, updated_at=time.time())
+        await self.cache.set(self.key(record["id"]), record, ttl=self.ttl)
+        return record
+
+    async def get(self, job_id: str) -> dict[str, Any] | None:
+        entry = await self.cache.get_entry(self.key(job_id))
+        if entry is None or not isinstance(entry.value, dict):
+            return None
+        return entry.value

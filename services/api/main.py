@@ -1,0 +1,17 @@
+"""`indexforge-api --host H --port P`: run the API service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..common.runner import run_service
+from .app import create_app
+from .settings import ApiSettings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run_service("indexforge-api", create_app, ApiSettings, argv, default_port=8000)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""API metrics: ingestion jobs and records, search cache results, per-consumer requests."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class ApiMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.jobs = Counter(
+            "api_ingest_jobs_total",
+            "Finished ingestion jobs by document kind and result.",
+            ["kind", "result"],
+            registry=registry,
+        )
+        self.records = Counter(
+            "api_ingest_records_total", "Records written to Weaviate.", registry=registry
+        )
+        self.searches = Counter(
+            "api_search_requests_total",
+            "Searches by where the answer came from (hit, stale, miss).",
+            ["cache"],
+            registry=registry,
+        )
+        self.pending_rollbacks = Gauge(
+            "api_pending_rollbacks",
+            "Documents of failed jobs whose partial writes still wait to be deleted.",
+            registry=registry,
+        )
+        self.consumer_requests = Counter(
+            "api_consumer_requests_total",
+            "Requests by API consumer (Kong's X-Consumer-Username / X-Consumer-ID).",
+            ["consumer"],
+            registry=registry,
+        )
+        self.consumer_window = Gauge(
+            "api_consumer_window_requests",
+            "Requests of the consumer in the current rate-limit window (all replicas, Redis).",
+            ["consumer"],
+            registry=registry,
+        )

@@ -1,0 +1,172 @@
+"""`/api/v1/documents` (ingest, read, delete) and `/api/v1/jobs/{id}`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+
+from ...common.errors import describe_validation_errors, error_body
+from ..ingest import SEARCH_TAG
+from ..jobs import new_job_id
+from ..runtime import Api, count_consumer
+from ..schemas import Deleted, DocumentOut, Job, JobAccepted, TextDocument, error_responses
+from ..store import StoreUnavailable
+from ..uploads import Prepared, UploadRejected, prepare_upload, text_records
+
+DOCUMENTS_PATH = "/api/v1/documents"
+SAMPLE_RECORDS = 20
+
+router = APIRouter(prefix="/api/v1", tags=["documents"], dependencies=[Depends(count_consumer)])
+
+_text_document = TypeAdapter(TextDocument)
+_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": TextDocument.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": ".txt, .csv or .xlsx (type checked by content)",
+                        }
+                    },
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+
+DocumentId = Annotated[uuid.UUID, Path(description="Document id returned by the upload.")]
+JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Job id from the upload.")]
+
+
+def unavailable(exc: Exception) -> HTTPException:
+    return HTTPException(status_code=503, detail=f"search backend unavailable: {exc}")
+
+
+async def _read_json(request: Request, api: Api) -> Prepared:
+    body = await request.body()
+    try:
+        doc = _text_document.validate_json(body)
+    except ValidationError as exc:
+        message, _ = describe_validation_errors(exc.errors(include_input=False))
+        raise UploadRejected(422, message) from exc
+    records = text_records(doc.text, api.settings)
+    return Prepared("text", (doc.source or "text").strip()[:255] or "text", records)
+
+
+async def _read_multipart(request: Request, api: Api) -> Prepared:
+    try:
+        form = await request.form(max_files=1, max_fields=8)
+    except MultiPartException as exc:
+        raise UploadRejected(400, f"malformed multipart body: {exc.message}") from exc
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise UploadRejected(422, "the multipart body needs a file part named 'file'")
+        data = await upload.read()
+        return prepare_upload(upload.filename, data, api.settings)
+    finally:
+        await form.close()
+
+
+@router.post(
+    "/documents",
+    status_code=202,
+    summary="Ingest a document: JSON text, or a .txt/.csv/.xlsx file (multipart)",
+    response_model=JobAccepted,
+    responses=error_responses(400, 413, 415, 422),
+    openapi_extra=_UPLOAD_BODY,
+)
+async def upload(request: Request, response: Response, api: Api) -> JobAccepted | JSONResponse:
+    content_type = request.headers.get("content-type", "").lower()
+    try:
+        if content_type.startswith("multipart/form-data"):
+            prepared = await _read_multipart(request, api)
+        elif content_type.startswith("application/json") or not content_type:
+            prepared = await _read_json(request, api)
+        else:
+            raise UploadRejected(
+                415, "send application/json ({'text': ...}) or multipart/form-data (file)"
+            )
+        if prepared.kind == "xlsx" and api.excel is None:
+            raise UploadRejected(415, ".xlsx uploads are disabled (no Excel processor)")
+    except UploadRejected as exc:
+        return JSONResponse(error_body(exc.message), status_code=exc.status)
+    job_id, document_id = new_job_id(), str(uuid.uuid4())
+    job = await api.jobs.create(
+        job_id, document_id=document_id, source=prepared.source, kind=prepared.kind,
+        records=len(prepared.records),
+    )  # fmt: skip
+    api.ingestor.submit(job, prepared)
+    status_url = f"/api/v1/jobs/{job_id}"
+    response.headers["Location"] = status_url
+    return JobAccepted(
+        job_id=job_id, document_id=document_id, status="queued", status_url=status_url
+    )
+
+
+@router.get(
+    "/jobs/{job_id}",
+    summary="Status of an ingestion job (kept 24 h)",
+    responses=error_responses(404, 422),
+)
+async def get_job(job_id: JobId, api: Api) -> Job:
+    record = await api.jobs.get(job_id)
+    if record is None:
+        raise HTTPException(status_code=404, detail=f"no job {job_id} (unknown or expired)")
+    return Job.model_validate(record)
+
+
+@router.get(
+    "/documents/{document_id}",
+    summary="A stored document: source, kind, record count and its first records",
+    responses=error_responses(404, 422, 503),
+)
+async def get_document(document_id: DocumentId, api: Api) -> DocumentOut:
+    doc = str(document_id)
+    try:
+        count = await api.store.count(doc)
+        sample = await api.store.records(doc, limit=SAMPLE_RECORDS) if count else []
+    except StoreUnavailable as exc:
+        raise unavailable(exc) from exc
+    if not count:
+        raise HTTPException(status_code=404, detail=f"no document {doc}")
+    first = sample[0] if sample else {}
+    return DocumentOut.model_validate(
+        {
+            "id": doc,
+            "source": first.get("source"),
+            "kind": first.get("kind"),
+            "records": count,
+            "sample": sample,
+        }
+    )
+
+
+@router.delete(
+    "/documents/{document_id}",
+    summary="Delete a document and every record of it (invalidates cached searches)",
+    responses=error_responses(404, 422, 503),
+)
+async def delete_document(document_id: DocumentId, api: Api) -> Deleted:
+    doc = str(document_id)
+    try:
+        removed = await api.store.delete_document(doc)
+    except StoreUnavailable as exc:
+        raise unavailable(exc) from exc
+    if not removed:
+        raise HTTPException(status_code=404, detail=f"no document {doc}")
+    await api.ctx.cache.invalidate_tags(SEARCH_TAG)
+    return Deleted(id=doc, deleted=removed)

@@ -1,0 +1,102 @@
+"""The API's live objects (Weaviate store, upstream clients, jobs, ingestor, counters).
+
+Built with the app; `lifespan` starts the background parts and tries the schema once (a
+Weaviate that is down at start-up only makes the pod unready, it does not stop it).
+Routes reach everything through the `Api` dependency.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ..common.app import ServiceContext
+from ..common.tracing import tracer
+from .consumers import ConsumerCounter, consumer_of
+from .ingest import Ingestor
+from .jobs import JobStore
+from .metrics import ApiMetrics
+from .settings import ApiSettings
+from .store import WeaviateStore
+from .upstream import Upstream
+
+log = logging.getLogger(__name__)
+
+
+class ApiService:
+    def __init__(self, settings: ApiSettings, ctx: ServiceContext) -> None:
+        self.settings = settings
+        self.ctx = ctx
+        self.metrics = ApiMetrics(ctx.registry)
+        self.store = WeaviateStore(settings)
+        self.jobs = JobStore(ctx.cache, ttl=settings.cache_session_ttl_seconds)
+        self.excel = self._upstream(
+            "Excel processor", settings.excel_url, settings.excel_timeout_seconds
+        )
+        self.ml = self._upstream("ML service", settings.ml_url, 60.0)
+        self.consumers = ConsumerCounter(
+            ctx.cache.redis,
+            self.metrics,
+            namespace=settings.cache_namespace,
+            window_seconds=settings.rate_limit_window_seconds,
+        )
+        self.ingestor = Ingestor(
+            settings,
+            store=self.store,
+            jobs=self.jobs,
+            cache=ctx.cache,
+            metrics=self.metrics,
+            excel=self.excel,
+            ml=self.ml,
+            tracer=tracer(ctx.tracer_provider, "indexforge.api"),
+        )
+        ctx.health.add("weaviate", self.store.ready)
+        if self.excel is not None:
+            ctx.health.add("excel", self.excel.healthy, required=False)
+        if self.ml is not None:
+            ctx.health.add("ml", self.ml.healthy, required=False)
+
+    def _upstream(self, name: str, url: str | None, timeout: float) -> Upstream | None:
+        if url is None:
+            return None
+        s = self.settings
+        return Upstream(
+            name,
+            url,
+            timeout=timeout,
+            attempts=s.upstream_retry_attempts,
+            breaker_threshold=s.upstream_breaker_threshold,
+            breaker_reset_seconds=s.upstream_breaker_reset_seconds,
+        )
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        if not await self.store.ready():
+            log.warning("Weaviate is not reachable yet; /readyz stays false until it is")
+        self.ingestor.start()
+        try:
+            yield
+        finally:
+            await self.ingestor.stop()
+            for upstream in (self.excel, self.ml):
+                if upstream is not None:
+                    await upstream.close()
+            await self.store.close()
+
+
+def get_api(request: Request) -> ApiService:
+    service = request.app.state.api_service
+    assert isinstance(service, ApiService)
+    return service
+
+
+Api = Annotated[ApiService, Depends(get_api)]
+
+
+async def count_consumer(request: Request) -> None:
+    """Router dependency: one tick of the caller's per-consumer counter."""
+    await get_api(request).consumers.count(consumer_of(request))

@@ -1,0 +1,103 @@
+"""Request and response models of the API (its OpenAPI contract)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..common.tabular import JsonScalar
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    correlation_id: str | None = None
+
+
+class TextDocument(BaseModel):
+    """A plain-text document sent as JSON."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=1_000_000, description="The document's text.")
+    source: str | None = Field(
+        default=None, max_length=255, description="Where it came from (shown in search hits)."
+    )
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("text must not be blank")
+        return value
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    document_id: str
+    status: Literal["queued"]
+    status_url: str
+
+
+class Job(BaseModel):
+    id: str
+    status: Literal["queued", "processing", "completed", "failed"]
+    stage: str | None = None
+    document_id: str
+    source: str
+    kind: str
+    records: int = Field(description="Records found in the document (known once it is read).")
+    written: int = Field(description="Records stored in Weaviate (0 unless completed).")
+    error: str | None = None
+    reason: str | None = Field(
+        default=None,
+        description="Why it failed: rejected, excel_unavailable, ml_unavailable, "
+        "weaviate_unavailable, shutdown, internal.",
+    )
+    created_at: float
+    updated_at: float
+
+
+class Hit(BaseModel):
+    document_id: str | None
+    source: str | None
+    kind: str | None
+    sheet: str | None
+    row: int | None
+    text: str | None
+    fields: dict[str, JsonScalar]
+    distance: float | None = None
+    score: float | None = Field(default=None, description="Cosine similarity; higher is closer.")
+
+
+class DocumentOut(BaseModel):
+    id: str
+    source: str | None
+    kind: str | None
+    records: int
+    sample: list[Hit] = Field(description="The first records, in sheet/row order.")
+
+
+class Deleted(BaseModel):
+    id: str
+    deleted: int
+
+
+class SearchResponse(BaseModel):
+    query: str
+    limit: int
+    filters: dict[str, Any]
+    results: list[Hit]
+    cached: bool
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "Malformed request",
+        404: "Not found",
+        413: "Upload over the size limit",
+        415: "Unsupported or mismatched file type",
+        422: "Invalid input",
+        503: "A dependency (Weaviate, Excel processor, ML) is unavailable",
+    }
+    return {s: {"model": ErrorResponse, "description": text[s]} for s in statuses}

@@ -1,0 +1,60 @@
+"""`python -m tests.stack up|down|env`: the service stack on loopback, without containers.
+
+`up` prints only `export INDEXFORGE_API=<url>` on stdout (progress goes to stderr), so
+`eval "$(make -s stack-up)"` works; `down` stops every process `up` started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from tests.cluster.tools import ToolBuildError
+from tests.stack import launcher
+from tests.stack.weaviate import WeaviateError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.stack")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(os.environ.get("INDEXFORGE_STACK_DIR", launcher.DEFAULT_STATE_DIR)),
+        help="where logs, Redis/Weaviate data and PIDs live (default .stack/)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the stack and wait until every service is ready")
+    sub.add_parser("down", help="stop every process `up` started")
+    sub.add_parser("env", help="print the export line of the running stack")
+    args = parser.parse_args(argv)
+    state: Path = args.state_dir.resolve()
+
+    if args.command == "down":
+        stopped = launcher.down(state)
+        launcher.say(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return 0
+    if args.command == "env":
+        record = launcher.read_state(state)
+        if not launcher.running(state) or "api" not in record.get("urls", {}):
+            launcher.say("no stack is running: run `make stack-up`")
+            return 1
+        print(f"export INDEXFORGE_API={record['urls']['api']}")
+        return 0
+    started = time.monotonic()
+    try:
+        api = launcher.up(state)
+    except (launcher.StackError, WeaviateError, ToolBuildError) as exc:
+        launcher.say(f"stack-up failed: {exc}")
+        launcher.say("stopping what was started")
+        launcher.down(state)
+        return 1
+    launcher.say(f"# stack ready in {time.monotonic() - started:.1f}s (logs: {state / 'logs'})")
+    print(f"export INDEXFORGE_API={api}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Start and stop the service stack on loopback, without containers, wired as in production.
+
+    app Redis   (maxmemory 512mb, allkeys-lru, appendonly)  <- API (db 0), Excel (db 1)
+    ML Redis    (maxmemory 1gb, volatile-lru)                <- ML service
+    ML service  <- Weaviate's text2vec-transformers module, API ingestion
+    Weaviate    <- API
+    Excel       <- API
+    API         -> prints `export INDEXFORGE_API=<url>`
+
+Every process runs in its own session (so `up` can return) with its log in `<state>/logs/`;
+its PID is recorded in `<state>/state.json` the moment it starts, so `down` stops exactly what
+`up` started (checking the command line first, in case a PID was reused) even after a
+half-failed `up`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.cluster.controlplane import _is_ours, _log_tail, _pid_alive, free_port
+from tests.cluster.tools import REPO_ROOT
+from tests.stack.weaviate import WeaviatePorts, WeaviateProcess, weaviate_binary
+
+DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
+READY_TIMEOUT_S = 180.0  # a cold model load on a busy 2-core machine
+
+
+class StackError(RuntimeError):
+    """The stack could not be brought up; the message carries the failing log's tail."""
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def state_file(state: Path) -> Path:
+    return state / "state.json"
+
+
+def read_state(state: Path) -> dict[str, Any]:
+    path = state_file(state)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_state(state: Path, data: dict[str, Any]) -> None:
+    state.mkdir(parents=True, exist_ok=True)
+    tmp = state_file(state).with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(state_file(state))
+
+
+def running(state: Path) -> dict[str, int]:
+    record = read_state(state)
+    markers: dict[str, str] = record.get("markers", {})
+    return {
+        name: pid
+        for name, pid in record.get("pids", {}).items()
+        if _pid_alive(pid) and _is_ours(pid, markers.get(name, name))
+    }
+
+
+class Launcher:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.logs = state / "logs"
+        self.record: dict[str, Any] = {"pids": {}, "markers": {}, "urls": {}}
+
+    def spawn(
+        self, name: str, argv: list[str], *, env: dict[str, str], marker: str
+    ) -> subprocess.Popen[bytes]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.logs / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, close_fds=True, cwd=self.state,
+            )  # fmt: skip
+        self.record["pids"][name] = proc.pid
+        self.record["markers"][name] = marker
+        write_state(self.state, self.record)
+        return proc
+
+    def wait(self, name: str, check: Callable[[], bool], deadline: float) -> None:
+        pid = self.record["pids"][name]
+        while time.monotonic() < deadline:
+            if not _pid_alive(pid):
+                raise StackError(
+                    f"{name} exited during start-up; last log lines:\n"
+                    + _log_tail(self.logs / f"{name}.log")
+                )
+            if check():
+                return
+            time.sleep(0.25)
+        raise StackError(f"timed out waiting for {name}; log: {self.logs / f'{name}.log'}")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(200 <= resp.status < 300)
+    except OSError:
+        return False
+
+
+def redis_ping(port: int) -> bool:
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.exceptions.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def redis_argv(port: int, workdir: Path, *, maxmemory: str, policy: str, aof: bool) -> list[str]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return [
+        "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--daemonize", "no",
+        "--dir", str(workdir), "--save", "", "--appendonly", "yes" if aof else "no",
+        "--maxmemory", maxmemory, "--maxmemory-policy", policy,
+    ]  # fmt: skip
+
+
+def service_env(**values: str) -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "INDEXFORGE_TORCH_THREADS", "XDG_CACHE_HOME")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    env.update({f"INDEXFORGE_{k.upper()}": v for k, v in values.items()})
+    return env
+
+
+def service_argv(module: str, port: int) -> list[str]:
+    return [sys.executable, "-m", f"indexforge_services.{module}.main", "--port", str(port)]
+
+
+def up(state: Path = DEFAULT_STATE_DIR) -> str:
+    """Start the stack (or find it running); returns the API URL."""
+    already = read_state(state)
+    if already.get("pids") and set(running(state)) == set(already["pids"]):
+        return str(already["urls"]["api"])
+    if already.get("pids"):
+        say("a previous stack is partly running: stopping it first")
+        down(state)
+    if subprocess.run(["which", "redis-server"], capture_output=True).returncode != 0:
+        raise StackError("redis-server is not on PATH: `make system-deps` installs it")
+    weaviate_binary()  # fail before starting anything when it is not built
+
+    launcher = Launcher(state)
+    record = launcher.record
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    ports = {name: free_port() for name in ("redis_app", "redis_ml", "ml", "excel", "api")}
+    app_redis = f"redis://127.0.0.1:{ports['redis_app']}"
+    ml_url = f"http://127.0.0.1:{ports['ml']}"
+
+    say("starting redis-app and redis-ml")
+    launcher.spawn(
+        "redis-app",
+        redis_argv(ports["redis_app"], state / "redis-app", maxmemory="512mb",
+                   policy="allkeys-lru", aof=True),
+        env=service_env(), marker=f"127.0.0.1:{ports['redis_app']}",
+    )  # fmt: skip
+    launcher.spawn(
+        "redis-ml",
+        redis_argv(ports["redis_ml"], state / "redis-ml", maxmemory="1gb",
+                   policy="volatile-lru", aof=False),
+        env=service_env(), marker=f"127.0.0.1:{ports['redis_ml']}",
+    )  # fmt: skip
+    launcher.wait("redis-app", lambda: redis_ping(ports["redis_app"]), deadline)
+    launcher.wait("redis-ml", lambda: redis_ping(ports["redis_ml"]), deadline)
+
+    say("starting the ML service (loads the model)")
+    launcher.spawn(
+        "ml",
+        service_argv("ml", ports["ml"]),
+        env=service_env(service_name="ml", redis_url=f"redis://127.0.0.1:{ports['redis_ml']}/0"),
+        marker="indexforge_services.ml.main",
+    )
+    say("starting the Excel processor")
+    launcher.spawn(
+        "excel",
+        service_argv("excel", ports["excel"]),
+        env=service_env(service_name="excel", redis_url=f"{app_redis}/1"),
+        marker="indexforge_services.excel.main",
+    )
+    launcher.wait("ml", lambda: http_ok(f"{ml_url}/readyz"), deadline)
+
+    # Weaviate waits for its inference service at start-up, so it comes after ML is ready.
+    say("starting weaviate-server")
+    weaviate = WeaviateProcess(state / "weaviate", ml_url, ports=WeaviatePorts.allocate())
+    weaviate.workdir.mkdir(parents=True, exist_ok=True)
+    weaviate.data_dir.mkdir(parents=True, exist_ok=True)
+    launcher.spawn("weaviate", weaviate.argv(), env=weaviate.env(), marker="weaviate-server")
+    launcher.wait("weaviate", weaviate.ready, deadline)
+
+    say("starting the API")
+    excel_url = f"http://127.0.0.1:{ports['excel']}"
+    api_url = f"http://127.0.0.1:{ports['api']}"
+    launcher.spawn(
+        "api",
+        service_argv("api", ports["api"]),
+        env=service_env(
+            service_name="api",
+            redis_url=f"{app_redis}/0",
+            weaviate_url=weaviate.url,
+            weaviate_grpc_port=str(weaviate.ports.grpc),
+            ml_url=ml_url,
+            excel_url=excel_url,
+        ),
+        marker="indexforge_services.api.main",
+    )
+    launcher.wait("excel", lambda: http_ok(f"{excel_url}/readyz"), deadline)
+    launcher.wait("api", lambda: http_ok(f"{api_url}/readyz"), deadline)
+    record["urls"] = {
+        "api": api_url,
+        "excel": excel_url,
+        "ml": ml_url,
+        "weaviate": weaviate.url,
+        "weaviate_grpc_port": weaviate.ports.grpc,
+        "redis_app": app_redis,
+        "redis_ml": f"redis://127.0.0.1:{ports['redis_ml']}",
+    }
+    write_state(state, record)
+    return api_url
+
+
+def down(state: Path = DEFAULT_STATE_DIR, *, grace_s: float = 15.0) -> list[str]:
+    """Stop every process `up` recorded, newest first; SIGKILL after `grace_s`."""
+    record = read_state(state)
+    pids: dict[str, int] = record.get("pids", {})
+    markers: dict[str, str] = record.get("markers", {})
+    stopped: list[str] = []
+    for name in reversed(list(pids)):
+        pid = pids[name]
+        if not (_pid_alive(pid) and _is_ours(pid, markers.get(name, name))):
+            continue
+        os.kill(pid, signal.SIGTERM)
+        stopped.append(name)
+        end = time.monotonic() + grace_s
+        while _pid_alive(pid) and time.monotonic() < end:
+            time.sleep(0.1)
+        if _pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    if state_file(state).exists():
+        write_state(state, {"pids": {}, "markers": {}, "urls": {}})
+    return stopped
