@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
 .PHONY: help setup system-deps tools cluster-up cluster-down lint typecheck test test-unit \
-        test-integration bench demo demo-down e2e-kind generate check-generated clean
+        bench demo demo-down e2e-kind generate check-generated manifests clean stack-up stack-down
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -48,7 +48,17 @@ lint: setup ## ruff + mypy (strict on the operator)
 
 typecheck: lint
 
-test-unit: setup ## fast tests, no cluster
+generate: setup tools ## regenerate the CRD, chart files and manifests/install.yaml
+	$(VENV)/bin/indexforge crd > crds/indexforge.io_indexforges.yaml
+	$(PY) -m hack.charts
+
+check-generated: setup tools ## fail when generated files are stale (also covered by tests)
+	$(VENV)/bin/indexforge crd --check crds/indexforge.io_indexforges.yaml
+	$(PY) -m hack.charts --check
+
+manifests: generate ## alias: regenerate manifests/install.yaml and chart files
+
+test-unit: setup tools ## fast tests, no cluster
 	$(VENV)/bin/pytest -q -m "not cluster" tests
 
 test: setup system-deps tools lint ## the full suite (README's test command; .ci/run calls it)

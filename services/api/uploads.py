@@ -17,7 +17,7 @@ from pathlib import PurePath
 from typing import Literal
 
 from ..common.tabular import Record, TableReader
-from ..excel.archive import ArchiveLimits, Kind, check_archive, sniff
+from ..excel.archive import ArchiveLimits, Kind, check_archive, check_declared_columns, sniff
 from ..excel.errors import ExcelRejected
 from .settings import ApiSettings
 
@@ -107,7 +107,7 @@ def csv_records(text: str, settings: ApiSettings) -> list[Record]:
         dialect = csv.excel
     reader = TableReader("", max_text_chars=settings.max_text_chars)
     out: list[Record] = []
-    rows = csv.reader(io.StringIO(text, newline=""), dialect)
+    rows = csv.reader(io.StringIO(text, newline=""), dialect, strict=True)
     try:
         for number, values in enumerate(rows, start=1):
             if len(values) > settings.max_columns:
@@ -153,6 +153,7 @@ def prepare_upload(filename: str | None, data: bytes, settings: ApiSettings) -> 
     if kind == "xlsx":
         try:
             check_archive(data, ArchiveLimits())
+            check_declared_columns(data, max_columns=settings.max_columns)
         except ExcelRejected as exc:
             raise UploadRejected(exc.status, exc.message) from exc
         return Prepared(kind, name, [], workbook=data)

@@ -14,6 +14,7 @@ Pure functions: the API runs the same checks synchronously on uploads it forward
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from dataclasses import dataclass
 from enum import Enum
@@ -25,6 +26,9 @@ OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 # Members smaller than this may compress as well as they like (tiny XML parts, shared styles).
 RATIO_EXEMPT_BYTES = 1024 * 1024
+# A sheet's <dimension ref="A1:XFD9"/> comes before its data; this much of it is enough.
+DIMENSION_PEEK_BYTES = 4096
+_DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="[A-Z]+\d+:([A-Z]+)(\d+)"')
 
 
 class Kind(Enum):
@@ -112,3 +116,51 @@ def _check_members(members: list[zipfile.ZipInfo], limits: ArchiveLimits) -> Non
             f"the archive declares {total} uncompressed bytes; "
             f"the limit is {limits.max_uncompressed_bytes}",
         )
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for ch in letters:
+        number = number * 26 + (ch - 64)
+    return number
+
+
+def declared_sizes(data: bytes) -> list[tuple[str, int, int]]:
+    """(sheet part, columns, rows) each worksheet declares in its <dimension>, when it does.
+
+    Only the first bytes of each sheet are inflated. The declaration may be absent or wrong,
+    so this is a fast early "no" (a 10k-column sheet is refused without parsing it), never a
+    guarantee: the streaming reader enforces the limits on the actual rows.
+    """
+    out: list[tuple[str, int, int]] = []
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        for member in archive.infolist():
+            name = member.filename
+            if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
+                continue
+            with archive.open(member) as stream:
+                head = stream.read(DIMENSION_PEEK_BYTES)
+            found = _DIMENSION.search(head)
+            if found:
+                out.append((name, _column_number(found.group(1)), int(found.group(2))))
+    return out
+
+
+def check_declared_columns(data: bytes, *, max_columns: int) -> None:
+    """Refuse a checked archive whose sheets declare more columns than allowed.
+
+    Rows are not checked this way: formatted but empty rows inflate the declared height,
+    and the streaming reader counts the real data rows anyway.
+    """
+    try:
+        sizes = declared_sizes(data)
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
+        raise ExcelRejected(400, "corrupt", f"the .xlsx archive is corrupt ({exc})") from exc
+    for name, columns, _rows in sizes:
+        if columns > max_columns:
+            sheet = name.rsplit("/", 1)[-1]
+            raise ExcelRejected(
+                422,
+                "too_many_columns",
+                f"{sheet} declares {columns} columns; the limit is {max_columns}",
+            )

@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client
 
 from tests.charts.helmtools import KUBE_VERSION, OPERATOR_CHART, STATIC_CHART, helm
-from tests.integration.conftest import kubectl
+from tests.conftest import kubectl
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.cluster

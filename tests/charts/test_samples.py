@@ -13,7 +13,7 @@ from kubernetes import client
 from tests.charts.helmtools import STATIC_CHART, helm_template, render_cr
 from tests.charts.parity import compare, load_stream
 from tests.cluster.tools import REPO_ROOT
-from tests.integration.conftest import kubectl
+from tests.conftest import kubectl
 from tests.waiting import wait_for
 
 SAMPLES = sorted((REPO_ROOT / "manifests" / "samples").glob("*.yaml"))

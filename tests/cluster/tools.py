@@ -106,7 +106,15 @@ TOOLS: dict[str, Tool] = {
             "v3.22.0",
             "helm",
             "helm.sh/helm/v3/cmd/helm",
-            ("-X helm.sh/helm/v3/internal/version.version=v3.22.0",),
+            (
+                "-X helm.sh/helm/v3/internal/version.version=v3.22.0",
+                # Helm's default capabilities follow its client-go minor (v0.37); unset, helm
+                # assumes Kubernetes 1.20 and charts' kubeVersion constraints fail offline.
+                "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1",
+                "-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37",
+                "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1",
+                "-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37",
+            ),
         ),
         Tool(
             "kubeconform", "v0.8.0", "kubeconform", "github.com/yannh/kubeconform/cmd/kubeconform"

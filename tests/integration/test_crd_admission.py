@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.integration.conftest import kubectl
+from tests.conftest import kubectl
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("crd_installed")]
 
