@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from indexforge_operator import decisions, ownership, secret_store, status
 from indexforge_operator.builders import build_all, entry_url
 from indexforge_operator.conditions import Condition, flips, merge_conditions
-from indexforge_operator.kube import RESOURCES, Kube
+from indexforge_operator.kube import FIELD_MANAGER, RESOURCES, Kube
 from indexforge_operator.naming import LABEL_COMPONENT, Names, instance_selector
 from indexforge_operator.spec import IndexForgeSpec
 
@@ -44,19 +44,28 @@ def _selector(names: Names) -> str:
     return ",".join(f"{k}={v}" for k, v in instance_selector(names).items())
 
 
+def _our_entry(obj: Obj | None) -> Obj | None:
+    """This operator's managedFields entry: it moves only when our apply changed something."""
+    if obj is None:
+        return None
+    for entry in obj["metadata"].get("managedFields") or []:
+        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
+            return dict(entry)
+    return None
+
+
 def apply_all(kube: Kube, desired: list[Obj]) -> int:
-    """Server-side apply each object; returns how many actually changed (resourceVersion moved).
+    """Server-side apply each object; returns how many our applies actually changed.
 
     An apply whose result equals the live object is not persisted by the API server, so an
-    unchanged CR costs requests but no writes.
+    unchanged CR costs requests but no writes. Changes are judged by our field manager's
+    entry, not resourceVersion, which controllers (status, HPA scaling) also move.
     """
     changed = 0
     for obj in desired:
-        before = kube.get(obj)
-        after = kube.apply(obj)
-        if before is None or before["metadata"].get("resourceVersion") != after["metadata"].get(
-            "resourceVersion"
-        ):
+        before = _our_entry(kube.get(obj))
+        after = _our_entry(kube.apply(obj))
+        if before is None or before != after:
             changed += 1
     return changed
 

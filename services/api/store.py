@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import weaviate
@@ -35,6 +35,7 @@ from ..common.tabular import Record
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _meta(name: str) -> Property:
@@ -62,6 +63,8 @@ PROPERTIES = [
 RETURN_PROPERTIES = ["document_id", "source", "kind", "sheet", "row", "text", "fields"]
 # Weaviate's QUERY_MAXIMUM_RESULTS default: one delete_many removes at most this many.
 DELETE_PAGE = 10_000
+WATCHDOG_SECONDS = 0.5
+LIVENESS_TIMEOUT_SECONDS = 1.0
 GRPC_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
@@ -188,23 +191,58 @@ class WeaviateStore:
             if not await client.collections.exists(self.collection_name):
                 raise
 
-    async def _guard(self, call: Any) -> Any:
-        """Await a client call; any failure becomes StoreUnavailable (and a schema re-check)."""
+    async def _guard(self, call: Awaitable[T]) -> T:
+        """Await a client call; any failure becomes StoreUnavailable (and a schema re-check).
+
+        The client retries an unreachable gRPC endpoint for a minute (1+2+...+32 s sleeps,
+        not configurable). A request must not hang that long on a dead Weaviate, so a call
+        still running after `WATCHDOG_SECONDS` is raced against REST liveness probes and
+        cancelled as soon as Weaviate does not answer them.
+        """
+        task = asyncio.ensure_future(call)
+        deadline = asyncio.get_running_loop().time() + self.settings.weaviate_timeout_seconds
         try:
-            return await call
+            done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
+            while not done:
+                if not await self._live():
+                    raise StoreUnavailable("Weaviate is not answering (liveness probe failed)")
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise StoreUnavailable(
+                        f"Weaviate call timed out after {self.settings.weaviate_timeout_seconds}s"
+                    )
+                done, _ = await asyncio.wait({task}, timeout=WATCHDOG_SECONDS)
+            return task.result()
         except StoreUnavailable:
+            self._schema_ok = False
             raise
         except (TimeoutError, WeaviateBaseError, OSError) as exc:
             self._schema_ok = False
             raise StoreUnavailable(f"Weaviate call failed: {_short(exc)}") from exc
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
-    async def ready(self) -> bool:
+    async def _live(self) -> bool:
+        client = self._client
+        if client is None:
+            return False
         try:
-            await self._collection()
-            assert self._client is not None
-            return bool(await self._client.is_ready())
+            return bool(await asyncio.wait_for(client.is_live(), LIVENESS_TIMEOUT_SECONDS))
         except Exception:
             return False
+
+    async def ready(self) -> bool:
+        """Can we serve? REST readiness plus a gRPC count on our collection (what queries use)."""
+        try:
+            collection = await self._collection()
+            assert self._client is not None
+            if not await self._client.is_ready():
+                return False
+            await self._guard(collection.aggregate.over_all(total_count=True))
+        except Exception:
+            return False
+        return True
 
     async def close(self) -> None:
         if self._client is not None:

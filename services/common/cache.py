@@ -347,14 +347,14 @@ class Cache:
         if redis is None or not self.breaker.allow():
             raise CacheUnavailable(operation)
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.retry_attempts),
-                wait=wait_exponential(multiplier=0.01, max=0.1),
-                retry=retry_if_exception_type(REDIS_ERRORS),
-                reraise=True,
-            ):
-                with attempt:
-                    result = await call(redis)
+            # First attempt bare: building tenacity's retry state costs more than a local
+            # GET, and almost every call succeeds at once. Only a failure pays for retries.
+            try:
+                result = await call(redis)
+            except REDIS_ERRORS:
+                if self.retry_attempts <= 1:
+                    raise
+                result = await self._retry(call, redis)
         except REDIS_ERRORS as exc:
             self.breaker.record_failure()
             self.metrics.error(operation)
@@ -362,6 +362,18 @@ class Cache:
             raise CacheUnavailable(operation) from exc
         self.breaker.record_success()
         return result
+
+    async def _retry(self, call: Callable[[Redis], Awaitable[T]], redis: Redis) -> T:
+        """The remaining `retry_attempts - 1` tries, with a short exponential backoff."""
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self.retry_attempts - 1),
+            wait=wait_exponential(multiplier=0.01, max=0.1),
+            retry=retry_if_exception_type(REDIS_ERRORS),
+            reraise=True,
+        ):
+            with attempt:
+                return await call(redis)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def _on_breaker_change(self, old: BreakerState, new: BreakerState) -> None:
         self.metrics.breaker.set(new.value)

@@ -320,7 +320,7 @@ def excel_server(app_redis: RedisProcess) -> Iterator[ServerThread]:
 ApiFactory = Callable[..., AbstractContextManager[ServerThread]]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def make_api(
     weaviate_server: WeaviateProcess,
     ml_server: ServerThread,

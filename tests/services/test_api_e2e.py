@@ -102,9 +102,9 @@ def test_text_and_csv_documents_are_searchable_with_filters(
         "Ships passing the rocky coast relied on its beam during storms."
     )
     doc_text, job = ingest(client, json={"text": text, "source": "lighthouse.txt"})
-    assert job["status"] == "completed" and job["records"] == 1
-    csv_data = "city,country\nKyoto,Japan\nLyon,France\n".encode()
-    doc_csv, job = ingest(client, files={"file": ("cities.csv", csv_data, "text/csv")})
+    assert job["status"] == "completed" and job["records"] == 2  # one chunk per paragraph
+    csv_data = b"city,country\nKyoto,Japan\nLyon,France\n"
+    _, job = ingest(client, files={"file": ("cities.csv", csv_data, "text/csv")})
     assert job["status"] == "completed" and job["records"] == 2
 
     hit = search(client, "a tower guiding ships at sea", limit=1).json()["results"][0]
