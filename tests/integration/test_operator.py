@@ -7,6 +7,7 @@ controllers and the scheduler accepted and placed everything the operator asked 
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -346,6 +347,51 @@ def test_paused_cr_makes_no_writes_until_resumed(
         what="excel Deployment restored after resume",
     )
     _wait_ready(api_client, namespace, "demo")
+
+
+def test_missing_sentry_secret_degrades_until_it_exists(
+    api_client, kubeconfig: Path, namespace: str
+) -> None:
+    sentry = {"enabled": True, "dsnSecretRef": {"name": "sentry", "key": "dsn"}}
+    _apply(kubeconfig, _sample(namespace, sentry=sentry))
+
+    def degraded() -> dict[str, Any] | None:
+        cond = _condition(_cr(api_client, namespace, "demo"), "Degraded")
+        return cond if cond and cond["reason"] == "SentrySecretMissing" else None
+
+    cond = wait_for(degraded, timeout=60, what="Degraded/SentrySecretMissing")
+    assert cond["status"] == "True" and "'sentry'" in cond["message"]
+    assert _cr(api_client, namespace, "demo")["status"]["phase"] == "Degraded"
+
+    client.CoreV1Api(api_client).create_namespaced_secret(
+        namespace,
+        {"metadata": {"name": "sentry"}, "stringData": {"dsn": "https://k@sentry.invalid/1"}},
+    )
+    _wait_ready(api_client, namespace, "demo")
+
+
+def test_generated_keys_never_reach_status_events_or_logs(
+    api_client, operator_process: Path, ready_instance: tuple[str, Names]
+) -> None:
+    namespace, names = ready_instance
+    core = client.CoreV1Api(api_client)
+    data = core.read_namespaced_secret(names.gateway_consumers, namespace).data
+    keys = [base64.b64decode(v).decode() for v in data.values()]
+    assert keys and all(len(k) >= 32 for k in keys)
+    # The declarative Kong config (a Secret) is the one place the keys must be.
+    kong = core.read_namespaced_secret(names.config("gateway"), namespace).data
+    kong_text = "".join(base64.b64decode(v).decode() for v in kong.values())
+    assert all(k in kong_text for k in keys)
+
+    status_text = json.dumps(_cr(api_client, namespace, "demo").get("status", {}))
+    events_text = json.dumps(
+        [e.message for e in core.list_namespaced_event(namespace).items], default=str
+    )
+    log_text = operator_process.read_text(errors="replace")
+    for key in keys:
+        assert key not in status_text
+        assert key not in events_text
+        assert key not in log_text
 
 
 def _monitoring_crd(kind: str, plural: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.cluster import tools
 from tests.cluster.controlplane import _is_ours, _log_tail, _pid_alive, free_port
 from tests.cluster.tools import REPO_ROOT
 from tests.stack.weaviate import WeaviatePorts, WeaviateProcess, weaviate_binary
@@ -151,9 +153,13 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
     if already.get("pids"):
         say("a previous stack is partly running: stopping it first")
         down(state)
-    if subprocess.run(["which", "redis-server"], capture_output=True).returncode != 0:
+    if shutil.which("redis-server") is None:
         raise StackError("redis-server is not on PATH: `make system-deps` installs it")
-    weaviate_binary()  # fail before starting anything when it is not built
+    # Built (or found in the cache) before anything starts: a cold build takes minutes.
+    for line in tools.ensure_built(["weaviate-server"]):
+        say(line)
+    tools.link_all(["weaviate-server"])
+    weaviate_binary()
 
     launcher = Launcher(state)
     record = launcher.record
