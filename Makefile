@@ -73,6 +73,12 @@ demo: setup tools ## fresh machine -> local control plane -> operator -> a Ready
 demo-down: ## stop what `make demo` started
 	$(PY) -m tests.demo --down
 
+stack-up: setup system-deps ## start the service stack on loopback; prints export INDEXFORGE_API=...
+	@$(PY) -m tests.stack up
+
+stack-down: ## stop every process stack-up started
+	@$(PY) -m tests.stack down
+
 e2e-kind: setup ## run the e2e suite on a kind cluster (skipped without docker + kind)
 	@bash tests/e2e/run-kind.sh
 

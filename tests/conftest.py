@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.procs import free_port
 from tests.waiting import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -100,12 +100,6 @@ def crd_installed(kubeconfig: Path) -> Path:
     return CRD_FILE
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def operator_process(
     kubeconfig: Path, crd_installed: Path, tmp_path_factory: pytest.TempPathFactory
@@ -117,7 +111,7 @@ def operator_process(
         "KUBECONFIG": str(kubeconfig),
         "INDEXFORGE_RESYNC_SECONDS": str(RESYNC_SECONDS),
     }
-    port = _free_port()
+    port = free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "indexforge_operator", "--liveness",

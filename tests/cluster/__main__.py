@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from tests.cluster import controlplane, tools
+from tests.procs import ProcessBook
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     kubeconfig = args.state_dir / "kubeconfig"
     if args.command == "env":
-        if not controlplane.read_state(args.state_dir).get("pids"):
+        if not ProcessBook(args.state_dir).running():
             print("no local control plane is running: run `make cluster-up`", file=sys.stderr)
             return 1
         print(f"export KUBECONFIG={kubeconfig.resolve()}")

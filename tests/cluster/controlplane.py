@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from typing import Any
 
 from tests.cluster import certs, objects
 from tests.cluster.tools import CONTROL_PLANE_TOOLS, REPO_ROOT, tool_path
+from tests.procs import ProcessBook, StartupError, free_port
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".cluster"
 STAGES_FILE = Path(__file__).resolve().parent / "kwok-stages.yaml"
@@ -33,12 +32,6 @@ READY_TIMEOUT_S = 90.0
 
 class ClusterError(RuntimeError):
     """The control plane could not be brought up; the message carries the failing log's tail."""
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -166,51 +159,6 @@ def component_commands(state: Path, ports: Ports) -> dict[str, list[str]]:
     }
 
 
-# --- process bookkeeping -------------------------------------------------------------------
-
-
-def _state_file(state: Path) -> Path:
-    return state / "state.json"
-
-
-def read_state(state: Path) -> dict[str, Any]:
-    path = _state_file(state)
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _write_state(state: Path, data: dict[str, Any]) -> None:
-    tmp = _state_file(state).with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(_state_file(state))
-
-
-def _is_ours(pid: int, marker: str) -> bool:
-    """Guard against PID reuse: the process must still run the command we started."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return False
-    return marker in cmdline
-
-
-def _log_tail(path: Path, lines: int = 30) -> str:
-    if not path.exists():
-        return "(no log)"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _spawn(name: str, argv: list[str], logs: Path) -> subprocess.Popen[bytes]:
-    log = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child, closed below
-    try:
-        # A new session: `make cluster-up` returns while the components keep running.
-        return subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True,
-        )  # fmt: skip
-    finally:
-        log.close()
-
-
 # --- readiness -----------------------------------------------------------------------------
 
 
@@ -236,34 +184,6 @@ def kubectl(kubeconfig_path: Path, *args: str, stdin: str | None = None) -> str:
     if proc.returncode != 0:
         raise ClusterError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc.stdout
-
-
-def _wait(what: str, check: Any, procs: dict[str, int], state: Path, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        for name, pid in procs.items():
-            if not _pid_alive(pid):
-                raise ClusterError(
-                    f"{name} exited while waiting for {what}; last log lines:\n"
-                    + _log_tail(state / "logs" / f"{name}.log")
-                )
-        if check():
-            return
-        time.sleep(0.25)
-    raise ClusterError(f"timed out waiting for {what}")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        waited, _ = os.waitpid(pid, os.WNOHANG)  # reap if it is our exited child
-        if waited == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return not Path(f"/proc/{pid}/stat").read_text().split(") ")[-1].startswith("Z")
 
 
 def _nodes_ready(kcfg: Path) -> bool:
@@ -295,9 +215,13 @@ def _default_sa_exists(kcfg: Path) -> bool:
 # --- up / down -----------------------------------------------------------------------------
 
 
+def read_state(state: Path) -> dict[str, Any]:
+    return ProcessBook(state).record
+
+
 def up(state: Path = DEFAULT_STATE_DIR) -> Path:
     """Bring the control plane up; return the admin kubeconfig path once nodes are Ready."""
-    if read_state(state).get("pids"):
+    if ProcessBook(state).running():
         down(state)
     for sub in ("pki", "logs", "etcd", "volumes"):
         (state / sub).mkdir(parents=True, exist_ok=True)
@@ -322,64 +246,49 @@ def up(state: Path = DEFAULT_STATE_DIR) -> Path:
     admin_kcfg = state / "kubeconfig"
 
     commands = component_commands(state, ports)
-    pids: dict[str, int] = {}
-    record: dict[str, Any] = {
-        "ports": ports.__dict__,
-        "pids": pids,
-        "markers": {},
-        "server": server,
-    }
-
-    def start(name: str, argv: list[str], marker: str | None = None) -> None:
-        pids[name] = _spawn(name, argv, state / "logs").pid
-        record["markers"][name] = marker or argv[0]
-        _write_state(state, record)
-
+    book = ProcessBook(state)
+    book.record = {"ports": ports.__dict__, "pids": {}, "markers": {}, "server": server}
     try:
-        start("etcd", commands["etcd"])
-        _wait(
+        book.spawn("etcd", commands["etcd"])
+        book.wait(
             "etcd",
             lambda: _http_ok(f"http://127.0.0.1:{ports.etcd_client}/health", None),
-            pids, state, deadline,
-        )  # fmt: skip
-        start("kube-apiserver", commands["kube-apiserver"])
+            deadline=deadline,
+        )
+        book.spawn("kube-apiserver", commands["kube-apiserver"])
         ctx = _admin_ssl_context(pki)
-        _wait(
-            "kube-apiserver /readyz",
-            lambda: _http_ok(f"{server}/readyz", ctx),
-            pids,
-            state,
-            deadline,
+        book.wait(
+            "kube-apiserver /readyz", lambda: _http_ok(f"{server}/readyz", ctx), deadline=deadline
         )
         for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
-            start(name, commands[name])
-        start(
+            book.spawn(name, commands[name])
+        book.spawn(
             "provisioner",
             [
-                sys.executable,
-                "-m",
-                "tests.cluster",
-                "provisioner",
-                str(admin_kcfg),
+                sys.executable, "-m", "tests.cluster", "provisioner", str(admin_kcfg),
                 str(state / "volumes"),
             ],
             marker="tests.cluster provisioner",
-        )
+        )  # fmt: skip
         bootstrap = {"apiVersion": "v1", "kind": "List", "items": objects.bootstrap_objects()}
         kubectl(
             admin_kcfg, "apply", "--server-side", "--field-manager=indexforge-test-harness",
             "-f", "-", stdin=json.dumps(bootstrap),
         )  # fmt: skip
-        _wait("nodes Ready", lambda: _nodes_ready(admin_kcfg), pids, state, deadline)
-        _wait(
+        book.wait("nodes Ready", lambda: _nodes_ready(admin_kcfg), deadline=deadline)
+        book.wait(
             "controller-manager (default ServiceAccount)",
-            lambda: _default_sa_exists(admin_kcfg), pids, state, deadline,
-        )  # fmt: skip
+            lambda: _default_sa_exists(admin_kcfg),
+            deadline=deadline,
+        )
+    except (StartupError, ClusterError) as exc:
+        down(state)
+        raise ClusterError(str(exc)) from None
     except Exception:
         down(state)
         raise
-    record["ready_seconds"] = round(time.monotonic() - started, 1)
-    _write_state(state, record)
+    book.record["ready_seconds"] = round(time.monotonic() - started, 1)
+    book.save()
     return admin_kcfg
 
 
@@ -390,41 +299,14 @@ def start_extra(
 
     ``down`` then stops it first, before the control plane it talks to.
     """
-    record = read_state(state)
-    if not record.get("pids"):
+    book = ProcessBook(state)
+    if not book.running():
         raise ClusterError("no local control plane is running")
-    log = open(state / "logs" / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        proc = subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, close_fds=True, env={**os.environ, **(env or {})},
-        )  # fmt: skip
-    finally:
-        log.close()
-    record["pids"][name] = proc.pid
-    record["markers"][name] = " ".join(argv[1:3]) if len(argv) > 2 else argv[0]
-    _write_state(state, record)
+    marker = " ".join(argv[1:3]) if len(argv) > 2 else argv[0]
+    proc = book.spawn(name, argv, marker=marker, env={**os.environ, **(env or {})})
     return proc.pid
 
 
 def down(state: Path = DEFAULT_STATE_DIR, *, grace_s: float = 10.0) -> list[str]:
-    """Stop every process ``up`` recorded, newest first; SIGKILL after ``grace_s``."""
-    record = read_state(state)
-    pids: dict[str, int] = record.get("pids", {})
-    markers: dict[str, str] = record.get("markers", {})
-    stopped: list[str] = []
-    for name in reversed(list(pids)):
-        pid = pids[name]
-        if not _is_ours(pid, markers.get(name, name)):
-            continue
-        os.kill(pid, signal.SIGTERM)
-        stopped.append(name)
-        end = time.monotonic() + grace_s
-        while _pid_alive(pid) and time.monotonic() < end:
-            time.sleep(0.1)
-        if _pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    record["pids"] = {}
-    if state.exists():
-        _write_state(state, record)
-    return stopped
+    """Stop every process ``up`` (or ``start_extra``) recorded, newest first."""
+    return ProcessBook(state).stop_all(grace_s=grace_s)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from indexforge_services.api.store import StoreUnavailable
-from tests.cluster.controlplane import free_port
+from tests.procs import free_port
 from tests.stack.weaviate import WeaviateProcess
 from tests.waiting import wait_for
 

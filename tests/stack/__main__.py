@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from tests.cluster.tools import ToolBuildError
+from tests.procs import StartupError
 from tests.stack import launcher
 from tests.stack.weaviate import WeaviateError
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         api = launcher.up(state)
-    except (launcher.StackError, WeaviateError, ToolBuildError) as exc:
+    except (StartupError, WeaviateError, ToolBuildError) as exc:
         launcher.say(f"stack-up failed: {exc}")
         launcher.say("stopping what was started")
         launcher.down(state)

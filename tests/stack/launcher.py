@@ -15,28 +15,24 @@ half-failed `up`.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tests.cluster import tools
-from tests.cluster.controlplane import _is_ours, _log_tail, _pid_alive, free_port
 from tests.cluster.tools import REPO_ROOT
+from tests.procs import ProcessBook, StartupError, free_port
 from tests.stack.weaviate import WeaviatePorts, WeaviateProcess, weaviate_binary
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
 READY_TIMEOUT_S = 180.0  # a cold model load on a busy 2-core machine
 
 
-class StackError(RuntimeError):
+class StackError(StartupError):
     """The stack could not be brought up; the message carries the failing log's tail."""
 
 
@@ -44,64 +40,12 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def state_file(state: Path) -> Path:
-    return state / "state.json"
-
-
 def read_state(state: Path) -> dict[str, Any]:
-    path = state_file(state)
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def write_state(state: Path, data: dict[str, Any]) -> None:
-    state.mkdir(parents=True, exist_ok=True)
-    tmp = state_file(state).with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    tmp.replace(state_file(state))
+    return ProcessBook(state).record
 
 
 def running(state: Path) -> dict[str, int]:
-    record = read_state(state)
-    markers: dict[str, str] = record.get("markers", {})
-    return {
-        name: pid
-        for name, pid in record.get("pids", {}).items()
-        if _pid_alive(pid) and _is_ours(pid, markers.get(name, name))
-    }
-
-
-class Launcher:
-    def __init__(self, state: Path) -> None:
-        self.state = state
-        self.logs = state / "logs"
-        self.record: dict[str, Any] = {"pids": {}, "markers": {}, "urls": {}}
-
-    def spawn(
-        self, name: str, argv: list[str], *, env: dict[str, str], marker: str
-    ) -> subprocess.Popen[bytes]:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(
-                argv, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, close_fds=True, cwd=self.state,
-            )  # fmt: skip
-        self.record["pids"][name] = proc.pid
-        self.record["markers"][name] = marker
-        write_state(self.state, self.record)
-        return proc
-
-    def wait(self, name: str, check: Callable[[], bool], deadline: float) -> None:
-        pid = self.record["pids"][name]
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid):
-                raise StackError(
-                    f"{name} exited during start-up; last log lines:\n"
-                    + _log_tail(self.logs / f"{name}.log")
-                )
-            if check():
-                return
-            time.sleep(0.25)
-        raise StackError(f"timed out waiting for {name}; log: {self.logs / f'{name}.log'}")
+    return ProcessBook(state).running()
 
 
 def http_ok(url: str) -> bool:
@@ -161,7 +105,8 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
     tools.link_all(["weaviate-server"])
     weaviate_binary()
 
-    launcher = Launcher(state)
+    launcher = ProcessBook(state, cwd=state)
+    launcher.record = {"pids": {}, "markers": {}, "urls": {}}
     record = launcher.record
     deadline = time.monotonic() + READY_TIMEOUT_S
     ports = {name: free_port() for name in ("redis_app", "redis_ml", "ml", "excel", "api")}
@@ -181,8 +126,12 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
                    policy="volatile-lru", aof=False),
         env=service_env(), marker=f"127.0.0.1:{ports['redis_ml']}",
     )  # fmt: skip
-    launcher.wait("redis-app", lambda: redis_ping(ports["redis_app"]), deadline)
-    launcher.wait("redis-ml", lambda: redis_ping(ports["redis_ml"]), deadline)
+    launcher.wait(
+        "redis-app", lambda: redis_ping(ports["redis_app"]), deadline=deadline, watch=["redis-app"]
+    )
+    launcher.wait(
+        "redis-ml", lambda: redis_ping(ports["redis_ml"]), deadline=deadline, watch=["redis-ml"]
+    )
 
     say("starting the ML service (loads the model)")
     launcher.spawn(
@@ -198,7 +147,7 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
         env=service_env(service_name="excel", redis_url=f"{app_redis}/1"),
         marker="indexforge_services.excel.main",
     )
-    launcher.wait("ml", lambda: http_ok(f"{ml_url}/readyz"), deadline)
+    launcher.wait("ml", lambda: http_ok(f"{ml_url}/readyz"), deadline=deadline, watch=["ml"])
 
     # Weaviate waits for its inference service at start-up, so it comes after ML is ready.
     say("starting weaviate-server")
@@ -206,7 +155,7 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
     weaviate.workdir.mkdir(parents=True, exist_ok=True)
     weaviate.data_dir.mkdir(parents=True, exist_ok=True)
     launcher.spawn("weaviate", weaviate.argv(), env=weaviate.env(), marker="weaviate-server")
-    launcher.wait("weaviate", weaviate.ready, deadline)
+    launcher.wait("weaviate", weaviate.ready, deadline=deadline, watch=["weaviate"])
 
     say("starting the API")
     excel_url = f"http://127.0.0.1:{ports['excel']}"
@@ -224,8 +173,10 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
         ),
         marker="indexforge_services.api.main",
     )
-    launcher.wait("excel", lambda: http_ok(f"{excel_url}/readyz"), deadline)
-    launcher.wait("api", lambda: http_ok(f"{api_url}/readyz"), deadline)
+    launcher.wait(
+        "excel", lambda: http_ok(f"{excel_url}/readyz"), deadline=deadline, watch=["excel"]
+    )
+    launcher.wait("api", lambda: http_ok(f"{api_url}/readyz"), deadline=deadline, watch=["api"])
     record["urls"] = {
         "api": api_url,
         "excel": excel_url,
@@ -235,27 +186,15 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
         "redis_app": app_redis,
         "redis_ml": f"redis://127.0.0.1:{ports['redis_ml']}",
     }
-    write_state(state, record)
+    launcher.save()
     return api_url
 
 
 def down(state: Path = DEFAULT_STATE_DIR, *, grace_s: float = 15.0) -> list[str]:
     """Stop every process `up` recorded, newest first; SIGKILL after `grace_s`."""
-    record = read_state(state)
-    pids: dict[str, int] = record.get("pids", {})
-    markers: dict[str, str] = record.get("markers", {})
-    stopped: list[str] = []
-    for name in reversed(list(pids)):
-        pid = pids[name]
-        if not (_pid_alive(pid) and _is_ours(pid, markers.get(name, name))):
-            continue
-        os.kill(pid, signal.SIGTERM)
-        stopped.append(name)
-        end = time.monotonic() + grace_s
-        while _pid_alive(pid) and time.monotonic() < end:
-            time.sleep(0.1)
-        if _pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-    if state_file(state).exists():
-        write_state(state, {"pids": {}, "markers": {}, "urls": {}})
+    book = ProcessBook(state)
+    stopped = book.stop_all(grace_s=grace_s)
+    book.record["urls"] = {}
+    if book.path.exists():
+        book.save()
     return stopped

@@ -17,8 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cluster.controlplane import free_port
 from tests.cluster.tools import tool_path
+from tests.procs import free_port
 
 NODE = "indexforge-node"
 READY_TIMEOUT_S = 90.0
