@@ -22,17 +22,15 @@ import datetime as dt
 import io
 import json
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import httpx
 from openpyxl import Workbook, load_workbook
 
 from indexforge_services.excel.workbook import ReadLimits, parse_workbook
-from tests.bench.bench_ml import free_port
+from tests.bench.services import running_service
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 NAMES = ["kettle", "fridge", "toaster", "lamp", "heater", "blender", "vacuum", "fan"]
@@ -85,42 +83,12 @@ def best_of(repeat: int, run: Callable[[], int]) -> tuple[float, int]:
     return best, count
 
 
-@contextmanager
-def excel_server(max_rows: int) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "INDEXFORGE_LOG_LEVEL": "WARNING",
+def excel_server(max_rows: int) -> AbstractContextManager[str]:
+    settings = {
         "INDEXFORGE_MAX_ROWS": str(max_rows),
         "INDEXFORGE_MAX_UPLOAD_BYTES": str(200 * 1024 * 1024),
     }
-    for name in ("INDEXFORGE_REDIS_URL", "INDEXFORGE_OTLP_ENDPOINT", "INDEXFORGE_SENTRY_DSN"):
-        env.pop(name, None)
-    cmd = [sys.executable, "-m", "indexforge_services.excel.main", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"Excel processor exited: {err[-2000:]}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("Excel processor did not become ready")
-            time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return running_service("excel", settings, ready_path="/readyz")
 
 
 def over_http(url: str, data: bytes) -> int:

@@ -16,16 +16,14 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import httpx
+
+from tests.bench.services import running_service
 
 WORDS = [
     *("index", "search", "vector", "document", "query", "semantic", "cluster", "operator"),
@@ -85,51 +83,16 @@ def in_process(texts: list[str], *, batch: int, threads: int) -> Result:
     return Result(f"in-process, batches of {batch}", time.perf_counter() - start, len(texts), [])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def ml_server(*, batch: int, wait_ms: float, threads: int) -> Iterator[str]:
+def ml_server(*, batch: int, wait_ms: float, threads: int) -> AbstractContextManager[str]:
     """The service as a child process; stopped by its PID."""
-    port = free_port()
-    env = {
-        **os.environ,
+    settings = {
         "INDEXFORGE_TORCH_THREADS": str(threads),
         "INDEXFORGE_BATCH_MAX_SIZE": str(batch),
         "INDEXFORGE_BATCH_MAX_WAIT_MS": str(wait_ms),
-        "INDEXFORGE_LOG_LEVEL": "WARNING",
     }
-    for name in ("INDEXFORGE_REDIS_URL", "INDEXFORGE_OTLP_ENDPOINT", "INDEXFORGE_SENTRY_DSN"):
-        env.pop(name, None)
-    cmd = [sys.executable, "-m", "indexforge_services.ml.main", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise RuntimeError(f"ML service exited: {err[-2000:]}")
-            try:
-                if httpx.get(f"{url}/.well-known/ready", timeout=1).status_code == 204:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("ML service did not become ready")
-            time.sleep(0.25)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return running_service(
+        "ml", settings, ready_path="/.well-known/ready", ready_status=204, timeout=180
+    )
 
 
 async def http_load(url: str, texts: list[str], *, concurrency: int, name: str) -> Result:
