@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from sentry_sdk.transport import Transport
 
 from ..common.app import ServiceContext, create_service_app
+from ..common.health import health_router
 from .routes import documents, search
 from .runtime import ApiService
 from .settings import MULTIPART_OVERHEAD_BYTES, ApiSettings
@@ -17,6 +18,9 @@ def _lifespan(ctx: ServiceContext) -> AbstractAsyncContextManager[None]:
     service = ctx.state["api"]
     assert isinstance(service, ApiService)
     return service.lifespan()
+
+
+API_PREFIX = "/api/v1"
 
 
 def create_app(
@@ -37,6 +41,9 @@ def create_app(
         body_limits={documents.DOCUMENTS_PATH: upload_limit},
     )
     ctx: ServiceContext = app.state.service
+    # Health under the gateway's route prefix too: Kong forwards /api/v1/* unchanged, so
+    # `helm test` and users can check the API through the gateway.
+    app.include_router(health_router(ctx.health), prefix=API_PREFIX)
     service = ApiService(settings, ctx)
     ctx.state["api"] = service
     app.state.api_service = service

@@ -35,19 +35,13 @@ from indexforge_services.excel.settings import ExcelSettings
 from indexforge_services.ml.app import create_app
 from indexforge_services.ml.model import Embedder
 from indexforge_services.ml.settings import MLSettings
+from tests.procs import free_port
 from tests.stack.weaviate import WeaviateError, WeaviateProcess, weaviate_binary
 from tests.waiting import wait_for
 
 # One inference thread: the machine is small and shared; oversubscribed torch threads are
 # an order of magnitude slower than one.
 TORCH_THREADS = 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class RedisProcess:

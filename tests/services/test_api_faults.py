@@ -162,3 +162,11 @@ def test_weaviate_down_is_503_and_unready_then_recovers_without_restart(
             what="deferred rollback",
         )
         assert c.get(f"/api/v1/documents/{failed['document_id']}").status_code == 404
+
+
+def test_health_is_also_served_under_the_gateway_prefix(make_api: ApiFactory) -> None:
+    """Kong forwards /api/v1/* unchanged; the chart's `helm test` calls /api/v1/healthz."""
+    with make_api() as server, httpx.Client(base_url=server.url, timeout=30) as c:
+        assert c.get("/api/v1/healthz").json() == {"status": "ok"}
+        assert c.get("/api/v1/readyz").status_code == 200
+        assert c.get("/api/v1/nothing-here").status_code == 404
