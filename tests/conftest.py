@@ -111,11 +111,12 @@ def operator_process(
         "KUBECONFIG": str(kubeconfig),
         "INDEXFORGE_RESYNC_SECONDS": str(RESYNC_SECONDS),
     }
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "indexforge_operator", "--liveness",
-             f"http://127.0.0.1:{port}/healthz"],
+             f"http://127.0.0.1:{port}/healthz", "--metrics-address", "127.0.0.1",
+             "--metrics-port", str(metrics_port)],
             stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
         )  # fmt: skip
     try:
@@ -129,6 +130,7 @@ def operator_process(
                 return False
 
         wait_for(healthy, timeout=60, what="operator liveness endpoint")
+        (log_path.parent / "metrics-url").write_text(f"http://127.0.0.1:{metrics_port}/metrics")
         yield log_path
     finally:
         proc.send_signal(signal.SIGTERM)

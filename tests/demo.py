@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from tests.cluster import controlplane, tools
+from tests.procs import free_port
 
 ROOT = tools.REPO_ROOT
 CRD = ROOT / "crds" / "indexforge.io_indexforges.yaml"
@@ -52,7 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     controlplane.start_extra(
         state,
         "operator",
-        [str(bin_dir / "indexforge-operator"), "--liveness", "http://127.0.0.1:0/healthz"],
+        [
+            str(bin_dir / "indexforge-operator"),
+            "--liveness",
+            f"http://127.0.0.1:{free_port()}/healthz",
+            "--metrics-address",
+            "127.0.0.1",
+            "--metrics-port",
+            str(free_port()),
+        ],
         env={"KUBECONFIG": str(kcfg), "INDEXFORGE_RESYNC_SECONDS": "15"},
     )
     print("operator started (log: .cluster/logs/operator.log)")

@@ -11,6 +11,7 @@ import logging
 import os
 
 import kopf
+import prometheus_client
 
 from indexforge_operator import handlers
 
@@ -28,11 +29,24 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("INDEXFORGE_LIVENESS", "http://0.0.0.0:8080/healthz"),
         help="kopf liveness endpoint URL",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(os.environ.get("INDEXFORGE_METRICS_PORT", "8081")),
+        help="serve Prometheus metrics on this port (0 disables)",
+    )
+    parser.add_argument(
+        "--metrics-address",
+        default=os.environ.get("INDEXFORGE_METRICS_ADDRESS", "0.0.0.0"),
+        help="address the metrics server binds",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     assert handlers.GROUP  # the import registers the handlers
+    if args.metrics_port:
+        prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_address)
     kopf.run(
         standalone=True,  # one replica with a Recreate strategy: no peering objects needed
         clusterwide=not args.namespace,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import logging
 import os
+import time
 from typing import Any
 
 import kopf
@@ -19,6 +20,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
+from indexforge_operator import metrics
 from indexforge_operator.kube import Kube
 from indexforge_operator.reconciler import PAUSED_ANNOTATION, reconcile
 
@@ -82,7 +84,17 @@ def reconcile_once(
         "spec": dict(body.get("spec", {})),
         "status": dict(last_status if last_status is not None else body.get("status", {})),
     }
+    started = time.monotonic()
     outcome = reconcile(kube, full, now=_now())
+    meta = full["metadata"]
+    metrics.record_pass(
+        namespace=meta["namespace"],
+        name=meta["name"],
+        seconds=time.monotonic() - started,
+        writes=outcome.writes,
+        pruned=len(outcome.pruned),
+        ready=outcome.status.get("phase") == "Ready",
+    )
     current = {k: full["status"].get(k) for k in outcome.status}
     if current != outcome.status:
         kube.patch_status(GROUP, VERSION, PLURAL, full["metadata"], outcome.status)
@@ -112,6 +124,7 @@ def reconcile_loop(
                 phase = last_status.get("phase")
                 next_due = RESYNC_SECONDS if phase in ("Ready", "Paused") else SETTLING_SECONDS
             except ApiException as exc:
+                metrics.record_failure()
                 # Never log the body: it may echo a Secret we sent. Status and reason suffice.
                 logger.warning(
                     "reconcile failed: API error %s %s; retrying", exc.status, exc.reason
@@ -121,3 +134,5 @@ def reconcile_loop(
         if stopped.wait(TICK_SECONDS):
             break
         elapsed += TICK_SECONDS
+    meta = body.get("metadata", {})
+    metrics.forget(namespace=meta.get("namespace", ""), name=meta.get("name", ""))

@@ -394,6 +394,27 @@ def test_generated_keys_never_reach_status_events_or_logs(
         assert key not in log_text
 
 
+def test_operator_exports_reconcile_metrics(
+    operator_process: Path, ready_instance: tuple[str, Names]
+) -> None:
+    import urllib.request
+
+    namespace, _ = ready_instance
+    url = (operator_process.parent / "metrics-url").read_text()
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert samples['indexforge_operator_reconciles_total{result="ok"}'] >= 1
+    assert samples["indexforge_operator_object_writes_total"] >= 59
+    assert samples["indexforge_operator_reconcile_duration_seconds_count"] >= 1
+    ready = f'indexforge_operator_instance_ready{{name="demo",namespace="{namespace}"}}'
+    assert samples[ready] == 1.0
+
+
 def _monitoring_crd(kind: str, plural: str) -> dict[str, Any]:
     """A minimal stand-in for a prometheus-operator CRD: enough for discovery and storage."""
     return {

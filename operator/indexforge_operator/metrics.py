@@ -1,0 +1,51 @@
+"""The operator's own Prometheus metrics: how reconciles go, per pass and per instance."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECONCILES = Counter(
+    "indexforge_operator_reconciles",
+    "Reconcile passes, by result (ok, error).",
+    ["result"],
+)
+RECONCILE_SECONDS = Histogram(
+    "indexforge_operator_reconcile_duration_seconds",
+    "Wall time of one reconcile pass.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+)
+WRITES = Counter(
+    "indexforge_operator_object_writes",
+    "Child objects whose server-side apply changed something.",
+)
+PRUNED = Counter(
+    "indexforge_operator_objects_pruned",
+    "Child objects deleted because the spec no longer wants them.",
+)
+READY = Gauge(
+    "indexforge_operator_instance_ready",
+    "1 when the IndexForge's Ready condition is True.",
+    ["namespace", "name"],
+)
+
+
+def record_pass(
+    *, namespace: str, name: str, seconds: float, writes: int, pruned: int, ready: bool
+) -> None:
+    RECONCILES.labels(result="ok").inc()
+    RECONCILE_SECONDS.observe(seconds)
+    WRITES.inc(writes)
+    PRUNED.inc(pruned)
+    READY.labels(namespace=namespace, name=name).set(1 if ready else 0)
+
+
+def record_failure() -> None:
+    RECONCILES.labels(result="error").inc()
+
+
+def forget(*, namespace: str, name: str) -> None:
+    """Drop an instance's series once it is gone (no stale 0/1 for deleted CRs)."""
+    with contextlib.suppress(KeyError):  # never recorded: nothing to drop
+        READY.remove(namespace, name)
