@@ -131,6 +131,8 @@ def component_commands(state: Path, ports: Ports) -> dict[str, list[str]]:
             "--use-service-account-credentials=true",
             # Faster GC/status loops keep tests snappy; defaults are tuned for big clusters.
             "--concurrent-gc-syncs=20",
+            # HPAs lift new Deployments to minReplicas on their first sync: 15 s by default.
+            "--horizontal-pod-autoscaler-sync-period=5s",
             "--profiling=false",
             "--v=1",
         ],
