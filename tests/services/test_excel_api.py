@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections import Counter
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import redis
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
 from indexforge_services.excel.app import create_app
 
 from .conftest import RedisProcess, ServerThread, excel_settings, metric
+from .fuzzing import fuzz_for_server_errors
 from .workbooks import (
     PRODUCTS,
     encrypted_xlsx,
@@ -139,30 +137,11 @@ def test_products_workbook_round_trip(excel: httpx.Client) -> None:
     assert [r["fields"]["Name"] for r in body["records"]] == [p[1] for p in PRODUCTS]
 
 
-FUZZ = settings(
-    max_examples=25,
-    deadline=None,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
-
-
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_schemathesis_finds_no_server_error(
     excel_server: ServerThread, mode: GenerationMode
 ) -> None:
-    schema = schemathesis.openapi.from_url(f"{excel_server.url}/openapi.json")
-    seen: Counter[tuple[str, int]] = Counter()
-
-    @FUZZ
-    @given(case=schema.as_strategy(generation_mode=mode))
-    def check(case: schemathesis.Case) -> None:
-        response = case.call(base_url=excel_server.url, timeout=60)
-        seen[(case.path, response.status_code // 100)] += 1
-        assert response.status_code < 500, (case.method, case.path, response.text[:300])
-
-    check()
-    assert any(path == "/api/v1/excel/parse" for path, _ in seen), seen
+    seen = fuzz_for_server_errors(excel_server.url, mode)
+    assert any(path == "/api/v1/excel/parse" for _, path, _ in seen), seen
     if mode is GenerationMode.NEGATIVE:
-        assert any(kind == 4 for _, kind in seen), seen
+        assert any(kind == 4 for _, _, kind in seen), seen
