@@ -99,24 +99,12 @@ class Kube:
     def __init__(self, api_client: k8s.ApiClient) -> None:
         self._api = api_client
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        query: list[tuple[str, str]] | None = None,
-        content_type: str = "application/json",
-    ) -> Obj:
-        return request_json(
-            self._api, method, path, body=body, query=query, content_type=content_type
-        )
-
     def apply(self, obj: Obj, *, field_manager: str = FIELD_MANAGER) -> Obj:
         """Server-side apply; ``force`` because this manager is the single owner of these fields."""
         res = resource_for(obj)
         path = res.path(obj["metadata"].get("namespace"), obj["metadata"]["name"])
-        return self._call(
+        return request_json(
+            self._api,
             "PATCH",
             path,
             body=json.dumps(obj),  # JSON is YAML: the apply-patch+yaml body as a string
@@ -127,8 +115,10 @@ class Kube:
     def get(self, obj_ref: Obj) -> Obj | None:
         res = resource_for(obj_ref)
         try:
-            return self._call(
-                "GET", res.path(obj_ref["metadata"].get("namespace"), obj_ref["metadata"]["name"])
+            return request_json(
+                self._api,
+                "GET",
+                res.path(obj_ref["metadata"].get("namespace"), obj_ref["metadata"]["name"]),
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -136,8 +126,11 @@ class Kube:
             raise
 
     def list_objects(self, res: Resource, namespace: str, label_selector: str) -> list[Obj]:
-        out = self._call(
-            "GET", res.collection_path(namespace), query=[("labelSelector", label_selector)]
+        out = request_json(
+            self._api,
+            "GET",
+            res.collection_path(namespace),
+            query=[("labelSelector", label_selector)],
         )
         items: list[Obj] = out.get("items", [])
         for item in items:  # list items omit these; callers treat them as full objects
@@ -148,7 +141,8 @@ class Kube:
     def delete(self, obj: Obj) -> None:
         res = resource_for(obj)
         try:
-            self._call(
+            request_json(
+                self._api,
                 "DELETE",
                 res.path(obj["metadata"].get("namespace"), obj["metadata"]["name"]),
                 body={"propagationPolicy": "Background"},
@@ -158,7 +152,8 @@ class Kube:
                 raise
 
     def list_events(self, namespace: str, field_selector: str) -> list[Obj]:
-        out = self._call(
+        out = request_json(
+            self._api,
             "GET",
             f"/api/v1/namespaces/{namespace}/events",
             query=[("fieldSelector", field_selector)],
@@ -167,8 +162,11 @@ class Kube:
         return items
 
     def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
-        out = self._call(
-            "GET", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", label_selector)]
+        out = request_json(
+            self._api,
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods",
+            query=[("labelSelector", label_selector)],
         )
         items: list[Obj] = out.get("items", [])
         return items
@@ -178,14 +176,18 @@ class Kube:
         path = (
             f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}/status"
         )
-        return self._call(
-            "PATCH", path, body={"status": status}, content_type="application/merge-patch+json"
+        return request_json(
+            self._api,
+            "PATCH",
+            path,
+            body={"status": status},
+            content_type="application/merge-patch+json",
         )
 
     def has_api(self, group_version: str, plural: str) -> bool:
         """Whether the server serves ``plural`` in ``group_version`` (e.g. ServiceMonitors)."""
         try:
-            out = self._call("GET", f"/apis/{group_version}")
+            out = request_json(self._api, "GET", f"/apis/{group_version}")
         except ApiException as exc:
             if exc.status == 404:
                 return False
