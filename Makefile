@@ -9,11 +9,11 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup system-deps tools cluster-up cluster-down lint typecheck test test-unit \
+.PHONY: help setup system-deps tools tools-control-plane tools-charts cluster-up cluster-down lint typecheck test test-unit \
         bench demo demo-down e2e-kind generate check-generated manifests clean stack-up stack-down
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-20s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,10 +32,17 @@ system-deps: ## install Debian packages the tests use (redis-server, promtool) i
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-tools: $(STAMP) ## build or reuse the pinned Go-built binaries, linked into .tools/bin
+tools: $(STAMP) ## build or reuse every pinned Go-built binary, linked into .tools/bin
 	$(PY) -m tests.cluster tools
 
-cluster-up: tools ## start the local control plane; prints export KUBECONFIG=...
+# Subsets: a cold Go build costs minutes per tool, so entry points build only what they run.
+tools-control-plane: $(STAMP) ## build or reuse only etcd, kube-* and kwok (cluster-up, demo)
+	$(PY) -m tests.cluster tools --only control-plane
+
+tools-charts: $(STAMP) ## build or reuse only helm and kubeconform (generate)
+	$(PY) -m tests.cluster tools --only charts
+
+cluster-up: tools-control-plane ## start the local control plane; prints export KUBECONFIG=...
 	@$(PY) -m tests.cluster up
 
 cluster-down: ## stop the local control plane (every process it started)
@@ -48,11 +55,11 @@ lint: setup ## ruff + mypy (strict on the operator)
 
 typecheck: lint
 
-generate: setup tools ## regenerate the CRD, chart files and manifests/install.yaml
+generate: setup tools-charts ## regenerate the CRD, chart files and manifests/install.yaml
 	$(VENV)/bin/indexforge crd > crds/indexforge.io_indexforges.yaml
 	$(PY) -m hack.charts
 
-check-generated: setup tools ## fail when generated files are stale (also covered by tests)
+check-generated: setup tools-charts ## fail when generated files are stale (also covered by tests)
 	$(VENV)/bin/indexforge crd --check crds/indexforge.io_indexforges.yaml
 	$(PY) -m hack.charts --check
 
@@ -67,7 +74,7 @@ test: setup system-deps tools lint ## the full suite (README's test command; .ci
 bench: setup system-deps ## benchmarks with figures (tests/bench)
 	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) -m tests.bench.$$(basename $$b .py) || exit 1; done
 
-demo: setup tools ## fresh machine -> local control plane -> operator -> a Ready IndexForge
+demo: setup tools-control-plane ## fresh machine -> local control plane -> operator -> a Ready IndexForge
 	$(PY) -m tests.demo
 
 demo-down: ## stop what `make demo` started

@@ -25,14 +25,22 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop every process `up` started")
     sub.add_parser("env", help="print the export line for the running cluster")
     tools_cmd = sub.add_parser("tools", help="build (or reuse) pinned tools into .tools/bin")
-    tools_cmd.add_argument("names", nargs="*")
+    tools_cmd.add_argument("names", nargs="*", help="tools to build (default: every tool)")
+    tools_cmd.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=sorted(tools.GROUPS),
+        metavar="GROUP",
+        help=f"build a group of tools (repeatable): {', '.join(tools.GROUPS)}",
+    )
     prov = sub.add_parser("provisioner", help=argparse.SUPPRESS)
     prov.add_argument("kubeconfig")
     prov.add_argument("volume_root")
     args = parser.parse_args(argv)
 
     if args.command == "tools":
-        return tools.main(args.names)
+        return tools.main(args.names, groups=args.only)
     if args.command == "provisioner":
         from tests.cluster import provisioner
 

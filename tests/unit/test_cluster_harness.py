@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,68 @@ def test_kubernetes_binaries_are_version_stamped() -> None:
     flags = " ".join(tools.TOOLS["kube-apiserver"].ldflags)
     assert f"gitVersion={tools.KUBERNETES_VERSION}" in flags
     assert "gitMinor=36" in flags
+
+
+# --- which tools an entry point builds ---------------------------------------------------
+
+SLOW_NON_CLUSTER_TOOLS = {"weaviate-server", "helm", "kubeconform"}
+
+
+def test_unknown_tool_or_group_is_an_error_not_an_empty_build() -> None:
+    with pytest.raises(ValueError, match="helmm"):
+        tools.select(["helmm"])
+    with pytest.raises(ValueError, match="control-plan"):
+        tools.select(groups=["control-plan"])
+
+
+def test_control_plane_group_is_exactly_what_the_cluster_starts() -> None:
+    chosen = tools.select(groups=["control-plane"])
+    assert chosen == list(tools.CONTROL_PLANE_TOOLS)
+    assert not SLOW_NON_CLUSTER_TOOLS & set(chosen)
+
+
+def test_nothing_named_builds_every_tool() -> None:
+    assert set(tools.select()) == {*tools.TOOLS, *tools.SYSTEM_TOOLS}
+
+
+def test_names_and_groups_combine_without_repeats() -> None:
+    chosen = tools.select(["kwok", "helm"], ["control-plane"])
+    assert chosen[:2] == ["kwok", "helm"]
+    assert sorted(chosen) == sorted({"helm", *tools.CONTROL_PLANE_TOOLS})
+
+
+def test_every_group_names_known_tools() -> None:
+    known = {*tools.TOOLS, *tools.SYSTEM_TOOLS}
+    for group, names in tools.GROUPS.items():
+        assert set(names) <= known, group
+    assert set(tools.GROUPS["all"]) == known
+
+
+def test_cli_passes_the_group_to_the_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.cluster import __main__ as cli
+
+    built: list[list[str]] = []
+    monkeypatch.setattr(tools, "ensure_built", lambda names: built.append(list(names)) or [])
+    monkeypatch.setattr(tools, "link_all", lambda names: None)
+    assert cli.main(["tools", "--only", "control-plane"]) == 0
+    assert built == [list(tools.CONTROL_PLANE_TOOLS)]
+    with pytest.raises(SystemExit):
+        cli.main(["tools", "--only", "nonsense"])
+
+
+@pytest.mark.parametrize("target", ["demo", "cluster-up"])
+def test_demo_and_cluster_up_build_only_the_control_plane(target: str) -> None:
+    """`make -n` lists the recipe lines without running them (a cold full build is ~13 min)."""
+    proc = subprocess.run(
+        ["make", "-n", target], cwd=tools.REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    builds = [ln for ln in proc.stdout.splitlines() if "tests.cluster tools" in ln]
+    assert builds, proc.stdout
+    assert all(ln.endswith("tools --only control-plane") for ln in builds), builds
+
+
+def test_make_tools_still_builds_everything_for_the_test_suite() -> None:
+    proc = subprocess.run(
+        ["make", "-n", "tools"], cwd=tools.REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert proc.stdout.rstrip().endswith("-m tests.cluster tools"), proc.stdout
