@@ -8,6 +8,7 @@ One source: ``crds/indexforge.io_indexforges.yaml`` (itself generated from the s
 * ``charts/indexforge/values.yaml`` — every spec key with its default and description.
 * ``charts/indexforge/files/spec-defaults.json`` — the defaulting skeleton the chart applies
   the way the API server does (an object default only when the object is absent).
+* ``charts/*/README.md`` — usage and a table of every value (see ``hack.chart_readme``).
 * ``manifests/install.yaml`` — ``helm template`` of the operator chart (needs helm).
 
 Usage: ``python -m hack.charts`` writes everything; ``--check`` writes nothing and exits 1
@@ -28,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from hack import chart_readme
+
 REPO = Path(__file__).resolve().parents[1]
 CRD_SOURCE = REPO / "crds" / "indexforge.io_indexforges.yaml"
 OPERATOR_CHART = REPO / "charts" / "indexforge-operator"
@@ -36,6 +39,8 @@ CRD_COPY = OPERATOR_CHART / "crds" / CRD_SOURCE.name
 VALUES_SCHEMA = STATIC_CHART / "values.schema.json"
 VALUES_YAML = STATIC_CHART / "values.yaml"
 SPEC_DEFAULTS = STATIC_CHART / "files" / "spec-defaults.json"
+STATIC_README = STATIC_CHART / "README.md"
+OPERATOR_README = OPERATOR_CHART / "README.md"
 INSTALL_YAML = REPO / "manifests" / "install.yaml"
 INSTALL_NAMESPACE = "indexforge-system"
 INSTALL_RELEASE = "indexforge-operator"
@@ -215,6 +220,41 @@ def values_yaml(spec: Schema) -> str:
     return "\n".join([*header, *_values_lines(spec, 0, "")]) + "\n"
 
 
+# --- README.md ----------------------------------------------------------------------------
+
+
+def _object_defaults(node: Schema, path: str = "") -> Iterator[str]:
+    for key, child in node.get("properties", {}).items():
+        if _is_object_default(child):
+            yield f"{path}{key}"
+        yield from _object_defaults(child, f"{path}{key}.")
+
+
+def static_readme(spec: Schema) -> str:
+    rows = chart_readme.schema_rows(spec, notes=_STATIC_NOTES, replaces=set(_object_defaults(spec)))
+    return chart_readme.render(
+        title=STATIC_CHART.name,
+        intro=chart_readme.STATIC_USAGE.format(
+            description=chart_readme.chart_description(STATIC_CHART)
+        ),
+        rows=list(rows),
+        source="crds/indexforge.io_indexforges.yaml (the spec schema behind values.yaml)",
+    )
+
+
+def operator_readme() -> str:
+    schema = json.loads((OPERATOR_CHART / "values.schema.json").read_text())
+    rows = chart_readme.values_rows((OPERATOR_CHART / "values.yaml").read_text(), schema)
+    return chart_readme.render(
+        title=OPERATOR_CHART.name,
+        intro=chart_readme.OPERATOR_USAGE.format(
+            description=chart_readme.chart_description(OPERATOR_CHART)
+        ),
+        rows=list(rows),
+        source="values.yaml comments and values.schema.json",
+    )
+
+
 # --- install.yaml -----------------------------------------------------------------------------
 
 
@@ -255,6 +295,8 @@ def outputs() -> list[Output]:
         Output(VALUES_SCHEMA, json.dumps(values_schema(spec), indent=2) + "\n"),
         Output(VALUES_YAML, values_yaml(spec)),
         Output(SPEC_DEFAULTS, json.dumps(defaults_skeleton(spec), sort_keys=True) + "\n"),
+        Output(STATIC_README, static_readme(spec)),
+        Output(OPERATOR_README, operator_readme()),
     ]
     return out
 
