@@ -100,10 +100,11 @@ def _convert(node: Schema, defs: dict[str, Schema]) -> Schema:
 
 
 def _key_rules(out: Schema, names: Schema) -> None:
-    """Map keys cannot carry a schema in CRDs; check their length with CEL instead.
+    """Map keys cannot carry a schema in CRDs; check them with CEL on the map instead.
 
-    Only the length: a regex over a key has no size bound the CEL cost estimator could use,
-    so the API server would reject the rule as too expensive. The pattern stays in pydantic.
+    The length always; the syntax when the key type declares a rule over `k` (its loop
+    variable here) under `x-indexforge-key-rule`. A bare key pattern is not turned into a rule
+    by itself: it would have no message a user could act on.
     """
     checks: list[dict[str, str]] = []
     if "maxLength" in names:
@@ -113,6 +114,9 @@ def _key_rules(out: Schema, names: Schema) -> None:
                 "message": f"keys must be at most {names['maxLength']} characters",
             }
         )
+    key_rule = names.get("x-indexforge-key-rule")
+    if key_rule is not None:
+        checks.append({"rule": f"self.all(k, {key_rule['rule']})", "message": key_rule["message"]})
     if checks:
         out["x-kubernetes-validations"] = [*out.get("x-kubernetes-validations", []), *checks]
 

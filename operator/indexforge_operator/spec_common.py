@@ -9,29 +9,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-# Kubernetes quantity, the common forms only ("500m", "1.5", "768Mi", "2Gi").
-QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-# registry/path[:tag][@sha256:digest]; loose on purpose, the runtime validates the rest.
-IMAGE_PATTERN = (
-    r"^[a-z0-9][a-z0-9._/:-]{0,254}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+from .spec_checks import (
+    QUALIFIED_NAME_MAX,
+    QUALIFIED_NAME_MESSAGE,
+    REQUESTS_WITHIN_LIMITS_MESSAGE,
+    REQUESTS_WITHIN_LIMITS_MESSAGE_EXPRESSION,
+    REQUESTS_WITHIN_LIMITS_RULE,
+    check_qualified_name,
+    qualified_name_rule,
+    requests_over_limits,
 )
-LABEL_KEY_PATTERN = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
-
-Quantity = Annotated[str, StringConstraints(max_length=32, pattern=QUANTITY_PATTERN)]
-ResourceKey = Annotated[str, StringConstraints(max_length=253, pattern=LABEL_KEY_PATTERN)]
-LabelKey = Annotated[str, StringConstraints(max_length=253, pattern=LABEL_KEY_PATTERN)]
-LabelValue = Annotated[str, StringConstraints(max_length=63, pattern=LABEL_VALUE_PATTERN)]
-DnsLabel = Annotated[str, StringConstraints(max_length=63, pattern=DNS_LABEL_PATTERN)]
-DnsSubdomain = Annotated[str, StringConstraints(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
-Image = Annotated[str, StringConstraints(max_length=512, pattern=IMAGE_PATTERN)]
-LabelMap = dict[LabelKey, LabelValue]
-PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 
 
 def cel(rule: str, message: str, *, reason: str | None = None) -> dict[str, str]:
@@ -42,9 +39,57 @@ def cel(rule: str, message: str, *, reason: str | None = None) -> dict[str, str]
     return entry
 
 
+def cel_with_message_expression(rule: str, message: str, expression: str) -> dict[str, str]:
+    """A CEL rule whose message is computed (naming the offending key); `message` is the
+    fallback the API server shows if the expression fails."""
+    return {"rule": rule, "message": message, "messageExpression": expression}
+
+
 def rules(*entries: dict[str, str]) -> dict[str, Any]:
     """`json_schema_extra` carrying CEL rules into the generated CRD schema."""
     return {"x-kubernetes-validations": list(entries)}
+
+
+# Kubernetes quantity, the common forms only ("500m", "1.5", "768Mi", "2Gi").
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# registry/path[:tag][@sha256:digest]; loose on purpose, the runtime validates the rest.
+IMAGE_PATTERN = (
+    r"^[a-z0-9][a-z0-9._/:-]{0,254}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+LABEL_VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$"
+
+Quantity = Annotated[str, StringConstraints(max_length=32, pattern=QUANTITY_PATTERN)]
+# A CRD cannot give map keys a schema, so the key's CEL rule travels to the map (see
+# openapi._key_rules). Plain string fields (toleration keys) use the same rule on `self`, not a
+# pattern, so that pydantic, CEL and the static chart all report one message.
+QualifiedNameKey = Annotated[
+    str,
+    StringConstraints(max_length=QUALIFIED_NAME_MAX),
+    AfterValidator(check_qualified_name),
+    Field(
+        json_schema_extra={
+            "x-indexforge-key-rule": cel(
+                qualified_name_rule("k"), f"every key {QUALIFIED_NAME_MESSAGE}"
+            )
+        }
+    ),
+]
+QualifiedName = Annotated[
+    str,
+    StringConstraints(max_length=QUALIFIED_NAME_MAX),
+    AfterValidator(check_qualified_name),
+    Field(json_schema_extra=rules(cel(qualified_name_rule("self"), QUALIFIED_NAME_MESSAGE))),
+]
+ResourceKey = QualifiedNameKey
+LabelKey = QualifiedNameKey
+LabelValue = Annotated[str, StringConstraints(max_length=63, pattern=LABEL_VALUE_PATTERN)]
+DnsLabel = Annotated[str, StringConstraints(max_length=63, pattern=DNS_LABEL_PATTERN)]
+DnsSubdomain = Annotated[str, StringConstraints(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
+Image = Annotated[str, StringConstraints(max_length=512, pattern=IMAGE_PATTERN)]
+LabelMap = dict[LabelKey, LabelValue]
+PullPolicy = Literal["Always", "IfNotPresent", "Never"]
 
 
 class SpecModel(BaseModel):
@@ -86,6 +131,23 @@ class Resources(SpecModel):
         description="Maximum resources the container may use, e.g. {cpu: '1', memory: 512Mi}.",
     )
 
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel_with_message_expression(
+                REQUESTS_WITHIN_LIMITS_RULE,
+                REQUESTS_WITHIN_LIMITS_MESSAGE,
+                REQUESTS_WITHIN_LIMITS_MESSAGE_EXPRESSION,
+            )
+        )
+    )
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Resources:
+        problem = requests_over_limits(self.requests, self.limits)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
 
 def resources_field(
     *, cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str, what: str
@@ -102,7 +164,7 @@ def resources_field(
 class Toleration(SpecModel):
     """A Pod toleration (lets pods schedule onto tainted nodes)."""
 
-    key: LabelKey | None = Field(
+    key: QualifiedName | None = Field(
         default=None, description="Taint key; empty with Exists matches all."
     )
     operator: Literal["Exists", "Equal"] = Field(

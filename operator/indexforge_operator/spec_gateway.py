@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, StringConstraints, model_validator
 
+from .spec_checks import IP_OR_CIDR_MESSAGE, IP_OR_CIDR_RULE, check_ip_or_cidr
 from .spec_common import (
     DisruptionBudget,
     DnsLabel,
@@ -24,13 +25,16 @@ from .spec_common import (
 )
 
 RoutePath = Annotated[str, StringConstraints(max_length=256, pattern=r"^/([A-Za-z0-9._~-]+/)*$")]
-# IPv4 or IPv6 address with an optional prefix length.
-Cidr = Annotated[
+# IPv4 or IPv6 address with an optional prefix length. The pattern only admits the shape (and
+# is what helm's values.schema.json can check); isIP()/isCIDR() decide, with one message.
+IpOrCidr = Annotated[
     str,
     StringConstraints(
         max_length=64,
         pattern=r"^(([0-9]{1,3}\.){3}[0-9]{1,3}(/[0-9]{1,2})?|[0-9A-Fa-f:.]{2,45}(/[0-9]{1,3})?)$",
     ),
+    AfterValidator(check_ip_or_cidr),
+    Field(json_schema_extra=rules(cel(IP_OR_CIDR_RULE, IP_OR_CIDR_MESSAGE))),
 ]
 Origin = Annotated[str, StringConstraints(max_length=253, pattern=r"^(\*|https?://[^\s/]+)$")]
 HeaderName = Annotated[str, StringConstraints(max_length=128, pattern=r"^[A-Za-z0-9-]+$")]
@@ -190,8 +194,12 @@ class IpRestriction(SpecModel):
     """Kong ip-restriction plugin."""
 
     enabled: bool = Field(default=False, description="Allow/deny clients by address.")
-    allow: list[Cidr] = Field(default_factory=list, max_length=64, description="Allowed CIDRs.")
-    deny: list[Cidr] = Field(default_factory=list, max_length=64, description="Denied CIDRs.")
+    allow: list[IpOrCidr] = Field(
+        default_factory=list, max_length=64, description="Allowed IP addresses or CIDRs."
+    )
+    deny: list[IpOrCidr] = Field(
+        default_factory=list, max_length=64, description="Denied IP addresses or CIDRs."
+    )
 
     model_config = ConfigDict(
         json_schema_extra=rules(

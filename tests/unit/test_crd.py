@@ -11,6 +11,7 @@ import pytest
 from indexforge_operator.crd import CRD_FILE, build_crd, crd_yaml, spec_schema
 from indexforge_operator.openapi import apply_defaults, unbounded, undescribed
 from indexforge_operator.spec import IndexForgeSpec
+from indexforge_operator.spec_checks import REQUESTS_WITHIN_LIMITS_RULE, qualified_name_rule
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN_KEYS = {
@@ -174,3 +175,42 @@ def test_consumers_are_a_list_map_keyed_by_username() -> None:
     assert consumers["x-kubernetes-list-type"] == "map"
     assert consumers["x-kubernetes-list-map-keys"] == ["username"]
     assert consumers["items"]["required"] == ["username"]
+
+
+def test_every_resources_block_keeps_requests_within_limits() -> None:
+    blocks = [(p, n) for p, n in _walk(spec_schema()) if p.endswith("/properties/resources")]
+    assert len(blocks) >= 12, [p for p, _ in blocks]  # every component, the exporters too
+    for path, node in blocks:
+        entries = node.get("x-kubernetes-validations", [])
+        assert REQUESTS_WITHIN_LIMITS_RULE in [e["rule"] for e in entries], path
+        entry = next(e for e in entries if e["rule"] == REQUESTS_WITHIN_LIMITS_RULE)
+        assert "quantity(" in entry["rule"] and "resources.requests." in entry["messageExpression"]
+
+
+def test_every_map_checks_its_keys_are_qualified_names() -> None:
+    maps = [
+        (p, n) for p, n in _walk(spec_schema()) if isinstance(n.get("additionalProperties"), dict)
+    ]
+    assert {p.rsplit("/", 1)[-1] for p, _ in maps} == {
+        "requests",
+        "limits",
+        "nodeSelector",
+        "labels",
+    }
+    for path, node in maps:
+        rules = [e["rule"] for e in node.get("x-kubernetes-validations", [])]
+        assert f"self.all(k, {qualified_name_rule('k')})" in rules, path
+
+
+def test_toleration_keys_are_qualified_names() -> None:
+    gpu = spec_schema()["properties"]["ml"]["properties"]["gpu"]
+    key = gpu["properties"]["tolerations"]["items"]["properties"]["key"]
+    assert qualified_name_rule("self") in [e["rule"] for e in key["x-kubernetes-validations"]]
+
+
+@pytest.mark.parametrize("field", ["allow", "deny"])
+def test_ip_restriction_entries_are_ips_or_cidrs(field: str) -> None:
+    gateway = spec_schema()["properties"]["gateway"]["properties"]
+    items = gateway["ipRestriction"]["properties"][field]["items"]
+    assert [e["rule"] for e in items["x-kubernetes-validations"]] == ["isIP(self) || isCIDR(self)"]
+    assert items["maxLength"] <= 64  # keeps the rule's cost estimate small

@@ -7,7 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from indexforge_operator import spec_checks
 from indexforge_operator.spec import IndexForgeSpec
+from tests import admission_cases
 
 # camelCase path -> default the platform plan names.
 DEFAULTS: list[tuple[str, Any]] = [
@@ -146,3 +148,45 @@ def test_every_field_has_a_description() -> None:
 
     walk(IndexForgeSpec, "spec")
     assert missing == []
+
+
+# --- admission syntax checks (shared table: the API server and the chart run it too) -------
+
+
+@pytest.mark.parametrize("case", admission_cases.BAD, ids=[c.id for c in admission_cases.BAD])
+def test_model_rejects_what_admission_rejects(case: admission_cases.Case) -> None:
+    with pytest.raises(ValidationError) as caught:
+        IndexForgeSpec.model_validate(case.spec)
+    assert case.message in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("case", admission_cases.GOOD, ids=[c.id for c in admission_cases.GOOD])
+def test_model_accepts_what_admission_accepts(case: admission_cases.Case) -> None:
+    IndexForgeSpec.model_validate(case.spec)
+
+
+@pytest.mark.parametrize(
+    ("text", "ip", "cidr"),
+    [
+        ("192.168.1.1", True, False),
+        ("::1", True, False),
+        ("10.0.0.0/8", False, True),
+        ("192.168.1.1/24", False, True),  # host bits set: netip.ParsePrefix accepts it too
+        ("::/0", False, True),
+        ("10.0.0.0/33", False, False),
+        ("10.0.0.0/+8", False, False),
+        ("10.0.0.0/", False, False),
+        ("fe80::1%eth0", False, False),  # zones are refused by isIP()
+        ("fe80::1%eth0/64", False, False),
+        ("::ffff:1.2.3.4", False, False),  # so are IPv4-mapped addresses
+        ("10.0.0.0/255.0.0.0", False, False),  # Python would read a netmask here; CEL does not
+    ],
+)
+def test_ip_and_cidr_checks_follow_cel(text: str, ip: bool, cidr: bool) -> None:
+    assert (spec_checks.is_ip(text), spec_checks.is_cidr(text)) == (ip, cidr)
+
+
+def test_requests_over_limits_compares_quantities_not_strings() -> None:
+    assert spec_checks.requests_over_limits({"cpu": "900m"}, {"cpu": "1"}) is None
+    assert spec_checks.requests_over_limits({"cpu": "10"}, {"cpu": "9"}) is not None
+    assert spec_checks.requests_over_limits({"memory": "2Gi"}, {"cpu": "1"}) is None
