@@ -83,6 +83,11 @@ def schema_rows(
             yield Row(dotted, _type(child), shown, description)
         if has_fields:
             yield from schema_rows(child, notes=notes, replaces=replaces, path=f"{dotted}.")
+        elif child.get("type") == "array" and "properties" in child.get("items", {}):
+            # Fields of list items (tolerations, consumers) are values too.
+            yield from schema_rows(
+                child["items"], notes=notes, replaces=replaces, path=f"{dotted}[]."
+            )
 
 
 # --- rows of a hand-written values.yaml (`# --` comments) --------------------------------------

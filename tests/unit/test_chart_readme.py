@@ -22,6 +22,7 @@ def _paths(node: dict[str, Any], prefix: str = "") -> list[str]:
     for key, child in node.get("properties", {}).items():
         out.append(f"{prefix}{key}")
         out += _paths(child, f"{prefix}{key}.")
+        out += _paths(child.get("items", {}), f"{prefix}{key}[].")
     return out
 
 
