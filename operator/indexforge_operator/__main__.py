@@ -1,7 +1,8 @@
 """Run the operator: ``python -m indexforge_operator`` (console script ``indexforge-operator``).
 
 Watches every namespace, or only those in ``INDEXFORGE_WATCH_NAMESPACES`` (comma-separated),
-against the current KUBECONFIG or the in-cluster service account.
+against the current KUBECONFIG or the in-cluster service account. With a leader-election
+namespace, replicas share a Lease and only its holder writes.
 """
 
 from __future__ import annotations
@@ -40,15 +41,21 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("INDEXFORGE_METRICS_ADDRESS", "0.0.0.0"),
         help="address the metrics server binds",
     )
+    parser.add_argument(
+        "--leader-election-namespace",
+        default=os.environ.get("INDEXFORGE_LEADER_ELECTION_NAMESPACE", ""),
+        help="hold a Lease in this namespace; only its holder writes (empty: no election)",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    os.environ["INDEXFORGE_LEADER_ELECTION_NAMESPACE"] = args.leader_election_namespace
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     assert handlers.GROUP  # the import registers the handlers
     if args.metrics_port:
         prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_address)
     kopf.run(
-        standalone=True,  # one replica with a Recreate strategy: no peering objects needed
+        standalone=True,  # leadership is our own Lease (handlers.py), not kopf's peering
         clusterwide=not args.namespace,
         namespaces=list(args.namespace),
         liveness_endpoint=args.liveness,

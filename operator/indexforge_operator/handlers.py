@@ -1,36 +1,69 @@
-"""kopf handlers: one reconcile loop per IndexForge, level-triggered.
+"""kopf wiring only: watches feed the caches and the work queue; ``controller.py`` does the rest.
 
-A daemon per CR is the single writer for that CR's children and status: it reconciles at once
-when the spec (generation) or the pause annotation changes, every couple of seconds while the
-stack is still coming up, and every ``INDEXFORGE_RESYNC_SECONDS`` once Ready, which is the
-drift check (a deleted Deployment, a hand-scaled replica count, an edited Secret). One writer
-per CR means create/update handlers and a timer can never race each other.
+- kopf indexes are the informer cache: every IndexForge, every child carrying our managed-by
+  label (trimmed, see ``children.py``) and the optional-integration CRDs. kopf fills them from
+  its initial listings before it calls any event handler, so no pass ever runs on an empty cache.
+- Events map to queue adds: a CR change to that CR, a child change to its controller owner, a
+  referenced Secret to the CRs in its namespace, an integration CRD to every CR.
+- No finalizer, no per-CR daemon: deleting a CR never waits for the operator.
 """
 
 from __future__ import annotations
 
-import datetime
+import asyncio
+import copy
 import logging
 import os
-import time
+import socket
 from typing import Any
 
 import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
 
 from indexforge_operator import metrics
-from indexforge_operator.kube import Kube
-from indexforge_operator.reconciler import PAUSED_ANNOTATION, reconcile
+from indexforge_operator.children import ChildView, cached_form
+from indexforge_operator.controller import Controller, Key, Timing
+from indexforge_operator.events import EventRecorder
+from indexforge_operator.kube import RESOURCES, Kube
+from indexforge_operator.leader import LeaderElector, LeaseConfig
+from indexforge_operator.naming import LABEL_MANAGED_BY, MANAGED_BY
+from indexforge_operator.reconciler import GROUP, PAUSED_ANNOTATION, PLURAL, VERSION
 
-GROUP = "indexforge.io"
-VERSION = "v1alpha1"
-PLURAL = "indexforges"
-RESYNC_SECONDS = float(os.environ.get("INDEXFORGE_RESYNC_SECONDS", "30"))
-SETTLING_SECONDS = 2.0  # cadence while the stack is not Ready yet
-TICK_SECONDS = 0.5  # how quickly a spec change is noticed
+__all__ = ["GROUP", "INTEGRATION_CRDS", "lease_from_env", "timing_from_env"]
+
+MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
+# CRDs whose presence switches an integration on (prometheus-operator: ServiceMonitors).
+INTEGRATION_CRDS = frozenset({"servicemonitors.monitoring.coreos.com"})
 log = logging.getLogger("indexforge_operator")
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def timing_from_env() -> Timing:
+    return Timing(
+        resync=_env_float("INDEXFORGE_RESYNC_SECONDS", 600),
+        progressing_requeue=_env_float("INDEXFORGE_PROGRESSING_REQUEUE_SECONDS", 10),
+        workers=int(_env_float("INDEXFORGE_WORKERS", 4)),
+    )
+
+
+def lease_from_env() -> LeaseConfig | None:
+    """Leader election is on when a Lease namespace is known (in a pod: its own namespace)."""
+    namespace = os.environ.get("INDEXFORGE_LEADER_ELECTION_NAMESPACE", "")
+    if not namespace or os.environ.get("INDEXFORGE_LEADER_ELECTION", "true") == "false":
+        return None
+    identity = os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    return LeaseConfig(
+        namespace=namespace,
+        name=os.environ.get("INDEXFORGE_LEADER_ELECTION_NAME", "indexforge-operator"),
+        identity=identity,
+        duration=_env_float("INDEXFORGE_LEASE_SECONDS", 15),
+        renew_deadline=_env_float("INDEXFORGE_RENEW_DEADLINE_SECONDS", 10),
+        retry=_env_float("INDEXFORGE_LEASE_RETRY_SECONDS", 2),
+    )
 
 
 def _api_client() -> k8s.ApiClient:
@@ -41,98 +74,156 @@ def _api_client() -> k8s.ApiClient:
     return k8s.ApiClient()
 
 
+# -- caches ---------------------------------------------------------------------------------
+@kopf.index(GROUP, VERSION, PLURAL, id="indexforges")
+async def index_indexforge(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> Any:
+    return {(namespace or "", name): copy.deepcopy(dict(body))}
+
+
+async def index_child(namespace: str | None, body: kopf.Body, **_: Any) -> Any:
+    return {namespace or "": cached_form(copy.deepcopy(dict(body)))}
+
+
+async def index_crd(name: str, **_: Any) -> Any:
+    return {name: True}
+
+
+for _res in RESOURCES:
+    _group, _, _version = _res.api_version.rpartition("/")
+    kopf.index(_group, _version, _res.plural, labels=MANAGED, id="children")(index_child)
+
+kopf.index(
+    "apiextensions.k8s.io",
+    "v1",
+    "customresourcedefinitions",
+    id="integrations",
+    when=lambda name, **_: name in INTEGRATION_CRDS,
+)(index_crd)
+
+
+# -- lifecycle ------------------------------------------------------------------------------
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    settings.posting.level = logging.WARNING  # kopf's own per-handler chatter is not news
-    # A post that fails twice (e.g. into a terminating namespace) is dropped rather than
-    # retried for a minute while holding one of the poster's workers.
-    settings.posting.default_backoffs = (1, 2)
-    settings.execution.max_workers = 8
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
-    memo.kube = Kube(_api_client())
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _trigger(body: kopf.Body) -> tuple[int, str | None]:
-    """What, when changed, calls for an immediate pass."""
-    annotations = body.get("metadata", {}).get("annotations") or {}
-    return int(body.get("metadata", {}).get("generation", 0)), annotations.get(PAUSED_ANNOTATION)
-
-
-def reconcile_once(
-    kube: Kube,
-    body: kopf.Body,
-    logger: logging.Logger | kopf.Logger,
-    *,
-    last_status: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """Run one pass, write status if it changed, post events; returns the status.
-
-    ``last_status`` is what this daemon wrote last: the watch stream may not have delivered
-    it into ``body`` yet, and judging transitions against a stale status would lose Events.
-    """
-    full: dict[str, Any] = {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "IndexForge",
-        "metadata": dict(body.get("metadata", {})),
-        "spec": dict(body.get("spec", {})),
-        "status": dict(last_status if last_status is not None else body.get("status", {})),
-    }
-    started = time.monotonic()
-    outcome = reconcile(kube, full, now=_now())
-    meta = full["metadata"]
-    metrics.record_pass(
-        namespace=meta["namespace"],
-        name=meta["name"],
-        seconds=time.monotonic() - started,
-        writes=outcome.writes,
-        pruned=len(outcome.pruned),
-        ready=outcome.status.get("phase") == "Ready",
-    )
-    current = {k: full["status"].get(k) for k in outcome.status}
-    if current != outcome.status:
-        kube.patch_status(GROUP, VERSION, PLURAL, full["metadata"], outcome.status)
-    if not full["metadata"].get("deletionTimestamp"):  # going away: nobody reads its Events
-        for kind, reason, message in outcome.events:
-            logger.info("event %s %s", kind, reason)
-            kopf.event(body, type=kind, reason=reason, message=message)
-    if outcome.writes or outcome.pruned:
-        logger.info("applied %d changed objects, pruned %d", outcome.writes, len(outcome.pruned))
-    return outcome.status
-
-
-@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=5.0)
-def reconcile_loop(
-    body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: kopf.Logger, **_: Any
+async def start(
+    settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **kwargs: Any
 ) -> None:
-    kube: Kube = memo.kube
-    last_trigger: tuple[int, str | None] | None = None
-    last_status: dict[str, Any] | None = None
-    next_due = 0.0
-    elapsed = 0.0
-    while not stopped:
-        trigger = _trigger(body)
-        if trigger != last_trigger or elapsed >= next_due:
-            try:
-                last_status = reconcile_once(kube, body, logger, last_status=last_status)
-                phase = last_status.get("phase")
-                next_due = RESYNC_SECONDS if phase in ("Ready", "Paused") else SETTLING_SECONDS
-            except ApiException as exc:
-                metrics.record_failure()
-                # Never log the body: it may echo a Secret we sent. Status and reason suffice.
-                logger.warning(
-                    "reconcile failed: API error %s %s; retrying", exc.status, exc.reason
-                )
-                next_due = SETTLING_SECONDS * 2
-            last_trigger, elapsed = trigger, 0.0
-        if stopped.wait(TICK_SECONDS):
-            break
-        elapsed += TICK_SECONDS
+    settings.posting.enabled = False  # Events come from our recorder, aggregated
+    settings.networking.request_timeout = 30
+    settings.networking.connect_timeout = 10
+    # The server ends each watch after 5 min and kopf resumes it; the client timeout drops a
+    # half-open connection the server can no longer end.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+
+    indexforges: kopf.Index[Key, Any] = kwargs["indexforges"]
+    children: kopf.Index[str, Any] = kwargs["children"]
+    integrations: kopf.Index[str, Any] = kwargs["integrations"]
+    lease = lease_from_env()
+    leading = asyncio.Event()
+    kube = Kube(_api_client(), may_write=leading.is_set)
+
+    def lookup(key: Key) -> Any:
+        store = indexforges.get(key)
+        return next(iter(store), None) if store else None
+
+    controller = Controller(
+        kube=kube,
+        recorder=EventRecorder(kube),
+        lookup=lookup,
+        children=lambda ns: ChildView.of(list(children.get(ns, []))),
+        prometheus_operator=lambda: any(n in integrations for n in INTEGRATION_CRDS),
+        known_keys=lambda: list(indexforges),
+        timing=timing_from_env(),
+        leading=leading,
+    )
+    metrics.CACHED_OBJECTS.set_function(lambda: sum(len(s) for s in children.values()))
+    metrics.QUEUE_DEPTH.set_function(lambda: len(controller.queue))
+    elector = LeaderElector(kube, lease) if lease else None
+    memo.controller = controller
+    memo.triggers = {}  # set here: kopf hands each object a shallow copy of this memo
+    memo.tasks = [
+        asyncio.create_task(controller.lead(elector)),
+        asyncio.create_task(controller.resync_loop()),
+        *(asyncio.create_task(controller.worker()) for _ in range(controller.timing.workers)),
+    ]
+    logger.info("started: %d workers, resync %.0fs, leader election %s",
+                controller.timing.workers, controller.timing.resync,
+                f"on Lease {lease.namespace}/{lease.name}" if lease else "off")  # fmt: skip
+
+
+@kopf.on.cleanup()
+async def stop(memo: Any, **_: Any) -> None:
+    tasks: list[asyncio.Task[None]] = memo.get("tasks", [])
+    for task in tasks:
+        task.cancel()
+    # The leader task releases the Lease on cancellation: give it a moment to do so.
+    await asyncio.wait(tasks, timeout=5)
+
+
+# -- triggers -------------------------------------------------------------------------------
+def _trigger(body: kopf.Body) -> tuple[Any, ...]:
+    """What, when changed on a CR, calls for a pass (not our own status writes)."""
     meta = body.get("metadata", {})
-    metrics.forget(namespace=meta.get("namespace", ""), name=meta.get("name", ""))
+    annotations = meta.get("annotations") or {}
+    return (
+        meta.get("generation"),
+        annotations.get(PAUSED_ANNOTATION),
+        meta.get("deletionTimestamp"),
+        tuple(meta.get("finalizers") or ()),
+        meta.get("uid"),
+    )
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def indexforge_event(
+    type: str, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
+) -> None:
+    controller: Controller = memo.controller
+    controller.caches_ready.set()
+    key = (namespace or "", name)
+    seen: dict[Key, tuple[Any, ...]] = memo.triggers
+    if type == "DELETED":
+        seen.pop(key, None)
+        controller.forget(key)
+        return
+    trigger = _trigger(body)
+    if seen.get(key) != trigger or type is None:  # None: initial listing
+        seen[key] = trigger
+        controller.enqueue(key)
+
+
+async def child_event(namespace: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    controller: Controller = memo.controller
+    controller.caches_ready.set()
+    for ref in body.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "IndexForge":
+            key = (namespace or "", str(ref.get("name")))
+            controller.enqueue(key, delay=controller.timing.child_event_delay)
+
+
+for _res in RESOURCES:
+    _group, _, _version = _res.api_version.rpartition("/")
+    kopf.on.event(_group, _version, _res.plural, labels=MANAGED, id="child")(child_event)
+
+
+@kopf.on.event("", "v1", "secrets", labels={LABEL_MANAGED_BY: kopf.ABSENT}, id="user-secret")
+async def user_secret_event(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """A Secret a CR references (Sentry DSN) appeared, changed or went: re-check its CRs."""
+    controller: Controller = memo.controller
+    for key in controller.known_keys():
+        body = controller.lookup(key) if key[0] == namespace else None
+        ref = ((body or {}).get("spec") or {}).get("sentry", {}).get("dsnSecretRef") or {}
+        if ref.get("name") == name:
+            controller.enqueue(key)
+
+
+@kopf.on.event(
+    "apiextensions.k8s.io",
+    "v1",
+    "customresourcedefinitions",
+    when=lambda name, **_: name in INTEGRATION_CRDS,
+)
+async def integration_event(memo: Any, **_: Any) -> None:
+    """prometheus-operator installed or removed: every CR switches its monitoring mode."""
+    controller: Controller = memo.controller
+    controller.enqueue_all()

@@ -8,6 +8,7 @@ kinds the builders produce, and server-side apply is one PATCH.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 FIELD_MANAGER = "indexforge-operator"
+# (connect, read) seconds for every call: a half-open connection must fail a pass, not hang it.
+REQUEST_TIMEOUT: tuple[float, float] = (5.0, 30.0)
 
 Obj = dict[str, Any]
 
@@ -44,9 +47,6 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("v1", "Secret", "secrets"),
     Resource("v1", "ConfigMap", "configmaps"),
     Resource("v1", "Service", "services"),
-    Resource("v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
-    Resource("rbac.authorization.k8s.io/v1", "Role", "roles"),
-    Resource("rbac.authorization.k8s.io/v1", "RoleBinding", "rolebindings"),
     Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
     Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     Resource("apps/v1", "StatefulSet", "statefulsets"),
@@ -73,8 +73,9 @@ def request_json(
     body: Any = None,
     query: list[tuple[str, str]] | None = None,
     content_type: str = "application/json",
+    timeout: tuple[float, float] = REQUEST_TIMEOUT,
 ) -> Obj:
-    """One authenticated request; JSON in, JSON out; ApiException on a non-2xx answer."""
+    """One authenticated request with a timeout; JSON in, JSON out; ApiException on non-2xx."""
     serialized = api.param_serialize(
         method=method,
         resource_path=path,
@@ -85,7 +86,12 @@ def request_json(
     )
     method_, url, headers, payload, post_params = serialized
     response = api.call_api(
-        method_, url, header_params=headers, body=payload, post_params=post_params
+        method_,
+        url,
+        header_params=headers,
+        body=payload,
+        post_params=post_params,
+        _request_timeout=timeout,
     )
     raw = response.read()  # type: ignore[no-untyped-call]
     if not 200 <= int(response.status) < 300:
@@ -93,18 +99,46 @@ def request_json(
     return dict(json.loads(raw)) if raw else {}
 
 
-class Kube:
-    """Synchronous JSON calls against one API server."""
+class NotLeader(RuntimeError):
+    """A write was attempted by a replica that does not hold the leader Lease."""
 
-    def __init__(self, api_client: k8s.ApiClient) -> None:
+
+def error_message(exc: ApiException) -> str:
+    """The API server's own message (the Status body), falling back to the HTTP reason."""
+    try:
+        body = json.loads(exc.body or b"{}")
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or f"{exc.status} {exc.reason}")
+
+
+class Kube:
+    """Synchronous JSON calls against one API server.
+
+    ``may_write`` guards every mutating call: only the leader replica writes, and a replica
+    that lost the Lease mid-pass stops at its next write instead of racing the new leader.
+    """
+
+    def __init__(
+        self, api_client: k8s.ApiClient, *, may_write: Callable[[], bool] = lambda: True
+    ) -> None:
         self._api = api_client
+        self._may_write = may_write
+        self.requests = 0  # every call made, for the operator's own metrics and tests
+
+    def _call(self, method: str, path: str, *, leader_call: bool = False, **kwargs: Any) -> Obj:
+        # Leader election itself must write the Lease before this replica leads.
+        if method != "GET" and not leader_call and not self._may_write():
+            raise NotLeader(f"{method} {path} refused: this replica is not the leader")
+        self.requests += 1
+        return request_json(self._api, method, path, **kwargs)
 
     def apply(self, obj: Obj, *, field_manager: str = FIELD_MANAGER) -> Obj:
         """Server-side apply; ``force`` because this manager is the single owner of these fields."""
         res = resource_for(obj)
         path = res.path(obj["metadata"].get("namespace"), obj["metadata"]["name"])
-        return request_json(
-            self._api,
+        return self._call(
             "PATCH",
             path,
             body=json.dumps(obj),  # JSON is YAML: the apply-patch+yaml body as a string
@@ -115,8 +149,7 @@ class Kube:
     def get(self, obj_ref: Obj) -> Obj | None:
         res = resource_for(obj_ref)
         try:
-            return request_json(
-                self._api,
+            return self._call(
                 "GET",
                 res.path(obj_ref["metadata"].get("namespace"), obj_ref["metadata"]["name"]),
             )
@@ -126,8 +159,7 @@ class Kube:
             raise
 
     def list_objects(self, res: Resource, namespace: str, label_selector: str) -> list[Obj]:
-        out = request_json(
-            self._api,
+        out = self._call(
             "GET",
             res.collection_path(namespace),
             query=[("labelSelector", label_selector)],
@@ -141,8 +173,7 @@ class Kube:
     def delete(self, obj: Obj) -> None:
         res = resource_for(obj)
         try:
-            request_json(
-                self._api,
+            self._call(
                 "DELETE",
                 res.path(obj["metadata"].get("namespace"), obj["metadata"]["name"]),
                 body={"propagationPolicy": "Background"},
@@ -152,8 +183,7 @@ class Kube:
                 raise
 
     def list_events(self, namespace: str, field_selector: str) -> list[Obj]:
-        out = request_json(
-            self._api,
+        out = self._call(
             "GET",
             f"/api/v1/namespaces/{namespace}/events",
             query=[("fieldSelector", field_selector)],
@@ -162,8 +192,7 @@ class Kube:
         return items
 
     def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
-        out = request_json(
-            self._api,
+        out = self._call(
             "GET",
             f"/api/v1/namespaces/{namespace}/pods",
             query=[("labelSelector", label_selector)],
@@ -176,20 +205,43 @@ class Kube:
         path = (
             f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}/status"
         )
-        return request_json(
-            self._api,
+        return self._call(
             "PATCH",
             path,
             body={"status": status},
             content_type="application/merge-patch+json",
         )
 
-    def has_api(self, group_version: str, plural: str) -> bool:
-        """Whether the server serves ``plural`` in ``group_version`` (e.g. ServiceMonitors)."""
+    def remove_finalizer(
+        self, group: str, version: str, plural: str, meta: Obj, finalizer: str
+    ) -> None:
+        """Drop one finalizer from a custom resource (guarded by a test op: no lost update)."""
+        finalizers = list(meta.get("finalizers") or [])
+        if finalizer not in finalizers:
+            return
+        index = finalizers.index(finalizer)
+        path = f"/apis/{group}/{version}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+        ops = [
+            {"op": "test", "path": f"/metadata/finalizers/{index}", "value": finalizer},
+            {"op": "remove", "path": f"/metadata/finalizers/{index}"},
+        ]
+        self._call("PATCH", path, body=ops, content_type="application/json-patch+json")
+
+    def get_path(self, path: str) -> Obj | None:
+        """GET any path; None on 404."""
         try:
-            out = request_json(self._api, "GET", f"/apis/{group_version}")
+            return self._call("GET", path)
         except ApiException as exc:
             if exc.status == 404:
-                return False
+                return None
             raise
-        return any(r.get("name") == plural for r in out.get("resources", []))
+
+    def create_path(self, path: str, body: Obj, *, leader_call: bool = False) -> Obj:
+        return self._call("POST", path, body=body, leader_call=leader_call)
+
+    def replace_path(self, path: str, body: Obj, *, leader_call: bool = False) -> Obj:
+        """PUT: optimistic concurrency through ``metadata.resourceVersion`` in the body."""
+        return self._call("PUT", path, body=body, leader_call=leader_call)
+
+    def merge_patch_path(self, path: str, body: Obj) -> Obj:
+        return self._call("PATCH", path, body=body, content_type="application/merge-patch+json")

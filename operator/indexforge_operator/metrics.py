@@ -30,6 +30,23 @@ READY = Gauge(
     ["namespace", "name"],
 )
 
+LEADER = Gauge(
+    "indexforge_operator_leader",
+    "1 while this replica holds the leader Lease (only the leader writes).",
+)
+API_REQUESTS = Counter(
+    "indexforge_operator_api_requests",
+    "Requests reconcile passes sent to the API server (watches not included).",
+)
+CACHED_OBJECTS = Gauge(
+    "indexforge_operator_cached_objects",
+    "Child objects held in the watch cache.",
+)
+QUEUE_DEPTH = Gauge(
+    "indexforge_operator_queue_depth",
+    "IndexForges waiting for a reconcile pass.",
+)
+
 
 def record_pass(
     *, namespace: str, name: str, seconds: float, writes: int, pruned: int, ready: bool

@@ -1,38 +1,54 @@
-"""One reconcile pass: read -> build -> apply -> prune -> observe -> status.
+"""One reconcile pass: read (cache) -> build -> apply what drifted -> prune -> status.
 
-Kept free of kopf so it can be driven by tests and by ``indexforge render`` alike; the kopf
-handlers in ``handlers.py`` only adapt their arguments to this function.
+Kept free of kopf: the live children come in as a ``ChildView`` (a snapshot of the watch
+cache), so unit tests drive a pass with plain dicts and ``indexforge render`` shares the
+builders. A pass asks the API server only for what the cache cannot answer (an object it
+does not hold, a user's Secret, scheduling failures) and writes only what differs.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from indexforge_operator import decisions, ownership, secret_store, status
 from indexforge_operator.builders import build_all, entry_url
+from indexforge_operator.children import ChildView, cached_form, child_key, controller_uid
+from indexforge_operator.compare import drift
 from indexforge_operator.conditions import Condition, flips, merge_conditions
-from indexforge_operator.kube import FIELD_MANAGER, RESOURCES, Kube
+from indexforge_operator.kube import Kube, error_message
 from indexforge_operator.naming import LABEL_COMPONENT, Names, instance_selector
 from indexforge_operator.spec import IndexForgeSpec
 
 Obj = dict[str, Any]
 PAUSED_ANNOTATION = "indexforge.io/paused"
+# Added by operator versions that ran a kopf daemon per CR. Nothing needs it now: children go
+# by ownerReference GC and PVCs by the StatefulSets' retention policy, so it is removed.
+LEGACY_FINALIZER = "kopf.zalando.org/KopfFinalizerMarker"
+GROUP, VERSION, PLURAL = "indexforge.io", "v1alpha1", "indexforges"
 WORKLOAD_KINDS = ("Deployment", "StatefulSet")
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Outcome:
-    """What a pass did and the status it computed; events are (type, reason, message)."""
+    """What a pass did and the status it computed; events are (type, reason, message).
 
-    status: Obj
+    ``status`` is None when there is nothing to report (the CR is being deleted).
+    ``failures`` are (reason, message) of objects not applied: the pass is retried later.
+    """
+
+    status: Obj | None
     writes: int = 0
     pruned: list[str] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 def is_paused(body: Obj) -> bool:
@@ -44,50 +60,92 @@ def _selector(names: Names) -> str:
     return ",".join(f"{k}={v}" for k, v in instance_selector(names).items())
 
 
-def _our_entry(obj: Obj | None) -> Obj | None:
-    """This operator's managedFields entry: it moves only when our apply changed something."""
-    if obj is None:
-        return None
-    for entry in obj["metadata"].get("managedFields") or []:
-        if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply":
-            return dict(entry)
-    return None
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 
 
-def apply_all(kube: Kube, desired: list[Obj]) -> int:
-    """Server-side apply each object; returns how many our applies actually changed.
+def redact(message: str, obj: Obj) -> str:
+    """The server's message without any value of the Secret it is about.
 
-    An apply whose result equals the live object is not persisted by the API server, so an
-    unchanged CR costs requests but no writes. Changes are judged by our field manager's
-    entry, not resourceVersion, which controllers (status, HPA scaling) also move.
+    Quoted parts other than the object's name and data keys go too: the server quotes invalid
+    values, and a value may be any fragment of a generated config.
     """
-    changed = 0
+    if obj.get("kind") != "Secret":
+        return message
+    data = obj.get("data") or {}
+    for encoded in data.values():
+        for value in (encoded, base64.b64decode(encoded).decode(errors="replace")):
+            if value:
+                message = message.replace(value, "<redacted>")
+    allowed = {obj["metadata"]["name"], *data}
+
+    def keep_known(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(0)[1:-1] in allowed else '"<redacted>"'
+
+    return _QUOTED.sub(keep_known, message)
+
+
+def conflict(obj: Obj, live: Obj, owner_uid: str) -> tuple[str, str] | None:
+    """NameConflict when the object exists under another controller (or none): never take it."""
+    owner = controller_uid(live)
+    if owner == owner_uid:
+        return None
+    holder = "another controller" if owner else "nothing (created by hand?)"
+    return (
+        "NameConflict",
+        f"{ownership.describe(obj)} already exists and is controlled by {holder}; left "
+        "untouched — rename this IndexForge or remove that object",
+    )
+
+
+@dataclass
+class Applied:
+    writes: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def apply_changed(kube: Kube, view: ChildView, desired: list[Obj], owner_uid: str) -> Applied:
+    """Apply each desired object that drifted from its live copy; one failure stops nothing.
+
+    An object the cache does not hold is looked up once: it may exist without our label (a
+    foreign object of the same name) or the cache may not have caught up with our last write.
+    """
+    result = Applied()
     for obj in desired:
-        before = _our_entry(kube.get(obj))
-        after = _our_entry(kube.apply(obj))
-        if before is None or before != after:
-            changed += 1
-    return changed
+        live = view.live(obj)
+        try:
+            if live is None:
+                fresh = kube.get(obj)
+                live = None if fresh is None else cached_form(fresh)
+            if live is not None:
+                clash = conflict(obj, live, owner_uid)
+                if clash is not None:
+                    result.failures.append(clash)
+                    continue
+            reason = drift(obj, live)
+            if reason is None:
+                continue
+            log.debug("apply %s: %s", ownership.describe(obj), reason)
+            kube.apply(obj)
+            result.writes += 1
+        except ApiException as exc:
+            message = redact(error_message(exc), obj)
+            result.failures.append(("ApplyFailed", f"{ownership.describe(obj)}: {message}"))
+    return result
 
 
-def prune(
-    kube: Kube, names: Names, desired: list[Obj], owner_uid: str, *, monitoring: bool
-) -> list[str]:
-    live: list[Obj] = []
-    for res in RESOURCES:
-        if res.api_version.startswith("monitoring.coreos.com") and not monitoring:
-            continue
-        live.extend(kube.list_objects(res, names.namespace, _selector(names)))
-    doomed = ownership.prune_candidates(live, desired, owner_uid)
+def prune(kube: Kube, view: ChildView, desired: list[Obj], owner_uid: str) -> list[str]:
+    """Delete our children the spec no longer wants (only those carrying our ownerReference)."""
+    wanted = {child_key(o) for o in desired}
+    doomed = [o for o in view.owned_by(owner_uid) if child_key(o) not in wanted]
     for obj in doomed:
         kube.delete(obj)
     return [ownership.describe(o) for o in doomed]
 
 
-def workload_states(kube: Kube, desired: list[Obj]) -> list[status.WorkloadState]:
+def workload_states(view: ChildView, desired: list[Obj]) -> list[status.WorkloadState]:
     floors = status.autoscaled_minimums(desired)
     return [
-        status.workload_state(obj, kube.get(obj), minimum=floors.get(obj["metadata"]["name"], 0))
+        status.workload_state(obj, view.live(obj), minimum=floors.get(obj["metadata"]["name"], 0))
         for obj in desired
         if obj["kind"] in WORKLOAD_KINDS
     ]
@@ -98,7 +156,7 @@ def observe(
 ) -> list[Condition]:
     problems: dict[str, tuple[str, str]] = {}
     ml_state = next((s for s in states if s.component == "ml"), None)
-    if spec.ml.gpu.enabled and ml_state is not None and not ml_state.available:
+    if spec.ml.gpu.enabled and ml_state is not None and ml_state.exists and not ml_state.available:
         pods = kube.list_pods(names.namespace, f"{LABEL_COMPONENT}=ml,{_selector(names)}")
         events = kube.list_events(
             names.namespace, "involvedObject.kind=Pod,reason=FailedScheduling"
@@ -110,43 +168,58 @@ def observe(
     return status.component_conditions(states, problems)
 
 
-def reconcile(kube: Kube, body: Obj, *, now: str) -> Outcome:
+def _invalid(body: Obj, exc: ValidationError, *, now: str) -> Outcome:
+    # Admission normally stops these; a CR stored before a schema change can still get here.
     meta = body["metadata"]
+    generation = int(meta.get("generation", 0))
+    previous = (body.get("status") or {}).get("conditions") or []
+    first = str(exc).splitlines()[0]
+    cond = Condition("Ready", "False", "InvalidSpec", first)
+    return Outcome(
+        status={
+            "observedGeneration": generation,
+            "phase": "Degraded",
+            "conditions": merge_conditions(previous, [cond], now=now, generation=generation),
+        },
+        events=[("Warning", "InvalidSpec", first)],
+        failures=[("InvalidSpec", first)],
+    )
+
+
+def reconcile(
+    kube: Kube, body: Obj, *, view: ChildView, prometheus_operator: bool, now: str
+) -> Outcome:
+    meta = body["metadata"]
+    if LEGACY_FINALIZER in (meta.get("finalizers") or []):
+        kube.remove_finalizer(GROUP, VERSION, PLURAL, meta, LEGACY_FINALIZER)
+    if meta.get("deletionTimestamp"):
+        return Outcome(status=None)  # garbage collection removes the children
     names = Names(meta["name"], meta["namespace"])
     generation = int(meta.get("generation", 0))
     previous = (body.get("status") or {}).get("conditions") or []
     try:
         spec = IndexForgeSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
-        # Admission normally stops these; a CR stored before a schema change can still get here.
-        cond = Condition("Ready", "False", "InvalidSpec", str(exc).splitlines()[0])
-        return Outcome(
-            status={
-                "observedGeneration": generation,
-                "phase": "Degraded",
-                "conditions": merge_conditions(previous, [cond], now=now, generation=generation),
-            },
-            events=[("Warning", "InvalidSpec", str(exc).splitlines()[0])],
-        )
+        return _invalid(body, exc, now=now)
 
-    monitoring = kube.has_api("monitoring.coreos.com/v1", "servicemonitors")
-    mode = decisions.monitoring_mode(spec, prometheus_operator=monitoring)
-    errors = secret_store.problems(kube, spec, names, prometheus_operator=monitoring)
-    secrets = secret_store.load_or_create(kube, names, spec)
+    mode = decisions.monitoring_mode(spec, prometheus_operator=prometheus_operator)
+    errors = secret_store.problems(kube, spec, names, prometheus_operator=prometheus_operator)
+    secrets = secret_store.load_or_create(kube, names, spec, view=view)
     desired = [
         ownership.with_owner(obj, body)
-        for obj in build_all(spec, names, secrets=secrets, prometheus_operator=monitoring)
+        for obj in build_all(spec, names, secrets=secrets, prometheus_operator=prometheus_operator)
     ]
     outcome = Outcome(status={})
     paused = is_paused(body)
     if not paused:
-        outcome.writes = apply_all(kube, desired)
-        outcome.pruned = prune(kube, names, desired, meta["uid"], monitoring=monitoring)
-    states = workload_states(kube, desired)
+        applied = apply_changed(kube, view, desired, meta["uid"])
+        outcome.writes, outcome.failures = applied.writes, applied.failures
+        outcome.pruned = prune(kube, view, desired, meta["uid"])
+    states = workload_states(view, desired)
     summary = status.summarize(
         observe(kube, spec, names, states),
         paused=paused,
-        errors=errors,
+        errors=[*outcome.failures, *errors],
         monitoring=(*decisions.mode_message(mode), mode != "Disabled"),
     )
     conditions = merge_conditions(previous, summary.conditions, now=now, generation=generation)
@@ -164,6 +237,7 @@ def reconcile(kube: Kube, body: Obj, *, now: str) -> Outcome:
     outcome.events.extend(
         status.transition_events(flips(previous, conditions), first_pass=not previous)
     )
+    outcome.events.extend(("Warning", reason, message) for reason, message in outcome.failures)
     if outcome.pruned:
         outcome.events.append(("Normal", "Pruned", f"deleted {', '.join(outcome.pruned)}"))
     return outcome

@@ -11,6 +11,7 @@ import secrets as token_source
 from typing import Any
 
 from indexforge_operator import decisions, generated
+from indexforge_operator.children import ChildView
 from indexforge_operator.kube import Kube
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
@@ -24,17 +25,36 @@ def _secret_ref(namespace: str, name: str) -> dict[str, Any]:
     }
 
 
-def _data(kube: Kube, namespace: str, name: str) -> dict[str, str] | None:
-    live = kube.get(_secret_ref(namespace, name))
+def _data(
+    kube: Kube, namespace: str, name: str, view: ChildView | None = None
+) -> dict[str, str] | None:
+    """A Secret's data from the cache when it holds it, else from the API server.
+
+    The cache may lag right after a create; asking the server then is what keeps a generated
+    key from being generated twice.
+    """
+    ref = _secret_ref(namespace, name)
+    live = view.live(ref) if view is not None else None
+    if live is None:
+        live = kube.get(ref)
     return None if live is None else dict(live.get("data") or {})
 
 
-def load_or_create(kube: Kube, names: Names, spec: IndexForgeSpec) -> generated.GeneratedSecrets:
+def load_or_create(
+    kube: Kube, names: Names, spec: IndexForgeSpec, *, view: ChildView | None = None
+) -> generated.GeneratedSecrets:
     """Stored values where they exist, fresh random tokens for whatever is missing."""
-    current = generated.from_secret_data(
-        consumers=_data(kube, names.namespace, names.gateway_consumers),
-        grafana=_data(kube, names.namespace, names.grafana_admin),
+    consumers = (
+        _data(kube, names.namespace, names.gateway_consumers, view)
+        if (generated.required_consumers(spec))
+        else None
     )
+    grafana = (
+        _data(kube, names.namespace, names.grafana_admin, view)
+        if (generated.needs_grafana_password(spec))
+        else None
+    )
+    current = generated.from_secret_data(consumers=consumers, grafana=grafana)
     return generated.complete(spec, current=current, token=lambda: token_source.token_urlsafe(32))
 
 

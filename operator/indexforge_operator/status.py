@@ -169,7 +169,8 @@ def summarize(
         degraded = Condition("Degraded", "False", "AsExpected", "no problems detected")
 
     if not_ready or errors:
-        first = (not_ready[0].reason, not_ready[0].message) if not_ready else errors[0]
+        # A problem users must fix says more than "replicas not ready", which it often causes.
+        first = errors[0] if errors else (not_ready[0].reason, not_ready[0].message)
         ready = Condition("Ready", "False", first[0], first[1])
     else:
         ready = Condition("Ready", "True", "AllComponentsAvailable", "every component is available")
