@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 
 from tests.cluster import certs, objects
 from tests.cluster.tools import CONTROL_PLANE_TOOLS, REPO_ROOT, tool_path
-from tests.procs import ProcessBook, StartupError, free_port
+from tests.procs import ProcessBook, StartupError, free_port, pid_alive
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".cluster"
 STAGES_FILE = Path(__file__).resolve().parent / "kwok-stages.yaml"
@@ -114,7 +115,7 @@ def component_commands(state: Path, ports: Ports) -> dict[str, list[str]]:
             "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
             "DefaultStorageClass,DefaultTolerationSeconds,PodSecurity,ResourceQuota,"
             "StorageObjectInUseProtection,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,"
-            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicy,OwnerReferencesPermissionEnforcement",
             "--allow-privileged=true",
             "--profiling=false",
             "--v=1",
@@ -307,6 +308,33 @@ def start_extra(
     marker = " ".join(argv[1:3]) if len(argv) > 2 else argv[0]
     proc = book.spawn(name, argv, marker=marker, env={**os.environ, **(env or {})})
     return proc.pid
+
+
+def restart_apiserver(state: Path, *, pause_s: float = 0.0, timeout_s: float = 60.0) -> None:
+    """Stop the kube-apiserver (SIGTERM), stay down ``pause_s``, start it again on its port.
+
+    For chaos tests: clients must ride out the outage on their own.
+    """
+    book = ProcessBook(state)
+    pid = book.running().get("kube-apiserver")
+    if pid is None:
+        raise ClusterError("no kube-apiserver of this control plane is running")
+    os.kill(pid, signal.SIGTERM)
+    end = time.monotonic() + 30
+    while pid_alive(pid) and time.monotonic() < end:
+        time.sleep(0.1)
+    if pid_alive(pid):
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(pause_s)
+    ports = Ports(**book.record["ports"])
+    book.spawn("kube-apiserver", component_commands(state, ports)["kube-apiserver"])
+    ctx = _admin_ssl_context(state / "pki")
+    book.wait(
+        "kube-apiserver /readyz",
+        lambda: _http_ok(f"{book.record['server']}/readyz", ctx),
+        deadline=time.monotonic() + timeout_s,
+        watch=["kube-apiserver"],
+    )
 
 
 def down(state: Path = DEFAULT_STATE_DIR, *, grace_s: float = 10.0) -> list[str]:

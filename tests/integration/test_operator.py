@@ -18,7 +18,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from indexforge_operator.naming import Names
-from tests.conftest import REPO_ROOT, RESYNC_SECONDS, kubectl
+from tests.conftest import REACTION_SECONDS, REPO_ROOT, kubectl
+from tests.operator_runner import OperatorProcess
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator_process")]
@@ -142,14 +143,29 @@ def test_sample_reaches_ready_with_every_child_and_ml_on_the_gpu_node(
         assert node.metadata.labels.get("nvidia.com/gpu.present") == "true"
 
 
-def test_unchanged_cr_resync_writes_nothing(api_client, ready_instance: tuple[str, Names]) -> None:
-    namespace, _ = ready_instance
-    time.sleep(RESYNC_SECONDS)  # let the post-Ready status settle
+def test_a_no_op_pass_sends_no_request_and_writes_nothing(
+    api_client, operator_process: OperatorProcess, ready_instance: tuple[str, Names]
+) -> None:
+    """A child event triggers a pass; with nothing drifted it answers from the watch cache."""
+    namespace, names = ready_instance
+    time.sleep(3)  # let the post-Ready status settle
     before = _children_versions(api_client, namespace)
     ours_before = _our_field_entries(api_client, namespace)
     cr_before = _cr(api_client, namespace, "demo")["metadata"]["resourceVersion"]
-    time.sleep(RESYNC_SECONDS * 3 + 1)  # at least two resync passes
-    # Objects only we write: resourceVersion must not move at all.
+    passes = operator_process.metric("indexforge_operator_reconciles_total")
+    requests = operator_process.metric("indexforge_operator_api_requests_total")
+    # A label that is not ours: a watch event for the child, but no drift.
+    apps = client.AppsV1Api(api_client)
+    apps.patch_namespaced_deployment(
+        names.component("excel"), namespace, {"metadata": {"labels": {"team": "search"}}}
+    )
+    wait_for(
+        lambda: operator_process.metric("indexforge_operator_reconciles_total") > passes,
+        timeout=REACTION_SECONDS,
+        what="a pass triggered by the child's watch event",
+    )
+    time.sleep(2)
+    assert operator_process.metric("indexforge_operator_api_requests_total") == requests
     assert _children_versions(api_client, namespace) == before
     # Workloads are also written by controllers (status, HPA scale): our entry must not move.
     assert _our_field_entries(api_client, namespace) == ours_before
@@ -169,7 +185,7 @@ def test_deleted_deployment_is_restored(api_client, ready_instance: tuple[str, N
             return False
         return dep.metadata.uid != old_uid
 
-    wait_for(recreated, timeout=RESYNC_SECONDS * 10, what="api Deployment recreated")
+    wait_for(recreated, timeout=REACTION_SECONDS, what="api Deployment recreated")
 
 
 def test_hand_scaled_deployment_is_reverted(api_client, ready_instance: tuple[str, Names]) -> None:
@@ -180,7 +196,7 @@ def test_hand_scaled_deployment_is_reverted(api_client, ready_instance: tuple[st
     apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": want + 3}})
     wait_for(
         lambda: apps.read_namespaced_deployment(name, namespace).spec.replicas == want,
-        timeout=RESYNC_SECONDS * 10,
+        timeout=REACTION_SECONDS,
         what=f"{name} scaled back to {want}",
     )
 
@@ -197,7 +213,7 @@ def test_edited_kong_config_secret_is_restored(
     core.patch_namespaced_secret(secret_name, namespace, {"data": {key: tampered}})
     wait_for(
         lambda: core.read_namespaced_secret(secret_name, namespace).data[key] == original[key],
-        timeout=RESYNC_SECONDS * 10,
+        timeout=REACTION_SECONDS,
         what="Kong config Secret restored",
     )
 
@@ -335,7 +351,7 @@ def test_paused_cr_makes_no_writes_until_resumed(
 
     excel = names.component("excel")
     apps.delete_namespaced_deployment(excel, namespace)
-    time.sleep(RESYNC_SECONDS * 3)
+    time.sleep(5)
     with pytest.raises(ApiException) as err:
         apps.read_namespaced_deployment(excel, namespace)
     assert err.value.status == 404  # paused: drift is left alone
@@ -343,7 +359,7 @@ def test_paused_cr_makes_no_writes_until_resumed(
     kubectl(kubeconfig, "-n", namespace, "annotate", "indexforge/demo", "indexforge.io/paused-")
     wait_for(
         lambda: apps.read_namespaced_deployment(excel, namespace),
-        timeout=RESYNC_SECONDS * 10,
+        timeout=REACTION_SECONDS,
         what="excel Deployment restored after resume",
     )
     _wait_ready(api_client, namespace, "demo")
@@ -371,7 +387,7 @@ def test_missing_sentry_secret_degrades_until_it_exists(
 
 
 def test_generated_keys_never_reach_status_events_or_logs(
-    api_client, operator_process: Path, ready_instance: tuple[str, Names]
+    api_client, operator_process: OperatorProcess, ready_instance: tuple[str, Names]
 ) -> None:
     namespace, names = ready_instance
     core = client.CoreV1Api(api_client)
@@ -387,7 +403,7 @@ def test_generated_keys_never_reach_status_events_or_logs(
     events_text = json.dumps(
         [e.message for e in core.list_namespaced_event(namespace).items], default=str
     )
-    log_text = operator_process.read_text(errors="replace")
+    log_text = operator_process.log_path.read_text(errors="replace")
     for key in keys:
         assert key not in status_text
         assert key not in events_text
@@ -395,12 +411,12 @@ def test_generated_keys_never_reach_status_events_or_logs(
 
 
 def test_operator_exports_reconcile_metrics(
-    operator_process: Path, ready_instance: tuple[str, Names]
+    operator_process: OperatorProcess, ready_instance: tuple[str, Names]
 ) -> None:
     import urllib.request
 
     namespace, _ = ready_instance
-    url = (operator_process.parent / "metrics-url").read_text()
+    url = operator_process.metrics_url
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
     samples = {

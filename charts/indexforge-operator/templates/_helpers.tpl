@@ -57,9 +57,13 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{/*
-indexforge-operator.namespacedRules: what the operator does inside a watched namespace.
-Children are written with server-side apply (create/patch), read back (get/list) and pruned
-(delete); pods and events are only read (GPU scheduling failures). No wildcards.
+indexforge-operator.namespacedRules: exactly what the operator's code does inside a watched
+namespace (operator/indexforge_operator/permissions.py is the list; a test compares both).
+Children: watched into the cache (list/watch), read when missing from it (get), written with
+server-side apply (create/patch), pruned (delete). Secrets are watched unfiltered because a
+CR may reference one (the Sentry DSN). Pods and Events are listed only to explain a GPU
+shortage; Events are posted and aggregated (create/patch). indexforges/finalizers update is
+what blockOwnerDeletion on the children's ownerReferences needs. No wildcards.
 */}}
 {{- define "indexforge-operator.namespacedRules" -}}
 - apiGroups: [indexforge.io]
@@ -67,35 +71,32 @@ Children are written with server-side apply (create/patch), read back (get/list)
   verbs: [get, list, watch, patch]
 - apiGroups: [indexforge.io]
   resources: [indexforges/status]
-  verbs: [get, patch]
+  verbs: [patch]
+- apiGroups: [indexforge.io]
+  resources: [indexforges/finalizers]
+  verbs: [update]
 - apiGroups: [""]
   resources: [events]
-  verbs: [get, list, watch, create, patch]
-- apiGroups: [events.k8s.io]
-  resources: [events]
-  verbs: [create, patch]
+  verbs: [list, create, patch]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch]
+  verbs: [list]
 - apiGroups: [""]
-  resources: [serviceaccounts, secrets, configmaps, services, persistentvolumeclaims]
-  verbs: [get, list, create, patch, delete]
-- apiGroups: [rbac.authorization.k8s.io]
-  resources: [roles, rolebindings]
-  verbs: [get, list, create, patch, delete]
+  resources: [serviceaccounts, secrets, configmaps, services]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [networking.k8s.io]
   resources: [networkpolicies]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [statefulsets, deployments]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules]
-  verbs: [get, list, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 {{- end -}}
