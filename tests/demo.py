@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests import operator_identity
 from tests.cluster import controlplane, tools
 from tests.procs import free_port
 
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     _kubectl(kcfg, "apply", "--server-side", "-f", str(CRD))
     _kubectl(kcfg, "wait", "--for=condition=Established", "crd/indexforges.indexforge.io")
     bin_dir = Path(sys.executable).parent
+    operator_identity.install_rbac(kcfg)
+    identity = operator_identity.service_account_kubeconfig(kcfg, state / "operator-kubeconfig")
     controlplane.start_extra(
         state,
         "operator",
@@ -62,9 +65,13 @@ def main(argv: list[str] | None = None) -> int:
             "--metrics-port",
             str(free_port()),
         ],
-        env={"KUBECONFIG": str(kcfg), "INDEXFORGE_RESYNC_SECONDS": "15"},
+        # As installed: the chart's ServiceAccount and RBAC, a Lease for leader election.
+        env={
+            "KUBECONFIG": str(identity),
+            "INDEXFORGE_LEADER_ELECTION_NAMESPACE": operator_identity.NAMESPACE,
+        },
     )
-    print("operator started (log: .cluster/logs/operator.log)")
+    print("operator started as its ServiceAccount (log: .cluster/logs/operator.log)")
 
     applied_at = time.monotonic()
     _kubectl(kcfg, "apply", "-f", str(SAMPLE))
