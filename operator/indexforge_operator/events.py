@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from indexforge_operator.kube import Kube, NotLeader
 
@@ -88,7 +89,7 @@ class EventRecorder:
                 event_body(involved, kind=kind, reason=reason, message=message, now=now, name=name),
             )
             self._remember(key, name, 1)
-        except (ApiException, OSError, NotLeader) as exc:
+        except (ApiException, OSError, HTTPError, NotLeader) as exc:
             log.warning("event %s/%s not posted: %s", kind, reason, getattr(exc, "reason", exc))
 
     def _remember(self, key: tuple[str, str, str, str], name: str, count: int) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from indexforge_operator.kube import Kube
 
@@ -63,6 +64,7 @@ class LeaderElector:
     _observed: Obj | None = None
     _observed_at: float = 0.0
     _last_renew: float = field(default=0.0)
+    _held: Obj | None = None  # the Lease as our last write left it: renew without a GET
 
     def _observe(self, spec: Obj) -> None:
         key = (spec.get("holderIdentity"), spec.get("renewTime"))
@@ -87,22 +89,45 @@ class LeaderElector:
 
     def step(self) -> bool:
         """Try to acquire or renew once; returns whether this replica leads afterwards."""
+        now = self.clock()
         try:
             ok = self._try()
-        except (ApiException, OSError) as exc:
+        except (ApiException, OSError, HTTPError) as exc:
+            # Unreachable or erroring API server: keep leading until the renew deadline, which
+            # ends before the lease does, so nobody else can have started writing yet.
             log.warning("leader election: %s", getattr(exc, "reason", exc))
-            ok = False
-        now = self.clock()
+            if self.leading and now - self._last_renew >= self.config.renew_deadline:
+                log.warning("leader election: could not renew for %.0fs; stepping down",
+                            now - self._last_renew)  # fmt: skip
+                self.leading, self._held = False, None
+            return self.leading
         if ok:
             self._last_renew = now
-            self.leading = True
-        elif self.leading and now - self._last_renew >= self.config.renew_deadline:
-            log.warning("leader election: could not renew for %.0fs; stepping down",
-                        now - self._last_renew)  # fmt: skip
-            self.leading = False
+        else:
+            self._held = None  # another replica holds a valid Lease: step down at once
+        self.leading = ok
         return self.leading
 
+    def _renew_held(self) -> bool | None:
+        """Renew from the Lease our last write returned (one request, not two); None when
+        that is not possible and a fresh read is needed."""
+        if not (self.leading and self._held):
+            return None
+        lease = self._held
+        lease["spec"] = self._record(lease.get("spec") or {})
+        try:
+            self._held = self.kube.replace_path(self.config.path, lease, leader_call=True)
+        except ApiException as exc:
+            self._held = None
+            if exc.status in (404, 409):  # changed under us: read it again
+                return None
+            raise
+        return True
+
     def _try(self) -> bool:
+        renewed = self._renew_held()
+        if renewed is not None:
+            return renewed
         lease = self.kube.get_path(self.config.path)
         if lease is None:
             body = {
@@ -111,7 +136,7 @@ class LeaderElector:
                 "metadata": {"name": self.config.name, "namespace": self.config.namespace},
                 "spec": self._record(None),
             }
-            self.kube.create_path(self.config.collection, body, leader_call=True)
+            self._held = self.kube.create_path(self.config.collection, body, leader_call=True)
             return True
         spec = lease.get("spec") or {}
         self._observe(spec)
@@ -126,7 +151,7 @@ class LeaderElector:
             return False
         lease["spec"] = self._record(spec)
         try:
-            self.kube.replace_path(self.config.path, lease, leader_call=True)
+            self._held = self.kube.replace_path(self.config.path, lease, leader_call=True)
         except ApiException as exc:
             if exc.status == 409:  # someone else renewed or took it first
                 return False
@@ -144,5 +169,5 @@ class LeaderElector:
                 lease["spec"]["holderIdentity"] = ""
                 lease["spec"]["leaseDurationSeconds"] = 1
                 self.kube.replace_path(self.config.path, lease, leader_call=True)
-        except (ApiException, OSError) as exc:
+        except (ApiException, OSError, HTTPError) as exc:
             log.warning("leader election: release failed: %s", getattr(exc, "reason", exc))
