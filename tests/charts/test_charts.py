@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from hack import charts as generator
+from tests import admission_cases
 from tests.charts.helmtools import (
     KUBE_VERSION,
     OPERATOR_CHART,
@@ -216,6 +217,29 @@ def test_static_chart_rejects_what_the_crd_rejects(
     out = helm("template", "demo", str(STATIC_CHART), "--kube-version", KUBE_VERSION,
                "-f", str(path), check=False)  # fmt: skip
     assert message in out, out[-2000:]
+
+
+HELM_BAD = [c for c in admission_cases.BAD if c.helm]
+
+
+@pytest.mark.parametrize("case", HELM_BAD, ids=[c.id for c in HELM_BAD])
+def test_static_chart_rejects_bad_syntax_like_admission(
+    case: admission_cases.Case, tmp_path: Path
+) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(case.spec))
+    out = helm("template", "demo", str(STATIC_CHART), "--kube-version", KUBE_VERSION,
+               "-f", str(path), check=False)  # fmt: skip
+    assert case.message in out, out[-2000:]
+
+
+@pytest.mark.parametrize("case", admission_cases.GOOD, ids=[c.id for c in admission_cases.GOOD])
+def test_static_chart_accepts_what_admission_accepts(
+    case: admission_cases.Case, tmp_path: Path
+) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(case.spec))
+    assert _render(STATIC_CHART, path)
 
 
 @pytest.mark.parametrize("release", ["9lives", "x" * 41, "a.b"])

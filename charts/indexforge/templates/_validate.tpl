@@ -26,5 +26,82 @@ bounds, enums and patterns.
 {{- $ip := $gw.ipRestriction -}}
 {{- if and $ip.enabled (not (or $ip.allow $ip.deny)) }}{{ $errors = append $errors "ipRestriction needs at least one allow or deny entry when enabled" }}{{ end -}}
 {{- if and $gw.tls.enabled (not $gw.tls.secretName) }}{{ $errors = append $errors "tls.secretName is required when enabled" }}{{ end -}}
+{{- /* IPs and CIDRs (the CRD's isIP()/isCIDR()): IPv4 completely; IPv6 only its prefix length,
+       Helm has no address parser (the CRD and `indexforge render` check the rest). */ -}}
+{{- $octet := "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])" -}}
+{{- $v4 := printf "^%s(\\.%s){3}(/(3[0-2]|[12]?[0-9]))?$" $octet $octet -}}
+{{- $v6 := "^[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?$" -}}
+{{- range $field := list "allow" "deny" -}}
+{{- range $i, $a := (get $ip $field | default list) -}}
+{{- if not (or (regexMatch $v4 $a) (regexMatch $v6 $a)) }}{{ $errors = append $errors (printf "gateway.ipRestriction.%s[%d]: must be an IP address or a CIDR, e.g. 192.168.1.1, 10.0.0.0/8 or 2001:db8::/32" $field $i) }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- /* Label keys, node-selector keys, toleration keys and resource names: qualified names. */ -}}
+{{- range $path, $map := dict "ml.gpu.nodeSelector" $gpu.nodeSelector "monitoring.serviceMonitor.labels" $spec.monitoring.serviceMonitor.labels -}}
+{{- range $key, $_ := ($map | default dict) -}}
+{{- if ne (include "indexforge.validate.qualifiedName" $key) "ok" }}{{ $errors = append $errors (printf "%s: key %q: every key must be a qualified name%s" $path $key (include "indexforge.validate.qualifiedNameRule" .)) }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- range $i, $t := $gpu.tolerations -}}
+{{- if and (hasKey $t "key") (ne (include "indexforge.validate.qualifiedName" $t.key) "ok") }}{{ $errors = append $errors (printf "ml.gpu.tolerations[%d].key: must be a qualified name%s" $i (include "indexforge.validate.qualifiedNameRule" .)) }}{{ end -}}
+{{- end -}}
+{{- range $line := include "indexforge.validate.resources" (list $spec "") | trim | splitList "\n" -}}
+{{- if $line }}{{ $errors = append $errors $line }}{{ end -}}
+{{- end -}}
 {{- if $errors }}{{ fail (printf "invalid values (IndexForge spec):\n  - %s" (join "\n  - " $errors)) }}{{ end -}}
+{{- end -}}
+
+{{/*
+indexforge.validate.qualifiedName: "ok" when the string is a Kubernetes qualified name (the
+CRD's rule: an optional DNS-subdomain prefix of at most 253 characters and '/', then a name of
+at most 63 characters).
+*/}}
+{{- define "indexforge.validate.qualifiedName" -}}
+{{- $pattern := "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$" -}}
+{{- if and (regexMatch $pattern .) (le (len (splitList "/" . | initial | join "/")) 253) }}ok{{ end -}}
+{{- end -}}
+
+{{- define "indexforge.validate.qualifiedNameRule" -}}
+: an optional DNS subdomain prefix of at most 253 characters and '/', then at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit (e.g. app.kubernetes.io/name)
+{{- end -}}
+
+{{/*
+indexforge.validate.resources (list node path): one line per `resources` block anywhere under
+node whose request exceeds its limit (compared as quantities), or with a bad resource name.
+*/}}
+{{- define "indexforge.validate.resources" -}}
+{{- $path := index . 1 -}}
+{{- range $key, $value := index . 0 -}}
+{{- if and (eq $key "resources") (kindIs "map" $value) -}}
+{{- $requests := $value.requests | default dict -}}
+{{- $limits := $value.limits | default dict -}}
+{{- range $name := concat (keys $requests) (keys $limits) | uniq | sortAlpha -}}
+{{- if ne (include "indexforge.validate.qualifiedName" $name) "ok" }}
+{{ $path }}resources: key {{ $name | quote }}: every key must be a qualified name{{ include "indexforge.validate.qualifiedNameRule" . }}
+{{- end -}}
+{{- end -}}
+{{- $over := list -}}
+{{- range $name, $request := $requests -}}
+{{- if hasKey $limits $name -}}
+{{- $limit := index $limits $name -}}
+{{- /* float64 with a relative margin: 1000m and 1, 1Gi and 1024Mi are equal */ -}}
+{{- if gt (float64 (include "indexforge.quantity" $request)) (mulf (float64 (include "indexforge.quantity" $limit)) 1.000000001) -}}
+{{- $over = append $over (printf "resources.requests.%s (%s) must be less than or equal to resources.limits.%s (%s)" $name $request $name $limit) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if $over }}
+{{ $path }}resources: {{ join "; " $over }}
+{{- end -}}
+{{- else if kindIs "map" $value -}}
+{{- include "indexforge.validate.resources" (list $value (printf "%s%s." $path $key)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* indexforge.quantity: a Kubernetes quantity (the spec's forms) as a float ("1.5Gi"). */}}
+{{- define "indexforge.quantity" -}}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
+{{- $scale := dict "" 1.0 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0 -}}
+{{- mulf (float64 $number) (index $scale (trimPrefix $number .)) -}}
 {{- end -}}
