@@ -62,7 +62,9 @@ def check_ip_or_cidr(text: str) -> str:
 # '/', then a name of at most 63 characters. The regex bounds the name; CEL and Python check
 # the prefix length (the position of the only '/').
 
-_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+# `[.]`, not an escaped dot: the pattern is embedded in a CEL string literal, where `\.` is an
+# invalid escape, and in Helm template strings.
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 QUALIFIED_NAME_PATTERN = rf"^({_DNS_SUBDOMAIN}/)?[A-Za-z0-9]([-A-Za-z0-9_.]{{0,61}}[A-Za-z0-9])?$"
 QUALIFIED_NAME_MAX = 253 + 1 + 63
 QUALIFIED_NAME_MESSAGE = (
@@ -106,17 +108,18 @@ REQUESTS_WITHIN_LIMITS_RULE = (
     "!has(self.requests) || !has(self.limits)"
     f" || size({_over('self.requests', 'self.limits')}) == 0"
 )
-# Names each offending resource with both values, sorted so the message is stable.
+# Names the first offending resource (sorted, so the message is stable) with both values. Only
+# one: join() over a computed list has no cost bound, and the API server refuses the rule.
 REQUESTS_WITHIN_LIMITS_MESSAGE_EXPRESSION = (
     f"{_over('self.requests', 'self.limits')}.sort().map(k, 'resources.requests.' + k + ' ('"
     " + self.requests[k] + ') must be less than or equal to resources.limits.' + k + ' ('"
-    " + self.limits[k] + ')').join('; ')"
+    " + self.limits[k] + ')')[0]"
 )
 REQUESTS_WITHIN_LIMITS_MESSAGE = "resources.requests must be less than or equal to resources.limits"
 
 
 def requests_over_limits(requests: Mapping[str, str], limits: Mapping[str, str]) -> str | None:
-    """The message the CRD's messageExpression produces, or None when every request fits."""
+    """The CRD's messageExpression (the first offending resource), or None when all fit."""
     over = sorted(
         k
         for k, value in requests.items()
@@ -124,8 +127,8 @@ def requests_over_limits(requests: Mapping[str, str], limits: Mapping[str, str])
     )
     if not over:
         return None
-    return "; ".join(
+    k = over[0]
+    return (
         f"resources.requests.{k} ({requests[k]}) must be less than or equal to "
         f"resources.limits.{k} ({limits[k]})"
-        for k in over
     )

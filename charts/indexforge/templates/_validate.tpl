@@ -57,7 +57,7 @@ CRD's rule: an optional DNS-subdomain prefix of at most 253 characters and '/', 
 at most 63 characters).
 */}}
 {{- define "indexforge.validate.qualifiedName" -}}
-{{- $pattern := "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$" -}}
+{{- $pattern := "^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$" -}}
 {{- if and (regexMatch $pattern .) (le (len (splitList "/" . | initial | join "/")) 253) }}ok{{ end -}}
 {{- end -}}
 
@@ -67,7 +67,8 @@ at most 63 characters).
 
 {{/*
 indexforge.validate.resources (list node path): one line per `resources` block anywhere under
-node whose request exceeds its limit (compared as quantities), or with a bad resource name.
+node whose request exceeds its limit (compared as quantities; the first such resource in name
+order, like the CRD's message), or with a bad resource name.
 */}}
 {{- define "indexforge.validate.resources" -}}
 {{- $path := index . 1 -}}
@@ -91,7 +92,7 @@ node whose request exceeds its limit (compared as quantities), or with a bad res
 {{- end -}}
 {{- end -}}
 {{- if $over }}
-{{ $path }}resources: {{ join "; " $over }}
+{{ $path }}resources: {{ first $over }}
 {{- end -}}
 {{- else if kindIs "map" $value -}}
 {{- include "indexforge.validate.resources" (list $value (printf "%s%s." $path $key)) -}}
