@@ -214,3 +214,12 @@ def test_ip_restriction_entries_are_ips_or_cidrs(field: str) -> None:
     items = gateway["ipRestriction"]["properties"][field]["items"]
     assert [e["rule"] for e in items["x-kubernetes-validations"]] == ["isIP(self) || isCIDR(self)"]
     assert items["maxLength"] <= 64  # keeps the rule's cost estimate small
+
+
+def test_cel_string_literals_have_no_backslash_escapes() -> None:
+    # "\." is an invalid escape in a CEL string literal: the API server refuses the whole CRD.
+    # Regexes inside rules use character classes ("[.]") instead.
+    for path, node in _walk(spec_schema()):
+        for entry in node.get("x-kubernetes-validations", []):
+            for key in ("rule", "messageExpression"):
+                assert "\\" not in entry.get(key, ""), f"{path}: {entry[key]!r}"
