@@ -101,6 +101,14 @@ kopf.index(
 )(index_crd)
 
 
+def _count(index: kopf.Index[str, Any]) -> float:
+    """Objects in an index, read from the metrics thread while the loop may be updating it."""
+    try:
+        return float(sum(len(store) for store in list(index.values())))
+    except RuntimeError:  # changed size during iteration: the next scrape gets it
+        return float("nan")
+
+
 # -- lifecycle ------------------------------------------------------------------------------
 @kopf.on.startup()
 async def start(
@@ -136,7 +144,7 @@ async def start(
         timing=timing_from_env(),
         leading=leading,
     )
-    metrics.CACHED_OBJECTS.set_function(lambda: sum(len(s) for s in children.values()))
+    metrics.CACHED_OBJECTS.set_function(lambda: _count(children))
     metrics.QUEUE_DEPTH.set_function(lambda: len(controller.queue))
     elector = LeaderElector(kube, lease) if lease else None
     memo.controller = controller

@@ -138,8 +138,9 @@ def test_labels_and_selectors(case: tuple[Path, Path | None]) -> None:
 def test_operator_rbac_clusterwide_has_no_wildcards() -> None:
     objs = _render(OPERATOR_CHART, None)
     roles = [o for o in objs if o["kind"] in ("ClusterRole", "Role")]
-    assert [r["kind"] for r in roles] == ["ClusterRole"]
-    for rule in roles[0]["rules"]:
+    # The ClusterRole, and the leader-election Role on Leases in the release namespace.
+    assert [r["kind"] for r in roles] == ["ClusterRole", "Role"]
+    for rule in roles[0]["rules"] + roles[1]["rules"]:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field], rule
     granted = {
@@ -159,7 +160,8 @@ def test_operator_rbac_namespaced_has_no_cluster_wide_secrets() -> None:
     ]  # fmt: skip
     roles = {o["metadata"]["namespace"]: o for o in objs if o["kind"] == "Role"}
     bindings = {o["metadata"]["namespace"] for o in objs if o["kind"] == "RoleBinding"}
-    assert set(roles) == bindings == {"team-a", "team-b"}
+    release_ns = next(o for o in objs if o["kind"] == "Deployment")["metadata"]["namespace"]
+    assert set(roles) == bindings == {"team-a", "team-b", release_ns}  # + leader election
     env = next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["spec"]
     variables = {e["name"]: e.get("value") for e in env["containers"][0]["env"]}
     assert variables["INDEXFORGE_WATCH_NAMESPACES"] == "team-a,team-b"
@@ -168,7 +170,9 @@ def test_operator_rbac_namespaced_has_no_cluster_wide_secrets() -> None:
 def test_operator_deployment_shape() -> None:
     objs = _render(OPERATOR_CHART, None)
     dep = next(o for o in objs if o["kind"] == "Deployment")
-    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
+    # Two replicas electing a leader; a rollout never has zero (a standby takes over).
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"

@@ -213,7 +213,7 @@ def test_operator_chart_install_with_indexforge(
     assert _all_ready(api_client, namespace, name, expected=1)
     operator: Any = client.AppsV1Api(api_client).read_namespaced_deployment(
         f"{release}-indexforge-operator", namespace)  # fmt: skip
-    assert operator.status.ready_replicas == 1
+    assert operator.status.ready_replicas == 2  # leader + standby (leader election)
     FIGURES["operator_children"] = sum(len(v) for k, v in
                                        _leftovers(api_client, namespace, name).items()
                                        if k != "PersistentVolumeClaim")  # fmt: skip
