@@ -97,10 +97,8 @@ def service_account_kubeconfig(
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "cluster", "cluster": cluster_spec}],
-        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
-        "contexts": [
-            {"name": "operator", "context": {"cluster": "cluster", "user": SERVICE_ACCOUNT}}
-        ],
+        "users": [{"name": service_account, "user": {"token": token}}],
+        "contexts": [{"name": "op", "context": {"cluster": "cluster", "user": service_account}}],
         "current-context": "op",
     }
     out.write_text(json.dumps(sa_config, indent=2))

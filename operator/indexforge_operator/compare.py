@@ -72,7 +72,12 @@ def trim(live: Obj, *, keep_data: bool = False) -> Obj:
 
 
 def _is_empty(value: Any) -> bool:
-    return value is None or value == {} or value == []
+    """Go's zero values: the API server omits them (omitempty), so absent means equal."""
+    return value is None or (not isinstance(value, bool | int | float) and value in ({}, [], ""))
+
+
+def _is_zero(value: Any) -> bool:
+    return _is_empty(value) or value is False or (type(value) is int and value == 0)
 
 
 def _quantity_equal(a: Any, b: Any) -> bool:
@@ -119,8 +124,8 @@ def _diff(desired: Any, live: Any, path: str, key: str, parent: str) -> str | No
             return None if _is_empty(desired) and _is_empty(live) else path
         for k, v in desired.items():
             if k not in live:
-                if _is_empty(v):
-                    continue  # the server drops empty values (omitempty)
+                if _is_zero(v):
+                    continue  # the server drops zero values (omitempty)
                 return f"{path}.{k}"
             found = _diff(v, live[k], f"{path}.{k}", k, key)
             if found:

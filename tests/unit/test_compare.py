@@ -145,3 +145,13 @@ def test_every_built_object_matches_its_own_served_form() -> None:
     secrets = complete(spec, current=GeneratedSecrets(), token=lambda: "k")
     for obj in build_all(spec, Names("x", "ns"), secrets=secrets, prometheus_operator=False):
         assert compare.drift(obj, compare.trim(copy.deepcopy(obj))) is None, obj["metadata"]["name"]
+
+
+def test_zero_values_the_server_omits_are_not_drift_but_non_zero_are() -> None:
+    desired = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+               "spec": {"publishNotReadyAddresses": False, "clusterIP": "None"}}  # fmt: skip
+    live = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+            "spec": {"clusterIP": "None", "ports": []}}  # fmt: skip
+    assert compare.drift(desired, live) is None
+    desired["spec"]["publishNotReadyAddresses"] = True
+    assert compare.drift(desired, live) == "spec.publishNotReadyAddresses"
