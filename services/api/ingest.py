@@ -1,11 +1,16 @@
 """Ingestion jobs: (workbook -> Excel processor) -> embeddings -> Weaviate, in batches.
 
-A job runs as a task of the API process, at most `ingest_concurrency` at once; it inherits
-the request's context, so its calls to the Excel processor and the ML service continue the
-upload's trace and carry its correlation id. Nothing half-written survives a failure: if a
-batch fails, every object of the document written so far is deleted; if Weaviate itself is
-what failed, the delete is retried in the background until it succeeds. The search cache is
-invalidated whenever a job changed what is stored.
+Only texts not stored yet are embedded and added; rows whose text is already stored join
+that object (`content.py`). Document ids come from the upload's content, so a file
+uploaded again is the same document and its job changes nothing.
+
+A job runs as a task of the API process, at most `ingest_concurrency` at once; it
+inherits the request's context, so its calls to the Excel processor and the ML service
+continue the upload's trace and carry its correlation id. Nothing half-written survives a
+failure: if a batch of a new document fails, every reference of the document written so
+far is removed (a failed re-upload of a stored document leaves it as it was); if Weaviate
+itself is what failed, the removal is retried in the background until it succeeds. The
+search cache is invalidated whenever a job changed what is stored.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from opentelemetry import trace
 
 from ..common.cache import Cache
 from ..common.tabular import Record
+from .content import ContentWriter
 from .jobs import JobStore
 from .metrics import ApiMetrics
 from .settings import ApiSettings
@@ -47,6 +53,7 @@ class Ingestor:
         settings: ApiSettings,
         *,
         store: WeaviateStore,
+        writer: ContentWriter,
         jobs: JobStore,
         cache: Cache,
         metrics: ApiMetrics,
@@ -56,6 +63,7 @@ class Ingestor:
     ) -> None:
         self.settings = settings
         self.store = store
+        self.writer = writer
         self.jobs = jobs
         self.cache = cache
         self.metrics = metrics
@@ -98,12 +106,14 @@ class Ingestor:
         ):
             async with self._slots:
                 await self.jobs.update(job, status="processing", stage="reading")
-                writing = False  # from the first batch on, a failure must roll back
+                writing = False  # from the first batch of a new document on, roll back
                 try:
                     records = prepared.records or await self._read_workbook(prepared)
+                    stored_before = await self._stored(document_id)
                     await self.jobs.update(job, records=len(records), stage="writing")
-                    writing = True
-                    written = await self._write(document_id, prepared, records)
+                    writing = not stored_before
+                    written, added = await self._write(document_id, prepared, records)
+                    await self._register(document_id, prepared, len(records))
                 except IngestFailed as exc:
                     await self._fail(job, prepared, exc, wrote=writing)
                     return
@@ -117,7 +127,9 @@ class Ingestor:
                     shutdown = IngestFailed("shutdown", "the API shut down while the job ran")
                     await asyncio.shield(self._fail(job, prepared, shutdown, wrote=writing))
                     raise
-                await self.jobs.update(job, status="completed", stage=None, written=written)
+                await self.jobs.update(
+                    job, status="completed", stage=None, written=written, added=added
+                )
                 self.metrics.jobs.labels(prepared.kind, "completed").inc()
                 self.metrics.records.inc(written)
                 await self.cache.invalidate_tags(SEARCH_TAG)
@@ -183,30 +195,56 @@ class Ingestor:
             vectors.extend(response.json()["embeddings"])
         return vectors
 
-    async def _write(self, document_id: str, prepared: Prepared, records: list[Record]) -> int:
-        written = 0
+    async def _stored(self, document_id: str) -> bool:
+        """Is the document already stored (a completed earlier upload of the same file)?"""
+        try:
+            return await self.store.document(document_id) is not None
+        except StoreUnavailable as exc:
+            raise IngestFailed("weaviate_unavailable", str(exc)) from exc
+
+    async def _register(self, document_id: str, prepared: Prepared, records: int) -> None:
+        try:
+            await self.store.put_document(
+                document_id, source=prepared.source, kind=prepared.kind, records=records
+            )
+        except StoreUnavailable as exc:
+            raise IngestFailed("weaviate_unavailable", str(exc)) from exc
+
+    async def _write(
+        self, document_id: str, prepared: Prepared, records: list[Record]
+    ) -> tuple[int, int]:
+        """Write in batches; returns (records written, distinct texts added)."""
+        written = added = 0
         step = self.settings.weaviate_batch_size
         for start in range(0, len(records), step):
-            batch = records[start : start + step]
-            vectors = await self._embed([r.text for r in batch])
             try:
-                await self.store.insert(
+                counts = await self.writer.write(
                     document_id=document_id,
                     source=prepared.source,
                     kind=prepared.kind,
-                    records=batch,
-                    vectors=vectors,
+                    records=records[start : start + step],
+                    embed=self._embed,
                 )
             except StoreUnavailable as exc:
                 raise IngestFailed("weaviate_unavailable", str(exc)) from exc
-            written += len(batch)
-        return written
+            written += counts.records
+            added += counts.added
+        return written, added
 
     # -- rollback ---------------------------------------------------------------------------
 
+    async def remove(self, document_id: str) -> tuple[int, bool]:
+        """Remove a document: its references, objects left unreferenced, its entry.
+
+        Returns the records removed and whether the document was found at all.
+        """
+        removed = await self.writer.remove_document(document_id, max_rows=self.settings.max_rows)
+        entry = await self.store.drop_document(document_id)
+        return removed, bool(removed or entry)
+
     async def _rollback(self, document_id: str) -> None:
         try:
-            removed = await self.store.delete_document(document_id)
+            removed, _ = await self.remove(document_id)
         except StoreUnavailable:
             log.warning("rollback of %s deferred: Weaviate unavailable", document_id)
             self.pending_rollbacks.add(document_id)
@@ -221,7 +259,7 @@ class Ingestor:
             await asyncio.sleep(ROLLBACK_RETRY_SECONDS)
             for document_id in list(self.pending_rollbacks):
                 try:
-                    await self.store.delete_document(document_id)
+                    await self.remove(document_id)
                 except StoreUnavailable:
                     break  # still down; try again later
                 self.pending_rollbacks.discard(document_id)

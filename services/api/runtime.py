@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from ..common.app import ServiceContext
 from ..common.tracing import tracer
 from .consumers import ConsumerCounter, consumer_of
+from .content import ContentWriter
 from .ingest import Ingestor
 from .jobs import JobStore
 from .metrics import ApiMetrics
@@ -33,6 +34,7 @@ class ApiService:
         self.ctx = ctx
         self.metrics = ApiMetrics(ctx.registry)
         self.store = WeaviateStore(settings)
+        self.writer = ContentWriter(self.store)
         self.jobs = JobStore(ctx.cache, ttl=settings.cache_session_ttl_seconds)
         self.excel = self._upstream(
             "Excel processor", settings.excel_url, settings.excel_timeout_seconds
@@ -47,6 +49,7 @@ class ApiService:
         self.ingestor = Ingestor(
             settings,
             store=self.store,
+            writer=self.writer,
             jobs=self.jobs,
             cache=ctx.cache,
             metrics=self.metrics,

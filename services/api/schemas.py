@@ -48,6 +48,11 @@ class Job(BaseModel):
     kind: str
     records: int = Field(description="Records found in the document (known once it is read).")
     written: int = Field(description="Records stored in Weaviate (0 unless completed).")
+    added: int = Field(
+        default=0,
+        description="Distinct texts stored for the first time; a row whose text is already "
+        "stored (in this document or another) joins that object instead.",
+    )
     error: str | None = None
     reason: str | None = Field(
         default=None,
@@ -58,7 +63,26 @@ class Job(BaseModel):
     updated_at: float
 
 
+class RowSpan(BaseModel):
+    sheet: str | None
+    first: int
+    last: int
+
+
+class Reference(BaseModel):
+    """A document holding the hit's text, and the rows (ranges) where it does."""
+
+    document_id: str
+    source: str
+    kind: str
+    rows: list[RowSpan]
+    records: int
+
+
 class Hit(BaseModel):
+    id: str | None = Field(
+        default=None, description="Object id: the same for every row with the same text."
+    )
     document_id: str | None
     source: str | None
     kind: str | None
@@ -68,6 +92,15 @@ class Hit(BaseModel):
     fields: dict[str, JsonScalar]
     distance: float | None = None
     score: float | None = Field(default=None, description="Cosine similarity; higher is closer.")
+    hybrid_score: float | None = Field(
+        default=None, description="Hybrid fusion score (alpha < 1 only); hits are in its order."
+    )
+    references: list[Reference] = Field(
+        default_factory=list,
+        description="Documents and rows holding this text, at most 20 (the first matching "
+        "one is also in document_id/source/kind/sheet/row).",
+    )
+    documents: int = Field(default=0, description="How many documents hold this text.")
 
 
 class DocumentOut(BaseModel):
@@ -75,7 +108,10 @@ class DocumentOut(BaseModel):
     source: str | None
     kind: str | None
     records: int
-    sample: list[Hit] = Field(description="The first records, in sheet/row order.")
+    sample: list[Hit] = Field(
+        description="Its first distinct texts, in the sheet/row order of where each was "
+        "first stored."
+    )
 
 
 class Deleted(BaseModel):
@@ -86,6 +122,8 @@ class Deleted(BaseModel):
 class SearchResponse(BaseModel):
     query: str
     limit: int
+    alpha: float
+    min_score: float
     filters: dict[str, Any]
     results: list[Hit]
     cached: bool

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -29,6 +30,55 @@ class ApiSettings(ServiceSettings):
     )
     weaviate_batch_size: int = Field(default=100, ge=1, le=1000, description="Objects per write.")
     weaviate_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    # Vector index of the collection. Applied when the collection is created (Weaviate
+    # cannot change the index type, efConstruction or maxConnections of an existing one).
+    index_type: Literal["hnsw", "flat", "dynamic"] = Field(
+        default="hnsw",
+        description="hnsw: approximate graph index; flat: exact brute force (fine below "
+        "~100k objects); dynamic: flat until `index_dynamic_threshold` objects, then hnsw "
+        "(needs ASYNC_INDEXING=true on Weaviate).",
+    )
+    index_ef: int = Field(
+        default=-1, ge=-1, le=10_000, description="HNSW query-time ef; -1 lets Weaviate size it."
+    )
+    index_ef_construction: int = Field(
+        default=256, ge=8, le=4096, description="HNSW build-time candidate list size."
+    )
+    index_max_connections: int = Field(
+        default=32, ge=4, le=256, description="HNSW edges per node and layer."
+    )
+    index_dynamic_threshold: int = Field(
+        default=10_000, ge=1, description="Objects at which a dynamic index becomes hnsw."
+    )
+
+    # Ranking defaults; each can be overridden per query.
+    search_alpha: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Weight of vector similarity against BM25 keyword score. 1: rank by "
+        "cosine similarity (keyword matches still join the candidates); below 1: Weaviate "
+        "hybrid fusion.",
+    )
+    search_min_score: float = Field(
+        default=0.25,
+        ge=-1.0,
+        le=1.0,
+        description="Hits whose cosine similarity to the query is lower are not returned.",
+    )
+    search_overfetch: int = Field(
+        default=4,
+        ge=1,
+        le=50,
+        description="Candidates fetched per returned hit from each retriever, re-ranked.",
+    )
+    search_keyword_candidates: bool = Field(
+        default=True,
+        description="At alpha 1, add BM25 matches to the vector index's candidates (they "
+        "are scored by exact cosine similarity too): a row the approximate index misses "
+        "is still found when it shares words with the query.",
+    )
 
     ml_url: str | None = Field(
         default=None,

@@ -1,15 +1,20 @@
-"""Weaviate access: one collection of records (document chunks and table rows).
+"""Weaviate access: one collection of distinct texts, one registry of documents.
 
 The async v4 client talks REST (schema, health) and gRPC (writes, queries). It connects
 lazily and again after a failed connect, so the API starts and stays up while Weaviate is
 down (readiness says so) and recovers without a restart. gRPC reconnect backoff is kept
 short for the same reason; the default grows to two minutes.
 
-The collection is created idempotently at start-up (and re-checked after any failure, in
-case Weaviate came back empty). Its vectorizer is `text2vec-transformers` pointed (by
-Weaviate's own configuration) at the ML service: queries are always vectorized there, and
-objects written without a vector too. Object ids are UUIDv5 of (document, sheet, row), so a
-retried batch overwrites instead of duplicating.
+Both collections are created idempotently at start-up (and re-checked after any failure,
+in case Weaviate came back empty). The records collection's vectorizer is
+`text2vec-transformers` pointed (by Weaviate's own configuration) at the ML service:
+objects written without a vector and text queries are vectorized there. Its object id is
+the content id of the text (`common.identity`), so a text is stored, embedded and indexed
+once however many rows hold it; `refs` says which documents and rows those are
+(`refs.py`). The documents collection has no vectors: one entry per completed upload.
+
+This module has the primitives (fetch, upsert, delete, the three kinds of query);
+`content.py` composes the writes and `ranking.py` the searches.
 """
 
 from __future__ import annotations
@@ -26,43 +31,61 @@ import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, GrpcConfig, Timeout
-from weaviate.classes.query import Filter, MetadataQuery, Sort
+from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
 from weaviate.client import WeaviateAsyncClient
 from weaviate.exceptions import WeaviateBaseError
-from weaviate.util import generate_uuid5
 
-from ..common.tabular import Record
+from . import refs as refs_
+from .index_config import vector_index
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _meta(name: str) -> Property:
-    """A metadata property: exact-match filterable, never embedded."""
+def _meta(name: str, data_type: DataType = DataType.TEXT) -> Property:
+    """A metadata property: exact-match filterable, never embedded, not keyword-searched."""
     return Property(
-        name=name, data_type=DataType.TEXT, skip_vectorization=True, tokenization=Tokenization.FIELD
+        name=name,
+        data_type=data_type,
+        skip_vectorization=True,
+        tokenization=Tokenization.FIELD,
+        index_searchable=False,
     )
 
 
-PROPERTIES = [
-    _meta("document_id"),
-    _meta("source"),
-    _meta("kind"),
-    _meta("sheet"),
-    Property(name="row", data_type=DataType.INT, skip_vectorization=True),
-    Property(name="text", data_type=DataType.TEXT),  # the only vectorized property
-    Property(
-        name="fields",
+def _opaque(name: str) -> Property:
+    """Stored and returned only: neither filterable nor searchable."""
+    return Property(
+        name=name,
         data_type=DataType.TEXT,
         skip_vectorization=True,
         index_filterable=False,
         index_searchable=False,
-    ),
+    )
+
+
+PROPERTIES = [
+    Property(name="text", data_type=DataType.TEXT),  # embedded, and BM25's only property
+    _meta("document_ids", DataType.TEXT_ARRAY),
+    _meta("sources", DataType.TEXT_ARRAY),
+    _meta("kinds", DataType.TEXT_ARRAY),
+    _meta("sheets", DataType.TEXT_ARRAY),
+    # Where the text was first seen: the sort key of a document's sample records.
+    _meta("sheet"),
+    Property(name="row", data_type=DataType.INT, skip_vectorization=True),
+    _opaque("fields"),
+    _opaque("refs"),
 ]
-RETURN_PROPERTIES = ["document_id", "source", "kind", "sheet", "row", "text", "fields"]
-# Weaviate's QUERY_MAXIMUM_RESULTS default: one delete_many removes at most this many.
-DELETE_PAGE = 10_000
+RETURN_PROPERTIES = ["text", "fields", "refs"]
+DOCUMENT_PROPERTIES = [
+    _meta("source"),
+    _meta("kind"),
+    Property(name="records", data_type=DataType.INT),
+]
+KEYWORD_PROPERTIES = ["text"]
+# Weaviate's QUERY_MAXIMUM_RESULTS default: a query returns at most this many objects.
+QUERY_MAXIMUM = 10_000
 WATCHDOG_SECONDS = 0.5
 LIVENESS_TIMEOUT_SECONDS = 1.0
 GRPC_OPTIONS = [
@@ -84,13 +107,14 @@ class SearchFilters:
     sheet: str | None = None
 
     def as_filter(self) -> Any:
+        """Weaviate's pre-filter: each array property on its own (`refs.matching` is exact)."""
         parts = [
-            Filter.by_property(name).equal(value)
+            Filter.by_property(name).contains_any([value])
             for name, value in (
-                ("document_id", self.document_id),
-                ("source", self.source),
-                ("kind", self.kind),
-                ("sheet", self.sheet),
+                ("document_ids", self.document_id),
+                ("sources", self.source),
+                ("kinds", self.kind),
+                ("sheets", self.sheet),
             )
             if value is not None
         ]
@@ -101,32 +125,85 @@ class SearchFilters:
     def key(self) -> list[str | None]:
         return [self.document_id, self.source, self.kind, self.sheet]
 
+    def matching(self, references: Sequence[refs_.Reference]) -> list[refs_.Reference]:
+        return refs_.matching(
+            references,
+            document_id=self.document_id,
+            source=self.source,
+            kind=self.kind,
+            sheet=self.sheet,
+        )
 
-def _hit(obj: Any) -> dict[str, Any]:
-    props = obj.properties
-    distance = obj.metadata.distance if obj.metadata is not None else None
-    try:
-        fields = json.loads(props.get("fields") or "{}")
-    except ValueError:
-        fields = {}
+
+@dataclass
+class StoredObject:
+    """One distinct text as stored: its references, and its vector when asked for."""
+
+    id: str
+    text: str
+    fields: str
+    refs: list[refs_.Reference]
+    vector: Any = None
+    # Filled by queries: cosine distance to the query, and the hybrid fusion score.
+    distance: float | None = None
+    fused: float | None = None
+
+    @property
+    def similarity(self) -> float | None:
+        return None if self.distance is None else 1.0 - float(self.distance)
+
+    def decoded_fields(self) -> dict[str, Any]:
+        try:
+            value = json.loads(self.fields or "{}")
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+
+def content_properties(
+    *, text: str, fields: str, references: Sequence[refs_.Reference]
+) -> dict[str, Any]:
+    """The properties of a records-collection object (filter arrays derived from `refs`)."""
+    first = references[0].first_row() if references else None
     return {
-        "document_id": props.get("document_id"),
-        "source": props.get("source"),
-        "kind": props.get("kind"),
-        "sheet": props.get("sheet") or None,
-        "row": props.get("row"),
-        "text": props.get("text"),
+        "text": text,
         "fields": fields,
-        "distance": distance,
-        # Cosine distance -> similarity in [-1, 1]; higher is closer.
-        "score": None if distance is None else 1.0 - float(distance),
+        "refs": refs_.encode(references),
+        "sheet": first[0] if first else "",
+        "row": first[1] if first else 0,
+        **refs_.filter_properties(references),
     }
+
+
+def _stored(obj: Any, *, with_vector: bool = False) -> StoredObject:
+    props = obj.properties
+    metadata = obj.metadata
+    return StoredObject(
+        id=str(obj.uuid),
+        text=str(props.get("text") or ""),
+        fields=str(props.get("fields") or "{}"),
+        refs=refs_.decode(props.get("refs")),
+        vector=obj.vector if with_vector else None,
+        distance=getattr(metadata, "distance", None) if metadata is not None else None,
+    )
+
+
+def _ids_filter(ids: Sequence[str]) -> Any:
+    return Filter.by_id().contains_any(list(ids))
+
+
+def _and(*filters: Any) -> Any:
+    present = [f for f in filters if f is not None]
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else Filter.all_of(present)
 
 
 class WeaviateStore:
     def __init__(self, settings: ApiSettings) -> None:
         self.settings = settings
         self.collection_name = settings.weaviate_collection
+        self.documents_name = f"{settings.weaviate_collection}Documents"
         url = urlsplit(settings.weaviate_url)
         self._secure = url.scheme == "https"
         self._host = url.hostname or "127.0.0.1"
@@ -155,8 +232,8 @@ class WeaviateStore:
             skip_init_checks=True,
         )
 
-    async def _collection(self) -> Any:
-        """The collection handle, connecting and creating the schema first when needed."""
+    async def _client_ready(self) -> WeaviateAsyncClient:
+        """The connected client, connecting and creating the schema first when needed."""
         if self._client is None or not self._schema_ok:
             async with self._lock:
                 if self._client is None:
@@ -171,24 +248,64 @@ class WeaviateStore:
                     await self._guard(self._ensure_schema(self._client))
                     self._schema_ok = True
         assert self._client is not None
-        return self._client.collections.get(self.collection_name)
+        return self._client
+
+    async def _collection(self) -> Any:
+        return (await self._client_ready()).collections.get(self.collection_name)
+
+    async def _documents(self) -> Any:
+        return (await self._client_ready()).collections.get(self.documents_name)
 
     async def _ensure_schema(self, client: WeaviateAsyncClient) -> None:
-        if await client.collections.exists(self.collection_name):
+        await self._check_layout(client)
+        await self._create(
+            client,
+            self.collection_name,
+            description="IndexForge distinct texts of document chunks and table rows",
+            properties=PROPERTIES,
+            vector_config=Configure.Vectors.text2vec_transformers(
+                source_properties=["text"],
+                vectorize_collection_name=False,
+                vector_index_config=vector_index(self.settings),
+            ),
+        )
+        await self._create(
+            client,
+            self.documents_name,
+            description=f"IndexForge documents whose records are in {self.collection_name}",
+            properties=DOCUMENT_PROPERTIES,
+            vector_config=Configure.Vectors.self_provided(
+                vector_index_config=Configure.VectorIndex.flat()
+            ),
+        )
+
+    async def _check_layout(self, client: WeaviateAsyncClient) -> None:
+        """Refuse a records collection of the one-object-per-row layout (before issue 16).
+
+        Its objects have no references, so serving from it would answer wrongly; a clear
+        error (readiness stays false) is better. Re-index into a new collection name.
+        """
+        if not await client.collections.exists(self.collection_name):
+            return
+        config = await client.collections.get(self.collection_name).config.get()
+        names = {p.name for p in config.properties}
+        missing = {p.name for p in PROPERTIES} - names
+        if missing:
+            raise StoreUnavailable(
+                f"collection {self.collection_name} lacks {sorted(missing)}: it was created "
+                "by an older IndexForge (one object per row); set INDEXFORGE_WEAVIATE_COLLECTION "
+                "to a new name and upload the documents again"
+            )
+
+    async def _create(self, client: WeaviateAsyncClient, name: str, **config: Any) -> None:
+        if await client.collections.exists(name):
             return
         try:
-            await client.collections.create(
-                self.collection_name,
-                description="IndexForge document chunks and table rows",
-                properties=PROPERTIES,
-                vector_config=Configure.Vectors.text2vec_transformers(
-                    source_properties=["text"], vectorize_collection_name=False
-                ),
-            )
-            log.info("created Weaviate collection %s", self.collection_name)
+            await client.collections.create(name, **config)
+            log.info("created Weaviate collection %s", name)
         except WeaviateBaseError:
             # Another replica may have created it between our check and create.
-            if not await client.collections.exists(self.collection_name):
+            if not await client.collections.exists(name):
                 raise
 
     async def _guard(self, call: Awaitable[T]) -> T:
@@ -249,88 +366,158 @@ class WeaviateStore:
             await _close_quietly(self._client)
             self._client = None
 
-    # -- writes -----------------------------------------------------------------------------
+    # -- records collection -------------------------------------------------------------
 
-    async def insert(
-        self,
-        *,
-        document_id: str,
-        source: str,
-        kind: str,
-        records: Sequence[Record],
-        vectors: Sequence[Sequence[float]] | None,
-    ) -> None:
+    async def fetch(self, ids: Sequence[str], *, with_vectors: bool) -> dict[str, StoredObject]:
+        """The stored objects among `ids` (absent ids are simply missing from the answer)."""
+        if not ids:
+            return {}
         collection = await self._collection()
-        objects = [
-            DataObject(
-                uuid=generate_uuid5(f"{document_id}/{r.sheet}/{r.row}"),
-                properties={
-                    "document_id": document_id,
-                    "source": source,
-                    "kind": kind,
-                    "sheet": r.sheet,
-                    "row": r.row,
-                    "text": r.text,
-                    "fields": json.dumps(r.fields, ensure_ascii=False),
-                },
-                vector=list(vectors[i]) if vectors is not None else None,
+        result = await self._guard(
+            collection.query.fetch_objects(
+                filters=_ids_filter(ids),
+                limit=len(ids),
+                include_vector=with_vectors,
+                return_properties=RETURN_PROPERTIES,
             )
-            for i, r in enumerate(records)
-        ]
-        result = await self._guard(collection.data.insert_many(objects))
+        )
+        found = [_stored(o, with_vector=with_vectors) for o in result.objects]
+        return {o.id: o for o in found}
+
+    async def upsert(self, objects: Sequence[DataObject[Any, Any]]) -> None:
+        """Write whole objects (an existing id is replaced)."""
+        collection = await self._collection()
+        result = await self._guard(collection.data.insert_many(list(objects)))
         if result.has_errors:
             first = next(iter(result.errors.values()))
             raise StoreUnavailable(
                 f"Weaviate refused {len(result.errors)} of {len(objects)} objects: {first.message}"
             )
 
-    async def delete_document(self, document_id: str) -> int:
-        """Delete every object of a document; returns how many were removed."""
+    async def delete_ids(self, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
         collection = await self._collection()
-        where = Filter.by_property("document_id").equal(document_id)
-        removed = 0
-        limit = self.settings.max_rows // DELETE_PAGE + 3  # bounded: a document has <= max_rows
-        for _ in range(limit):
-            result = await self._guard(collection.data.delete_many(where=where))
-            removed += int(result.successful)
-            if result.matches < DELETE_PAGE:
-                break
-        return removed
+        result = await self._guard(collection.data.delete_many(where=_ids_filter(ids)))
+        return int(result.successful)
 
-    # -- reads ------------------------------------------------------------------------------
-
-    async def count(self, document_id: str) -> int:
-        collection = await self._collection()
-        where = Filter.by_property("document_id").equal(document_id)
-        result = await self._guard(collection.aggregate.over_all(filters=where, total_count=True))
-        return int(result.total_count or 0)
-
-    async def records(self, document_id: str, *, limit: int) -> list[dict[str, Any]]:
+    async def objects_of_document(
+        self, document_id: str, *, limit: int, with_vectors: bool
+    ) -> list[StoredObject]:
+        """Up to `limit` objects referenced by a document, by where it first held them."""
         collection = await self._collection()
         result = await self._guard(
             collection.query.fetch_objects(
-                filters=Filter.by_property("document_id").equal(document_id),
-                limit=limit,
+                filters=SearchFilters(document_id=document_id).as_filter(),
+                limit=min(limit, QUERY_MAXIMUM),
+                include_vector=with_vectors,
                 sort=Sort.by_property("sheet").by_property("row"),
                 return_properties=RETURN_PROPERTIES,
             )
         )
-        return [_hit(o) for o in result.objects]
+        return [_stored(o, with_vector=with_vectors) for o in result.objects]
 
-    async def search(
-        self, query: str, *, limit: int, filters: SearchFilters
-    ) -> list[dict[str, Any]]:
+    async def object_count(self) -> int:
+        collection = await self._collection()
+        result = await self._guard(collection.aggregate.over_all(total_count=True))
+        return int(result.total_count or 0)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    async def near(
+        self,
+        query: str,
+        vector: Sequence[float] | None,
+        *,
+        limit: int,
+        filters: Any,
+        ids: Sequence[str] | None = None,
+    ) -> list[StoredObject]:
+        """Nearest objects to the query vector (or the query text, vectorized by Weaviate).
+
+        With `ids`, only those objects are compared, by brute force (an allow-list below
+        the index's flat-search cutoff): their exact distances.
+        """
+        collection = await self._collection()
+        where = _and(filters, _ids_filter(ids) if ids else None)
+        common: dict[str, Any] = {
+            "limit": limit,
+            "filters": where,
+            "return_metadata": MetadataQuery(distance=True),
+            "return_properties": RETURN_PROPERTIES,
+        }
+        if vector is not None:
+            call = collection.query.near_vector(near_vector=list(vector), **common)
+        else:
+            call = collection.query.near_text(query=query, **common)
+        result = await self._guard(call)
+        return [_stored(o) for o in result.objects]
+
+    async def keyword(self, query: str, *, limit: int, filters: Any) -> list[StoredObject]:
+        """BM25 matches of the query's words in the text (no vectors involved)."""
         collection = await self._collection()
         result = await self._guard(
-            collection.query.near_text(
+            collection.query.bm25(
                 query=query,
+                query_properties=KEYWORD_PROPERTIES,
                 limit=limit,
-                filters=filters.as_filter(),
-                return_metadata=MetadataQuery(distance=True),
+                filters=filters,
+                return_metadata=MetadataQuery(score=True),
                 return_properties=RETURN_PROPERTIES,
             )
         )
-        return [_hit(o) for o in result.objects]
+        return [_stored(o) for o in result.objects]
+
+    async def hybrid(
+        self,
+        query: str,
+        vector: Sequence[float] | None,
+        *,
+        alpha: float,
+        limit: int,
+        filters: Any,
+    ) -> list[StoredObject]:
+        """Weaviate's fusion of BM25 and vector search (relative scores, weighted by alpha)."""
+        collection = await self._collection()
+        result = await self._guard(
+            collection.query.hybrid(
+                query=query,
+                vector=list(vector) if vector is not None else None,
+                alpha=alpha,
+                fusion_type=HybridFusion.RELATIVE_SCORE,
+                query_properties=KEYWORD_PROPERTIES,
+                limit=limit,
+                filters=filters,
+                return_metadata=MetadataQuery(score=True),
+                return_properties=RETURN_PROPERTIES,
+            )
+        )
+        found = [_stored(o) for o in result.objects]
+        for obj, raw in zip(found, result.objects, strict=True):
+            obj.fused = raw.metadata.score if raw.metadata is not None else None
+        return found
+
+    # -- documents collection ---------------------------------------------------------------
+
+    async def document(self, document_id: str) -> dict[str, Any] | None:
+        documents = await self._documents()
+        obj = await self._guard(documents.query.fetch_object_by_id(document_id))
+        return dict(obj.properties) if obj is not None else None
+
+    async def put_document(self, document_id: str, *, source: str, kind: str, records: int) -> None:
+        documents = await self._documents()
+        properties = {"source": source, "kind": kind, "records": records}
+        result = await self._guard(
+            documents.data.insert_many([DataObject(uuid=document_id, properties=properties)])
+        )
+        if result.has_errors:
+            first = next(iter(result.errors.values()))
+            raise StoreUnavailable(f"Weaviate refused the document entry: {first.message}")
+
+    async def drop_document(self, document_id: str) -> bool:
+        documents = await self._documents()
+        result = await self._guard(documents.data.delete_many(where=_ids_filter([document_id])))
+        return bool(result.successful)
 
 
 def _short(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ bomb, encrypted) and are read later by the Excel processor inside the job.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class Prepared:
     source: str
     records: list[Record]
     workbook: bytes | None = None
+    digest: str = ""  # SHA-256 of what was uploaded: with kind and source, the document's id
 
 
 def safe_name(filename: str | None) -> str:
@@ -156,7 +158,7 @@ def prepare_upload(filename: str | None, data: bytes, settings: ApiSettings) -> 
             check_declared_columns(data, max_columns=settings.max_columns)
         except ExcelRejected as exc:
             raise UploadRejected(exc.status, exc.message) from exc
-        return Prepared(kind, name, [], workbook=data)
+        return Prepared(kind, name, [], workbook=data, digest=sha256(data))
     if binary:
         raise UploadRejected(
             415,
@@ -165,4 +167,8 @@ def prepare_upload(filename: str | None, data: bytes, settings: ApiSettings) -> 
         )
     text = decode_text(data, kind)
     records = text_records(text, settings) if kind == "text" else csv_records(text, settings)
-    return Prepared(kind, name, records)
+    return Prepared(kind, name, records, digest=sha256(data))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 import redis
 
+from indexforge_services.api.ranking import SearchRequest
 from indexforge_services.api.routes.search import cache_key
 from indexforge_services.api.store import SearchFilters
 
@@ -65,7 +66,10 @@ def test_excel_products_end_to_end(
     assert second.headers["X-Cache"] == "hit" and second.json()["cached"] is True
     assert second.json()["results"] == hits
     settings = server.app.state.api_service.settings
-    cached_key = f"{settings.cache_namespace}:v:{cache_key(DRINKS, 3, SearchFilters())}"
+    request = SearchRequest(
+        DRINKS, 3, settings.search_alpha, settings.search_min_score, SearchFilters()
+    )
+    cached_key = f"{settings.cache_namespace}:v:{cache_key(request)}"
     app_cache = redis.Redis.from_url(app_redis.db_url(0))
     assert app_cache.exists(cached_key)
 
@@ -111,9 +115,11 @@ def test_text_and_csv_documents_are_searchable_with_filters(
     assert hit["document_id"] == doc_text and hit["kind"] == "text"
     french = search(client, "a city in France", kind="csv", limit=1).json()["results"][0]
     assert french["fields"] == {"city": "Lyon", "country": "France"} and french["row"] == 3
-    only_text = search(client, "a city in France", document_id=doc_text).json()
+    only_text = search(client, "a city in France", document_id=doc_text, min_score=-1).json()
     assert {h["document_id"] for h in only_text["results"]} == {doc_text}
     assert only_text["filters"] == {"document_id": doc_text}
+    # The lighthouse text is unrelated to French cities: under the relevance floor, nothing.
+    assert search(client, "a city in France", document_id=doc_text).json()["results"] == []
 
 
 def test_weaviate_vectorizes_through_the_ml_service_when_the_api_does_not(

@@ -60,17 +60,17 @@ def test_a_failing_batch_rolls_back_what_was_written(make_api: ApiFactory) -> No
         httpx.Client(base_url=server.url, timeout=60) as c,
     ):
         store = server.app.state.api_service.store
-        real_insert = store.insert
+        real_upsert = store.upsert
         calls = 0
 
-        async def flaky_insert(**kwargs: Any) -> None:
+        async def flaky_upsert(objects: Any) -> None:
             nonlocal calls
             calls += 1
             if calls == 3:  # two batches (4 rows) are already in Weaviate
                 raise StoreUnavailable("simulated failure of the third batch")
-            await real_insert(**kwargs)
+            await real_upsert(objects)
 
-        store.insert = flaky_insert
+        store.upsert = flaky_upsert
         accepted = c.post(
             "/api/v1/documents", files={"file": ("products.xlsx", products_xlsx(), XLSX)}
         )

@@ -12,12 +12,14 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from ...common.errors import describe_validation_errors, error_body
+from ...common.identity import document_id as content_document_id
 from ..ingest import SEARCH_TAG
 from ..jobs import new_job_id
+from ..ranking import hit
 from ..runtime import Api, count_consumer
 from ..schemas import Deleted, DocumentOut, Job, JobAccepted, TextDocument, error_responses
-from ..store import StoreUnavailable
-from ..uploads import Prepared, UploadRejected, prepare_upload, text_records
+from ..store import SearchFilters, StoreUnavailable
+from ..uploads import Prepared, UploadRejected, prepare_upload, sha256, text_records
 
 DOCUMENTS_PATH = "/api/v1/documents"
 SAMPLE_RECORDS = 20
@@ -63,7 +65,8 @@ async def _read_json(request: Request, api: Api) -> Prepared:
         message, _ = describe_validation_errors(exc.errors(include_input=False))
         raise UploadRejected(422, message) from exc
     records = text_records(doc.text, api.settings)
-    return Prepared("text", (doc.source or "text").strip()[:255] or "text", records)
+    source = (doc.source or "text").strip()[:255] or "text"
+    return Prepared("text", source, records, digest=sha256(doc.text.encode()))
 
 
 async def _read_multipart(request: Request, api: Api) -> Prepared:
@@ -104,7 +107,14 @@ async def upload(request: Request, response: Response, api: Api) -> JobAccepted 
             raise UploadRejected(415, ".xlsx uploads are disabled (no Excel processor)")
     except UploadRejected as exc:
         return JSONResponse(error_body(exc.message), status_code=exc.status)
-    job_id, document_id = new_job_id(), str(uuid.uuid4())
+    job_id = new_job_id()
+    # The same file (type, name, bytes) is the same document: uploading it again is a no-op.
+    document_id = content_document_id(
+        api.settings.weaviate_collection,
+        kind=prepared.kind,
+        source=prepared.source,
+        digest=prepared.digest,
+    )
     job = await api.jobs.create(
         job_id, document_id=document_id, source=prepared.source, kind=prepared.kind,
         records=len(prepared.records),
@@ -137,19 +147,24 @@ async def get_job(job_id: JobId, api: Api) -> Job:
 async def get_document(document_id: DocumentId, api: Api) -> DocumentOut:
     doc = str(document_id)
     try:
-        count = await api.store.count(doc)
-        sample = await api.store.records(doc, limit=SAMPLE_RECORDS) if count else []
+        entry = await api.store.document(doc)
+        objects = (
+            await api.store.objects_of_document(doc, limit=SAMPLE_RECORDS, with_vectors=False)
+            if entry is not None
+            else []
+        )
     except StoreUnavailable as exc:
         raise unavailable(exc) from exc
-    if not count:
+    if entry is None:
         raise HTTPException(status_code=404, detail=f"no document {doc}")
-    first = sample[0] if sample else {}
+    only = SearchFilters(document_id=doc)
+    sample = [hit(o, only.matching(o.refs), None) for o in objects if only.matching(o.refs)]
     return DocumentOut.model_validate(
         {
             "id": doc,
-            "source": first.get("source"),
-            "kind": first.get("kind"),
-            "records": count,
+            "source": entry.get("source"),
+            "kind": entry.get("kind"),
+            "records": int(entry.get("records") or 0),
             "sample": sample,
         }
     )
@@ -157,16 +172,16 @@ async def get_document(document_id: DocumentId, api: Api) -> DocumentOut:
 
 @router.delete(
     "/documents/{document_id}",
-    summary="Delete a document and every record of it (invalidates cached searches)",
+    summary="Delete a document: its records go; texts other documents also hold stay",
     responses=error_responses(404, 422, 503),
 )
 async def delete_document(document_id: DocumentId, api: Api) -> Deleted:
     doc = str(document_id)
     try:
-        removed = await api.store.delete_document(doc)
+        removed, found = await api.ingestor.remove(doc)
     except StoreUnavailable as exc:
         raise unavailable(exc) from exc
-    if not removed:
+    if not found:
         raise HTTPException(status_code=404, detail=f"no document {doc}")
     await api.ctx.cache.invalidate_tags(SEARCH_TAG)
     return Deleted(id=doc, deleted=removed)
