@@ -51,6 +51,10 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["INDEXFORGE_LEADER_ELECTION_NAMESPACE"] = args.leader_election_namespace
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.JSON)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    # kopf logs every handler call on every watch event at INFO: thousands of lines per minute
+    # with many CRs. Our own log lines say what a pass did; kopf's warnings still come through.
+    if not args.verbose:
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     assert handlers.GROUP  # the import registers the handlers
     if args.metrics_port:
         prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_address)

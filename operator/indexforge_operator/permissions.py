@@ -59,9 +59,11 @@ def namespaced_rules() -> list[Rule]:
     return rules
 
 
-def cluster_rules() -> list[Rule]:
-    """Cluster-scoped, in every mode: kopf discovers resources by CRDs; integrations too."""
-    return [
+def cluster_rules(*, namespaced: bool = False) -> list[Rule]:
+    """Cluster-scoped: kopf discovers resources by CRDs (integrations too); when watching a
+    list of namespaces, kopf also watches Namespaces to notice one being created or deleted
+    (without that it retries for a minute at start-up before falling back)."""
+    rules = [
         Rule(
             "apiextensions.k8s.io",
             "customresourcedefinitions",
@@ -69,6 +71,11 @@ def cluster_rules() -> list[Rule]:
             "kopf resource discovery; prometheus-operator detection",
         )
     ]
+    if namespaced:
+        rules.append(
+            Rule("", "namespaces", frozenset({"list", "watch"}), "kopf namespace observation")
+        )
+    return rules
 
 
 def leader_election_rules() -> list[Rule]:

@@ -156,7 +156,8 @@ def test_operator_rbac_namespaced_has_no_cluster_wide_secrets() -> None:
     assert len(cluster) == 1
     assert cluster[0]["rules"] == [
         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-         "verbs": ["get", "list", "watch"]}
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     ]  # fmt: skip
     roles = {o["metadata"]["namespace"]: o for o in objs if o["kind"] == "Role"}
     bindings = {o["metadata"]["namespace"] for o in objs if o["kind"] == "RoleBinding"}

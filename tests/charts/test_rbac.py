@@ -65,7 +65,8 @@ def test_cluster_wide_mode_grants_exactly_what_the_code_uses() -> None:
 def test_watch_namespaces_mode_grants_namespaced_rules_per_namespace_only() -> None:
     docs = _render("watchNamespaces={team-a,team-b}")
     cluster = next(iter(_rules(docs, "ClusterRole").values()))
-    assert cluster == permissions.flatten(permissions.cluster_rules()), "no cluster-wide Secrets"
+    expected = permissions.flatten(permissions.cluster_rules(namespaced=True))
+    assert cluster == expected, "no cluster-wide Secrets: " + _diff(cluster, expected)
     for ns in ("team-a", "team-b"):
         roles = _rules(docs, "Role", ns)
         assert list(roles.values()) == [permissions.flatten(permissions.namespaced_rules())], ns
