@@ -1,7 +1,8 @@
 """How a search is answered: candidates, their order, the relevance floor.
 
 alpha = 1 (the default): candidates are the vector index's nearest `limit * overfetch`
-objects plus, unless switched off, BM25's best `limit * overfetch` keyword matches. The
+objects plus, on an approximate index (hnsw, dynamic) and unless switched off, BM25's best
+`limit * overfetch` keyword matches. The
 keyword-only candidates get their exact cosine distance from a second vector query
 restricted to their ids (brute force over an allow-list), so every candidate is ranked by
 exact cosine similarity. Over-fetching widens the approximate index's search; the keyword
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .settings import ApiSettings
 from .store import SearchFilters, StoredObject, WeaviateStore
 
 # A text held by thousands of documents would make every hit of it huge: the first ones
@@ -46,6 +48,12 @@ class SearchRequest:
 class Ranking:
     overfetch: int
     keyword_candidates: bool
+
+    @classmethod
+    def from_settings(cls, settings: ApiSettings) -> Ranking:
+        # A flat index compares every vector: nothing for the keyword arm to rescue.
+        rescue = settings.search_keyword_candidates and settings.index_type != "flat"
+        return cls(overfetch=settings.search_overfetch, keyword_candidates=rescue)
 
 
 def by_similarity(candidates: Sequence[StoredObject]) -> list[StoredObject]:

@@ -1,10 +1,12 @@
 """Recall is measured: the API's top 5 against exact search over what Weaviate stores.
 
-One API (own collection) per corpus, each loaded once for the module through a real CSV
-upload (Excel-free path: API -> ML service -> Weaviate). For every query, the exact top 5
-comes from brute-force cosine over all stored vectors (`recall.ExactIndex`); the API runs
-with its default ranking and index settings and no relevance floor. The catalog queries
-also check relevance: the product a person would expect comes first.
+One API (own collection) per corpus and index type, each loaded once for the module
+through a real CSV upload (Excel-free path: API -> ML service -> Weaviate). For every
+query, the exact top 5 comes from brute-force cosine over all stored vectors
+(`recall.ExactIndex`); the API runs with its default ranking and no relevance floor, on the
+default flat index and on hnsw (where over-fetching and the keyword arm must make up for
+the approximate index). The catalog queries also check relevance: the product a person
+would expect comes first.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .recall import ExactIndex, agreement, embed
 
 FILLER_ROWS = 240  # per corpus; with the catalog, ~250 rows
 K = 5
+INDEX_TYPES = ["flat", "hnsw"]
 
 
 @dataclass
@@ -41,34 +44,36 @@ class Loaded:
 
 
 @pytest.fixture(scope="module")
-def loaded(make_api: ApiFactory) -> Iterator[dict[str, Loaded]]:
+def loaded(make_api: ApiFactory) -> Iterator[dict[tuple[str, str], Loaded]]:
     with ExitStack() as stack:
         pending = []
-        for name in FILLERS:
+        for index_type, name in ((i, n) for i in INDEX_TYPES for n in FILLERS):
             c = corpus(name, FILLER_ROWS)
-            server = stack.enter_context(make_api())
+            server = stack.enter_context(make_api(index_type=index_type))
             client = stack.enter_context(httpx.Client(base_url=server.url, timeout=120))
             accepted = client.post(
                 "/api/v1/documents", files={"file": (f"{name}.csv", c.csv_bytes(), "text/csv")}
             )
             assert accepted.status_code == 202, accepted.text[:300]
-            pending.append((c, server, client, accepted.json()["job_id"]))
+            pending.append((index_type, c, server, client, accepted.json()["job_id"]))
         out = {}
-        for c, server, client, job_id in pending:
+        for index_type, c, server, client, job_id in pending:
             job = wait_job(client, job_id, timeout=600)
             assert job["status"] == "completed", job
-            out[c.name] = Loaded(c, server, client, job)
+            out[index_type, c.name] = Loaded(c, server, client, job)
         yield out
 
 
+@pytest.mark.parametrize("index_type", INDEX_TYPES)
 @pytest.mark.parametrize("name", list(FILLERS))
 def test_api_top5_agrees_with_exact_search(
     name: str,
-    loaded: dict[str, Loaded],
+    index_type: str,
+    loaded: dict[tuple[str, str], Loaded],
     ml_server: ServerThread,
     weaviate_server: WeaviateProcess,
 ) -> None:
-    setup = loaded[name]
+    setup = loaded[index_type, name]
     index = ExactIndex.read(weaviate_server.url, weaviate_server.ports.grpc, setup.collection)
     queries = setup.corpus.queries()
     vectors = embed(ml_server.url, [q for q, _ in queries])
@@ -90,14 +95,15 @@ def test_api_top5_agrees_with_exact_search(
     recall = statistics.mean(o.recall for o in outcomes)
     top1 = statistics.mean(o.top1 for o in outcomes)
     detail = "\n".join(report)
-    assert recall >= 0.95, f"{name}: recall@5 {recall:.3f}\n{detail}"
-    assert top1 >= 0.95, f"{name}: top-1 agreement {top1:.3f}\n{detail}"
+    what = f"{name} on {index_type}"
+    assert recall >= 0.95, f"{what}: recall@5 {recall:.3f}\n{detail}"
+    assert top1 >= 0.95, f"{what}: top-1 agreement {top1:.3f}\n{detail}"
     catalog = sum(1 for _, expected in queries if expected is not None)
-    assert answered >= catalog - 1, f"{name}: {answered}/{catalog} expected first\n{detail}"
+    assert answered >= catalog - 1, f"{what}: {answered}/{catalog} expected first\n{detail}"
 
 
 def test_each_distinct_text_is_stored_once(
-    loaded: dict[str, Loaded], weaviate_server: WeaviateProcess
+    loaded: dict[tuple[str, str], Loaded], weaviate_server: WeaviateProcess
 ) -> None:
     for name, setup in loaded.items():
         rows = setup.corpus.rows

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from indexforge_services.api.content import group_records
 from indexforge_services.api.index_config import vector_index
-from indexforge_services.api.ranking import SearchRequest, by_similarity, hits
+from indexforge_services.api.ranking import Ranking, SearchRequest, by_similarity, hits
 from indexforge_services.api.refs import (
     Reference,
     add_rows,
@@ -162,3 +162,11 @@ def test_out_of_range_search_settings_are_refused(bad: dict[str, object]) -> Non
     with pytest.raises(ValidationError) as info:
         api_settings(**bad)
     assert next(iter(bad)) in str(info.value)
+
+
+def test_the_keyword_arm_only_rescues_approximate_indexes() -> None:
+    assert Ranking.from_settings(api_settings()) == Ranking(4, keyword_candidates=False)
+    hnsw = api_settings(index_type="hnsw", search_overfetch=3)
+    assert Ranking.from_settings(hnsw) == Ranking(3, keyword_candidates=True)
+    off = api_settings(index_type="dynamic", search_keyword_candidates=False)
+    assert Ranking.from_settings(off).keyword_candidates is False

@@ -93,9 +93,7 @@ async def search(
         min_score=settings.search_min_score if min_score is None else min_score,
         filters=SearchFilters(document_id=document_id, source=source, kind=kind, sheet=sheet),
     )
-    ranking = Ranking(
-        overfetch=settings.search_overfetch, keyword_candidates=settings.search_keyword_candidates
-    )
+    ranking = Ranking.from_settings(settings)
 
     async def run() -> dict[str, Any]:
         vector = await query_vector(api, query)
