@@ -34,6 +34,10 @@ class OperatorProcess:
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 
+    def pass_requests(self) -> float:
+        """Requests reconcile passes sent (leader election's Lease renewals left out)."""
+        return self.metric("indexforge_operator_api_requests_total", unless='resource="leases"')
+
     @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -72,12 +76,15 @@ class OperatorProcess:
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text()[-chars:] if self.log_path.exists() else ""
 
-    def metric(self, name: str) -> float:
-        """Sum of a metric's samples (0 when absent) scraped from the running process."""
+    def metric(self, name: str, *, unless: str = "") -> float:
+        """Sum of a metric's samples (0 when absent) scraped from the running process;
+        samples whose labels contain ``unless`` (e.g. 'resource="leases"') are left out."""
         with urllib.request.urlopen(self.metrics_url, timeout=5) as r:
             text = r.read().decode()
         total = 0.0
         for line in text.splitlines():
+            if unless and unless in line:
+                continue
             if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
                 total += float(line.rsplit(" ", 1)[1])
         return total

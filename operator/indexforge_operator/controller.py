@@ -132,7 +132,7 @@ class Controller:
             return
         view = self.children(key[0])
         prometheus_operator = self.prometheus_operator()
-        started, requests = time.monotonic(), self.kube.requests
+        started = time.monotonic()
         try:
             outcome = await asyncio.to_thread(self._pass, key, body, view, prometheus_operator)
         except NotLeader:
@@ -145,8 +145,6 @@ class Controller:
             log.warning("reconcile %s/%s failed: %s; retry in %.0fs", *key, detail, delay)
             self.queue.add_after(key, delay)
             return
-        finally:
-            metrics.API_REQUESTS.inc(self.kube.requests - requests)
         metrics.record_pass(
             namespace=key[0],
             name=key[1],

@@ -15,6 +15,8 @@ from typing import Any
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from indexforge_operator import metrics
+
 FIELD_MANAGER = "indexforge-operator"
 # (connect, read) seconds for every call: a half-open connection must fail a pass, not hang it.
 REQUEST_TIMEOUT: tuple[float, float] = (5.0, 30.0)
@@ -99,6 +101,16 @@ def request_json(
     return dict(json.loads(raw)) if raw else {}
 
 
+def _resource_of(path: str) -> str:
+    """The resource a path addresses ("deployments", "indexforges/status"), for metrics."""
+    parts = path.strip("/").split("/")
+    if "namespaces" in parts and len(parts) > parts.index("namespaces") + 2:
+        parts = parts[parts.index("namespaces") + 2 :]
+    else:
+        parts = parts[2:] if parts[0] == "api" else parts[3:]
+    return "/".join(parts[0:1] + parts[2:3]) if parts else ""
+
+
 class NotLeader(RuntimeError):
     """A write was attempted by a replica that does not hold the leader Lease."""
 
@@ -125,13 +137,14 @@ class Kube:
     ) -> None:
         self._api = api_client
         self._may_write = may_write
-        self.requests = 0  # every call made, for the operator's own metrics and tests
+        self.requests = 0  # every call made (passes and leader election), for tests
 
     def _call(self, method: str, path: str, *, leader_call: bool = False, **kwargs: Any) -> Obj:
         # Leader election itself must write the Lease before this replica leads.
         if method != "GET" and not leader_call and not self._may_write():
             raise NotLeader(f"{method} {path} refused: this replica is not the leader")
         self.requests += 1
+        metrics.API_REQUESTS.labels(verb=method, resource=_resource_of(path)).inc()
         return request_json(self._api, method, path, **kwargs)
 
     def apply(self, obj: Obj, *, field_manager: str = FIELD_MANAGER) -> Obj:

@@ -36,7 +36,9 @@ LEADER = Gauge(
 )
 API_REQUESTS = Counter(
     "indexforge_operator_api_requests",
-    "Requests reconcile passes sent to the API server (watches not included).",
+    "Requests sent to the API server by passes, Events and leader election (kopf's watches "
+    "not included), by HTTP verb and resource.",
+    ["verb", "resource"],
 )
 CACHED_OBJECTS = Gauge(
     "indexforge_operator_cached_objects",

@@ -32,7 +32,12 @@ from tests.waiting import wait_for
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator_process")]
 
 # Cheaper than the sample, still every kind of child: the scale test makes a dozen of them.
-LIGHT = {"monitoring": {"enabled": False}, "api": {"autoscaling": {"enabled": False}}}
+# No GPU: the test cluster's one GPU node has 4 GPUs, and InsufficientGPU is tested elsewhere.
+LIGHT = {
+    "monitoring": {"enabled": False},
+    "api": {"autoscaling": {"enabled": False}},
+    "ml": {"gpu": {"enabled": False}},
+}
 
 
 def _events(api_client, namespace: str, name: str) -> list[Any]:  # type: ignore[no-untyped-def]
