@@ -62,6 +62,3 @@ class ChildView:
 
     def live(self, desired: Obj) -> Obj | None:
         return self.objects.get(child_key(desired))
-
-    def owned_by(self, uid: str) -> list[Obj]:
-        return [o for o in self.objects.values() if controller_uid(o) == uid]

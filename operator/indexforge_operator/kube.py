@@ -171,18 +171,6 @@ class Kube:
                 return None
             raise
 
-    def list_objects(self, res: Resource, namespace: str, label_selector: str) -> list[Obj]:
-        out = self._call(
-            "GET",
-            res.collection_path(namespace),
-            query=[("labelSelector", label_selector)],
-        )
-        items: list[Obj] = out.get("items", [])
-        for item in items:  # list items omit these; callers treat them as full objects
-            item.setdefault("apiVersion", res.api_version)
-            item.setdefault("kind", res.kind)
-        return items
-
     def delete(self, obj: Obj) -> None:
         res = resource_for(obj)
         try:

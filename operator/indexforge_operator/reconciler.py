@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from indexforge_operator import decisions, ownership, secret_store, status
 from indexforge_operator.builders import build_all, entry_url
-from indexforge_operator.children import ChildView, cached_form, child_key, controller_uid
+from indexforge_operator.children import ChildView, cached_form, controller_uid
 from indexforge_operator.compare import drift
 from indexforge_operator.conditions import Condition, flips, merge_conditions
 from indexforge_operator.kube import Kube, error_message
@@ -135,8 +135,7 @@ def apply_changed(kube: Kube, view: ChildView, desired: list[Obj], owner_uid: st
 
 def prune(kube: Kube, view: ChildView, desired: list[Obj], owner_uid: str) -> list[str]:
     """Delete our children the spec no longer wants (only those carrying our ownerReference)."""
-    wanted = {child_key(o) for o in desired}
-    doomed = [o for o in view.owned_by(owner_uid) if child_key(o) not in wanted]
+    doomed = ownership.prune_candidates(list(view.objects.values()), desired, owner_uid)
     for obj in doomed:
         kube.delete(obj)
     return [ownership.describe(o) for o in doomed]
