@@ -42,7 +42,12 @@ class ApiSettings(ServiceSettings):
         "objects, then hnsw (needs ASYNC_INDEXING=true on Weaviate).",
     )
     index_ef: int = Field(
-        default=-1, ge=-1, le=10_000, description="HNSW query-time ef; -1 lets Weaviate size it."
+        default=512,
+        ge=-1,
+        le=10_000,
+        description="HNSW query-time candidate list; -1 lets Weaviate size it (limit x 8, "
+        "100..500). 512 measured recall@5 >= 0.986 on every benchmark corpus; Weaviate's "
+        "sizing gave 0.79-0.99 (HNSW builds differ run to run).",
     )
     index_ef_construction: int = Field(
         default=256, ge=8, le=4096, description="HNSW build-time candidate list size."

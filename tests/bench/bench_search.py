@@ -3,7 +3,8 @@
     python -m tests.bench.bench_search [--filler 1500] [--rounds 3] [--corpora a,b]
 
 Starts a real `weaviate-server` and the ML service (real model) on loopback. For each index
-choice (HNSW with efConstruction 256, the same with a fixed ef of 512, flat) every corpus of
+choice (HNSW with efConstruction 256 and Weaviate's own ef sizing, the same with a fixed ef
+of 512 (the API's hnsw defaults), flat (the API's default index)) every corpus of
 `tests/services/corpora.py` (twelve catalog rows in `filler` adversarial rows) is written
 through the API's own dedup writer into its own collection; a baseline stores one object
 per row, as the API did before issue 16. Then every ranking choice
@@ -56,9 +57,14 @@ K = 5
 # HNSW defaults: the baseline the other choices are compared with.
 PER_ROW = "per-row, hnsw defaults"
 INDEXES: dict[str, dict[str, Any]] = {
-    PER_ROW: {"index_type": "hnsw", "index_ef_construction": 128, "index_max_connections": 32},
-    "hnsw efC256": {"index_type": "hnsw"},
-    "hnsw efC256 ef512": {"index_type": "hnsw", "index_ef": 512},
+    PER_ROW: {
+        "index_type": "hnsw",
+        "index_ef": -1,
+        "index_ef_construction": 128,
+        "index_max_connections": 32,
+    },
+    "hnsw efC256": {"index_type": "hnsw", "index_ef": -1},
+    "hnsw efC256 ef512": {"index_type": "hnsw", "index_ef": 512},  # the API's hnsw defaults
     "flat (API default)": {"index_type": "flat"},
 }
 RANKINGS: dict[str, tuple[float, Ranking]] = {
