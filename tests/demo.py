@@ -49,7 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"control plane ready in {time.monotonic() - started:.1f}s  (export KUBECONFIG={kcfg})")
 
     _kubectl(kcfg, "apply", "--server-side", "-f", str(CRD))
-    _kubectl(kcfg, "wait", "--for=condition=Established", "crd/indexforges.indexforge.io")
+    # Polled: right after the apply the CRD has no status yet, and `kubectl wait` then fails
+    # at once ("conditions accessor error") instead of waiting.
+    jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+    deadline = time.monotonic() + 60
+    while _kubectl(kcfg, "get", "crd/indexforges.indexforge.io", "-o", f"jsonpath={jsonpath}") != (
+        "True"
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit("the IndexForge CRD did not become Established within 60 s")
+        time.sleep(0.25)
     bin_dir = Path(sys.executable).parent
     operator_identity.install_rbac(kcfg)
     identity = operator_identity.service_account_kubeconfig(kcfg, state / "operator-kubeconfig")
