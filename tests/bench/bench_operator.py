@@ -213,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'CRs':>5} {'ready s':>8} {'helm s':>7} {'ratio':>6} {'RSS MB':>7} "
           f"{'req/CR/min':>10} {'ours':>6} {'drift s':>7}")  # fmt: skip
     for r in results:
-        print(f"{r['crs']:>5} {r['all_ready_s']:>8} {r['helm_all_ready_s']:>7} "
-              f"{r['ratio_operator_to_helm']:>6} {r['rss_mb']:>7} "
+        print(f"{r['crs']:>5} {r['all_ready_s']:>8} {r['helm_all_ready_s'] or '-':>7} "
+              f"{r['ratio_operator_to_helm'] or '-':>6} {r['rss_mb']:>7} "
               f"{r['requests_per_cr_per_min']:>10} {r['operator_requests_per_cr_per_min']:>6} "
               f"{r['drift_restored_s']:>7}")  # fmt: skip
     return 0
