@@ -165,7 +165,8 @@ async def stop(memo: Any, **_: Any) -> None:
     for task in tasks:
         task.cancel()
     # The leader task releases the Lease on cancellation: give it a moment to do so.
-    await asyncio.wait(tasks, timeout=5)
+    if tasks:
+        await asyncio.wait(tasks, timeout=5)
 
 
 # -- triggers -------------------------------------------------------------------------------
