@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from tests.cluster.controlplane import kubectl
+
 REPO = Path(__file__).resolve().parents[1]
 INSTALL = REPO / "manifests" / "install.yaml"
 OPERATOR_CHART = REPO / "charts" / "indexforge-operator"
@@ -26,16 +28,6 @@ SERVICE_ACCOUNT = "indexforge-operator"
 # What the operator process needs of the install: identity, RBAC and its namespace.
 IDENTITY_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
                   "RoleBinding")  # fmt: skip
-
-
-def _kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        ["kubectl", f"--kubeconfig={kubeconfig}", *args],
-        input=stdin, capture_output=True, text=True, check=False, timeout=120,
-    )  # fmt: skip
-    if proc.returncode != 0:
-        raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def identity_objects(docs: Iterable[dict[str, Any] | None]) -> list[dict[str, Any]]:
@@ -66,7 +58,7 @@ def install_rbac(
 ) -> None:
     objs = rendered_install(watch_namespaces, service_account=service_account)
     body = json.dumps({"apiVersion": "v1", "kind": "List", "items": objs})
-    _kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts",
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts",
              "--field-manager=indexforge-test", "-f", "-", stdin=body)  # fmt: skip
 
 
@@ -78,7 +70,7 @@ def service_account_kubeconfig(
         {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
          "spec": {"expirationSeconds": seconds}}
     )  # fmt: skip
-    raw = _kubectl(
+    raw = kubectl(
         admin, "create", "--raw",
         f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{service_account}/token",
         "-f", "-", stdin=request,

@@ -79,15 +79,16 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def _kubectl(kcfg: Path, *args: str, stdin: str | None = None) -> str:
-    return controlplane.kubectl(kcfg, *args, stdin=stdin)
+def _apply_all(kcfg: Path, items: list[dict[str, Any]]) -> None:
+    """One `kubectl apply` for many objects (a v1 List)."""
+    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    controlplane.kubectl(kcfg, "apply", "-f", "-", stdin=body)
 
 
 def _namespaces(kcfg: Path, prefix: str, count: int) -> list[str]:
     names = [f"{prefix}-{i}" for i in range(count)]
-    docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in names]
-    _kubectl(kcfg, "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                         "items": docs}))  # fmt: skip
+    _apply_all(kcfg, [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}}
+                      for n in names])  # fmt: skip
     return names
 
 
@@ -104,8 +105,10 @@ def _all_ready(custom: client.CustomObjectsApi, expected: int) -> bool:
 def bench_operator(kcfg: Path, state: Path, count: int, spaces: int, rest: float) -> dict[str, Any]:
     api = config.new_client_from_config(config_file=str(kcfg))  # type: ignore[no-untyped-call]
     idle = _rate_per_minute(state, 30)
-    _kubectl(kcfg, "apply", "--server-side", "-f", str(CRD))
-    _kubectl(kcfg, "wait", "--for=condition=Established", "crd/indexforges.indexforge.io")
+    controlplane.kubectl(kcfg, "apply", "--server-side", "-f", str(CRD))
+    controlplane.kubectl(
+        kcfg, "wait", "--for=condition=Established", "crd/indexforges.indexforge.io"
+    )
     install_rbac(kcfg)
     work = Path(tempfile.mkdtemp(prefix="bench-operator-"))
     identity = service_account_kubeconfig(kcfg, work / "kubeconfig")
@@ -120,8 +123,7 @@ def bench_operator(kcfg: Path, state: Path, count: int, spaces: int, rest: float
             for i in range(count)
         ]  # fmt: skip
         started = time.monotonic()
-        _kubectl(kcfg, "apply", "-f", "-",
-                 stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": crs}))  # fmt: skip
+        _apply_all(kcfg, crs)
         custom = client.CustomObjectsApi(api)
         wait_for(lambda: _all_ready(custom, count), timeout=120 + 15 * count, interval=10,
                  what=f"{count} IndexForges Ready")  # fmt: skip
@@ -161,8 +163,7 @@ def add_nodes(kcfg: Path, stacks: int) -> int:
     measured."""
     count = stacks // 5 + 2
     items = [objects.node(f"kwok-bench-{i}", gpu=False) for i in range(count)]
-    _kubectl(kcfg, "apply", "-f", "-",
-             stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))  # fmt: skip
+    _apply_all(kcfg, items)
     return count
 
 
@@ -181,7 +182,7 @@ def bench_helm(kcfg: Path, count: int, spaces: int) -> dict[str, Any]:
         )  # fmt: skip
     for ns in namespaces:
         for kind in ("deployment", "statefulset"):
-            _kubectl(kcfg, "-n", ns, "rollout", "status", kind, "--timeout=600s")
+            controlplane.kubectl(kcfg, "-n", ns, "rollout", "status", kind, "--timeout=600s")
     return {"releases": count, "all_ready_s": round(time.monotonic() - started, 1)}
 
 
