@@ -100,6 +100,19 @@ def _children_versions(api_client, namespace: str) -> dict[str, str]:  # type: i
     return versions
 
 
+def wait_workloads_gone(api_client, namespace: str, *, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Until no Deployment or StatefulSet is left in the namespace (garbage collection)."""
+    apps = client.AppsV1Api(api_client)
+    wait_for(
+        lambda: (
+            not apps.list_namespaced_deployment(namespace).items
+            and not apps.list_namespaced_stateful_set(namespace).items
+        ),
+        timeout=90,
+        what=what,
+    )
+
+
 @pytest.fixture
 def ready_instance(api_client, kubeconfig: Path, namespace: str) -> tuple[str, Names]:  # type: ignore[no-untyped-def]
     _apply(kubeconfig, _sample(namespace))
@@ -287,7 +300,7 @@ def test_deleting_the_cr_collects_children_and_honours_pvc_policy(
 ) -> None:
     _apply(kubeconfig, _sample(namespace, deletionPolicy=policy))
     _wait_ready(api_client, namespace, "demo")
-    core, apps = client.CoreV1Api(api_client), client.AppsV1Api(api_client)
+    core = client.CoreV1Api(api_client)
     pvcs_before = {
         p.metadata.name for p in core.list_namespaced_persistent_volume_claim(namespace).items
     }
@@ -296,14 +309,7 @@ def test_deleting_the_cr_collects_children_and_honours_pvc_policy(
     client.CustomObjectsApi(api_client).delete_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "demo"
     )
-    wait_for(
-        lambda: (
-            not apps.list_namespaced_deployment(namespace).items
-            and not apps.list_namespaced_stateful_set(namespace).items
-        ),
-        timeout=90,
-        what="children garbage-collected",
-    )
+    wait_workloads_gone(api_client, namespace, what="children garbage-collected")
     if policy == "Retain":
         time.sleep(3)
         left = {

@@ -15,6 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from indexforge_operator.naming import Names
+from indexforge_operator.reconciler import LEGACY_FINALIZER
 from tests.conftest import REACTION_SECONDS, kubectl
 from tests.integration.test_operator import (
     GROUP,
@@ -25,6 +26,7 @@ from tests.integration.test_operator import (
     _cr,
     _sample,
     _wait_ready,
+    wait_workloads_gone,
 )
 from tests.operator_runner import OperatorProcess
 from tests.waiting import wait_for
@@ -255,17 +257,11 @@ def test_deleting_a_cr_while_the_operator_is_down_completes(
     operator_process.stop()
     try:
         kubectl(kubeconfig, "-n", namespace, "delete", "indexforge/gone", "--timeout=30s")
-        apps = client.AppsV1Api(api_client)
-        wait_for(
-            lambda: (
-                not apps.list_namespaced_stateful_set(namespace).items
-                and not apps.list_namespaced_deployment(namespace).items
-            ),
-            timeout=90,
-            what="children garbage-collected without the operator",
+        wait_workloads_gone(
+            api_client, namespace, what="children garbage-collected without the operator"
         )
         legacy = _sample(namespace, name="legacy", **LIGHT)
-        legacy["metadata"]["finalizers"] = ["kopf.zalando.org/KopfFinalizerMarker"]
+        legacy["metadata"]["finalizers"] = [LEGACY_FINALIZER]
         _apply(kubeconfig, legacy)
     finally:
         operator_process.start()
