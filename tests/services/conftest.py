@@ -30,6 +30,7 @@ from fastapi import FastAPI
 
 from indexforge_services.api.app import create_app as create_api_app
 from indexforge_services.api.settings import ApiSettings
+from indexforge_services.api.store import StoreUnavailable
 from indexforge_services.excel.app import create_app as create_excel_app
 from indexforge_services.excel.settings import ExcelSettings
 from indexforge_services.ml.app import create_app
@@ -212,6 +213,32 @@ def wait_job(client: httpx.Client, job_id: str, *, timeout: float = 90.0) -> dic
         return record if record.get("status") in ("completed", "failed") else None
 
     return wait_for(finished, timeout=timeout, interval=0.2, what=f"job {job_id}")
+
+
+class UpsertCalls:
+    """How many batches the store was asked to write while ``failing_upsert`` was active."""
+
+    count = 0
+
+
+@contextmanager
+def failing_upsert(store: Any, *, on_call: int, message: str) -> Iterator[UpsertCalls]:
+    """The store's ``on_call``-th batch write raises StoreUnavailable; the others go through.
+    Restores the real method afterwards."""
+    real_upsert = store.upsert
+    calls = UpsertCalls()
+
+    async def flaky_upsert(objects: Any) -> None:
+        calls.count += 1
+        if calls.count == on_call:
+            raise StoreUnavailable(message)
+        await real_upsert(objects)
+
+    store.upsert = flaky_upsert
+    try:
+        yield calls
+    finally:
+        store.upsert = real_upsert
 
 
 @asynccontextmanager

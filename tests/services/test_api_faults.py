@@ -13,12 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from indexforge_services.api.store import StoreUnavailable
 from tests.procs import free_port
 from tests.stack.weaviate import WeaviateProcess
 from tests.waiting import wait_for
 
-from .conftest import ApiFactory, RedisProcess, ServerThread, metric, wait_job
+from .conftest import ApiFactory, RedisProcess, ServerThread, failing_upsert, metric, wait_job
 from .workbooks import products_xlsx
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -60,23 +59,16 @@ def test_a_failing_batch_rolls_back_what_was_written(make_api: ApiFactory) -> No
         httpx.Client(base_url=server.url, timeout=60) as c,
     ):
         store = server.app.state.api_service.store
-        real_upsert = store.upsert
-        calls = 0
-
-        async def flaky_upsert(objects: Any) -> None:
-            nonlocal calls
-            calls += 1
-            if calls == 3:  # two batches (4 rows) are already in Weaviate
-                raise StoreUnavailable("simulated failure of the third batch")
-            await real_upsert(objects)
-
-        store.upsert = flaky_upsert
-        accepted = c.post(
-            "/api/v1/documents", files={"file": ("products.xlsx", products_xlsx(), XLSX)}
-        )
-        job = wait_job(c, accepted.json()["job_id"])
+        # The 3rd write fails: two batches (4 rows) are already in Weaviate.
+        with failing_upsert(
+            store, on_call=3, message="simulated failure of the third batch"
+        ) as calls:
+            accepted = c.post(
+                "/api/v1/documents", files={"file": ("products.xlsx", products_xlsx(), XLSX)}
+            )
+            job = wait_job(c, accepted.json()["job_id"])
         assert (job["status"], job["reason"]) == ("failed", "weaviate_unavailable"), job
-        assert "third batch" in job["error"] and calls == 3
+        assert "third batch" in job["error"] and calls.count == 3
         assert c.get(f"/api/v1/documents/{job['document_id']}").status_code == 404
         hits = c.get("/api/v1/search", params={"q": "fridge"}).json()["results"]
         assert hits == []

@@ -16,10 +16,9 @@ import pytest
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property
 
-from indexforge_services.api.store import StoreUnavailable
 from tests.stack.weaviate import WeaviateProcess
 
-from .conftest import ApiFactory, ServerThread, wait_job
+from .conftest import ApiFactory, ServerThread, failing_upsert, wait_job
 from .recall import ExactIndex
 
 A = b"""name,description
@@ -136,21 +135,9 @@ def test_a_failed_upload_rolls_back_only_its_own_references(
     a = upload(client, "a.csv", A)
     before = stored(server, weaviate_server)
     store = server.app.state.api_service.store
-    real_upsert = store.upsert
-    calls = 0
-
-    async def flaky_upsert(objects: Any) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:  # B's first batch (umbrella + sunscreen) is written
-            raise StoreUnavailable("simulated failure of the second batch")
-        await real_upsert(objects)
-
-    store.upsert = flaky_upsert
-    try:
+    # The 2nd write fails: B's first batch (umbrella + sunscreen) is already written.
+    with failing_upsert(store, on_call=2, message="simulated failure of the second batch"):
         failed = upload(client, "b.csv", B)
-    finally:
-        store.upsert = real_upsert
     assert (failed["status"], failed["reason"]) == ("failed", "weaviate_unavailable"), failed
     assert stored(server, weaviate_server) == before  # sunscreen gone, A's objects intact
     (umbrella,) = [h for h in hits(client, "umbrella for rain") if "umbrella" in h["text"]]
