@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -75,6 +76,17 @@ class OperatorProcess:
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text()[-chars:] if self.log_path.exists() else ""
+
+    def log_messages(self) -> list[str]:
+        """The ``message`` of every JSON log line (timestamps and other fields left out, so
+        a search for "403" cannot match a microsecond)."""
+        messages = []
+        for line in self.log_tail(10_000_000).splitlines():
+            try:
+                messages.append(str(json.loads(line).get("message", "")))
+            except (ValueError, AttributeError):
+                messages.append(line)  # a traceback or other plain text counts as a message
+        return messages
 
     def metric(self, name: str, *, unless: str = "") -> float:
         """Sum of a metric's samples (0 when absent) scraped from the running process;
