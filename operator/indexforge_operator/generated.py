@@ -1,4 +1,6 @@
-"""Secret values the operator generates once and keeps (Kong consumer keys, Grafana password).
+"""Secret values the operator generates once and keeps: Kong consumer keys, the Grafana
+password, and the internal credentials (gateway-to-service tokens, Redis passwords, the
+Weaviate API key) that authenticate every hop behind the NetworkPolicies.
 
 Builders never generate anything: they receive a `GeneratedSecrets`. The reconciler reads the
 values already stored in the cluster (`from_secret_data`), fills in what is missing
@@ -17,6 +19,15 @@ from .spec import IndexForgeSpec
 
 GRAFANA_USER_KEY = "admin-user"
 GRAFANA_PASSWORD_KEY = "admin-password"
+# Keys of the internal-auth Secret. Gateway tokens are newline-separated, newest first: the
+# services accept every listed token and Kong sends the first, so a rotation can overlap.
+GATEWAY_TOKENS_KEY = "gateway-tokens"
+WEAVIATE_API_KEY_KEY = "weaviate-api-key"
+REDIS_INSTANCES = ("redis-app", "redis-ml")
+
+
+def redis_password_key(instance: str) -> str:
+    return f"{instance}-password"
 
 
 @dataclass(frozen=True)
@@ -25,9 +36,15 @@ class GeneratedSecrets:
 
     consumer_keys: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     grafana_admin_password: str = ""
+    gateway_tokens: tuple[str, ...] = ()
+    redis_passwords: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    weaviate_api_key: str = ""
 
     def __repr__(self) -> str:  # keeps keys out of tracebacks and debug logs
-        return f"GeneratedSecrets(consumers={sorted(self.consumer_keys)}, grafana=<hidden>)"
+        return f"GeneratedSecrets(consumers={sorted(self.consumer_keys)}, values=<hidden>)"
+
+    def redis_password(self, instance: str) -> str:
+        return self.redis_passwords.get(instance, "")
 
 
 def required_consumers(spec: IndexForgeSpec) -> list[str]:
@@ -50,7 +67,16 @@ def complete(
     password = current.grafana_admin_password
     if needs_grafana_password(spec) and not password:
         password = token()
-    return GeneratedSecrets(consumer_keys=MappingProxyType(keys), grafana_admin_password=password)
+    # Always: without the gateway the API still authenticates itself to ML and Excel with it.
+    tokens = current.gateway_tokens or (token(),)
+    redis = {name: current.redis_password(name) or token() for name in REDIS_INSTANCES}
+    return GeneratedSecrets(
+        consumer_keys=MappingProxyType(keys),
+        grafana_admin_password=password,
+        gateway_tokens=tokens,
+        redis_passwords=MappingProxyType(redis),
+        weaviate_api_key=current.weaviate_api_key or token(),
+    )
 
 
 def _decode(data: Mapping[str, str] | None, key: str) -> str:
@@ -60,11 +86,19 @@ def _decode(data: Mapping[str, str] | None, key: str) -> str:
 
 
 def from_secret_data(
-    *, consumers: Mapping[str, str] | None, grafana: Mapping[str, str] | None
+    *,
+    consumers: Mapping[str, str] | None,
+    grafana: Mapping[str, str] | None,
+    internal: Mapping[str, str] | None = None,
 ) -> GeneratedSecrets:
     """Values from the `.data` (base64) of the existing Secrets; None for a missing Secret."""
     keys = {user: _decode(consumers, user) for user in (consumers or {})}
+    tokens = tuple(t for t in _decode(internal, GATEWAY_TOKENS_KEY).splitlines() if t)
+    redis = {name: _decode(internal, redis_password_key(name)) for name in REDIS_INSTANCES}
     return GeneratedSecrets(
         consumer_keys=MappingProxyType({u: k for u, k in keys.items() if k}),
         grafana_admin_password=_decode(grafana, GRAFANA_PASSWORD_KEY),
+        gateway_tokens=tokens,
+        redis_passwords=MappingProxyType({n: p for n, p in redis.items() if p}),
+        weaviate_api_key=_decode(internal, WEAVIATE_API_KEY_KEY),
     )

@@ -95,6 +95,11 @@ class Names:
         return f"{self.instance}-grafana-admin"
 
     @property
+    def internal_auth(self) -> str:
+        """Secret with the generated internal credentials (gateway tokens, Redis, Weaviate)."""
+        return f"{self.instance}-internal-auth"
+
+    @property
     def grafana_provisioning(self) -> str:
         return f"{self.instance}-grafana-provisioning"
 

@@ -54,7 +54,8 @@ def load_or_create(
         if (generated.needs_grafana_password(spec))
         else None
     )
-    current = generated.from_secret_data(consumers=consumers, grafana=grafana)
+    internal = _data(kube, names.namespace, names.internal_auth, view)
+    current = generated.from_secret_data(consumers=consumers, grafana=grafana, internal=internal)
     return generated.complete(spec, current=current, token=lambda: token_source.token_urlsafe(32))
 
 

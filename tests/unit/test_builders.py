@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -10,7 +11,6 @@ import yaml
 from indexforge_operator.builders import APPLY_ORDER, build_all
 from indexforge_operator.builders.common import CHECKSUM_ANNOTATION
 from indexforge_operator.decisions import components
-from indexforge_operator.generated import GeneratedSecrets
 from indexforge_operator.naming import (
     LABEL_COMPONENT,
     LABEL_INSTANCE,
@@ -30,6 +30,7 @@ from .support import (
     find,
     make_spec,
     maybe,
+    secrets_for,
     workloads,
 )
 
@@ -357,8 +358,9 @@ def test_checksum_follows_config(
 
 def test_kong_checksum_follows_generated_keys() -> None:
     spec = make_spec({})
-    one = GeneratedSecrets(consumer_keys={"default": "a"}, grafana_admin_password="p")
-    two = GeneratedSecrets(consumer_keys={"default": "b"}, grafana_admin_password="p")
+    base = secrets_for(spec)
+    one = dataclasses.replace(base, consumer_keys={"default": "a"})
+    two = dataclasses.replace(base, consumer_keys={"default": "b"})
     first = build_all(spec, NAMES, secrets=one, prometheus_operator=False)
     second = build_all(spec, NAMES, secrets=two, prometheus_operator=False)
     assert _checksum(first, "Deployment", "gateway") != _checksum(second, "Deployment", "gateway")

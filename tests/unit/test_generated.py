@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+
+import pytest
+
 from indexforge_operator.builders import build_all
 from indexforge_operator.generated import GeneratedSecrets, complete, from_secret_data
 
@@ -33,8 +37,12 @@ def test_round_trip_through_the_built_secrets() -> None:
     read = from_secret_data(
         consumers=find(objs, "Secret", NAMES.gateway_consumers)["data"],
         grafana=find(objs, "Secret", NAMES.grafana_admin)["data"],
+        internal=find(objs, "Secret", NAMES.internal_auth)["data"],
     )
     assert dict(read.consumer_keys) == dict(secrets.consumer_keys)
+    assert read.gateway_tokens == secrets.gateway_tokens
+    assert dict(read.redis_passwords) == dict(secrets.redis_passwords)
+    assert read.weaviate_api_key == secrets.weaviate_api_key
     assert read.grafana_admin_password == secrets.grafana_admin_password
     # A second reconcile with what was read back builds identical objects.
     again = complete(spec, current=read, token=counter_tokens("other"))
@@ -42,5 +50,37 @@ def test_round_trip_through_the_built_secrets() -> None:
 
 
 def test_repr_hides_values() -> None:
-    text = repr(GeneratedSecrets(consumer_keys={"web": "s3cr3t"}, grafana_admin_password="pw"))
-    assert "s3cr3t" not in text and "pw" not in text
+    secrets = GeneratedSecrets(
+        consumer_keys={"web": "s3cr3t"},
+        grafana_admin_password="pw",
+        gateway_tokens=("tok-a",),
+        redis_passwords={"redis-app": "rp"},
+        weaviate_api_key="wk",
+    )
+    text = repr(secrets)
+    assert not any(v in text for v in ("s3cr3t", "pw", "tok-a", "rp", "wk")), text
+
+
+def test_internal_credentials_are_generated_once_for_every_spec() -> None:
+    """Redis, Weaviate and the gateway token exist even without a gateway (the API still
+    authenticates to ML and Excel), and what exists is never regenerated."""
+    spec = make_spec({"gateway": {"enabled": False}})
+    first = complete(spec, current=GeneratedSecrets(), token=counter_tokens("a"))
+    assert first.gateway_tokens and first.weaviate_api_key
+    assert set(first.redis_passwords) == {"redis-app", "redis-ml"}
+    assert len({*first.redis_passwords.values(), first.weaviate_api_key}) == 3
+    again = complete(spec, current=first, token=counter_tokens("b"))
+    assert again == first
+
+
+def test_an_old_token_is_kept_after_the_new_one() -> None:
+    """The Secret lists tokens newest first; all of them are read back (rotation overlap)."""
+    data = {"gateway-tokens": base64.b64encode(b"new\nold\n").decode()}
+    read = from_secret_data(consumers=None, grafana=None, internal=data)
+    assert read.gateway_tokens == ("new", "old")
+
+
+def test_building_without_internal_credentials_fails_loudly() -> None:
+    spec = make_spec({})
+    with pytest.raises(ValueError, match="internal credentials"):
+        build_all(spec, NAMES, secrets=GeneratedSecrets(), prometheus_operator=False)

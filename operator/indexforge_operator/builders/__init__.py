@@ -13,6 +13,7 @@ from ..naming import Names
 from ..spec import IndexForgeSpec
 from .api import build_api
 from .common import Obj
+from .credentials import build_internal_auth
 from .excel import build_excel
 from .gateway import build_gateway, entry_url
 from .grafana import build_grafana
@@ -68,6 +69,7 @@ def build_all(
     """Every object of one instance, sorted by APPLY_ORDER then name."""
     mon = spec.monitoring
     objs = [
+        *build_internal_auth(names, secrets=secrets),
         *build_api(spec, names),
         *build_ml(spec, names),
         *build_excel(spec, names),

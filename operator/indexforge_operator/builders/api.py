@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from ..generated import WEAVIATE_API_KEY_KEY
 from ..naming import Names
 from ..spec import IndexForgeSpec
 from . import ports
 from .common import Obj, env, meta
+from .credentials import secret_env
 from .python_service import ServiceShape, build_python_service, common_env
+
+MIB = 1024 * 1024
 
 
 def api_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
@@ -21,10 +25,28 @@ def api_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         env("INDEXFORGE_CACHE_RESPONSE_TTL_SECONDS", cache.response_ttl_seconds),
         env("INDEXFORGE_CACHE_SESSION_TTL_SECONDS", cache.session_ttl_seconds),
         env("INDEXFORGE_RATE_LIMIT_WINDOW_SECONDS", cache.rate_limit_window_seconds),
+        secret_env(names, "INDEXFORGE_WEAVIATE_API_KEY", WEAVIATE_API_KEY_KEY),
+        # Without Kong, clients call the API directly: it still sends the token to ML and
+        # Excel but does not require one from its own callers.
+        env("INDEXFORGE_GATEWAY_AUTH_REQUIRED", spec.gateway.enabled),
+        env("INDEXFORGE_GATEWAY_CACHE_MAX_AGE_SECONDS", gateway_cache_max_age(spec)),
     ]
     if spec.excel.enabled:
-        out.append(env("INDEXFORGE_EXCEL_URL", names.url("excel", ports.EXCEL)))
+        out += [
+            env("INDEXFORGE_EXCEL_URL", names.url("excel", ports.EXCEL)),
+            env("INDEXFORGE_EXCEL_MAX_UPLOAD_BYTES", spec.excel.max_upload_megabytes * MIB),
+            env("INDEXFORGE_EXCEL_MAX_ROWS", spec.excel.max_rows),
+        ]
     return out
+
+
+def gateway_cache_max_age(spec: IndexForgeSpec) -> int:
+    """max-age the API puts on search answers: how stale Kong's cache may be after an upload
+    or delete (Kong cannot be told to purge). 0 when nothing caches at the gateway."""
+    pc = spec.gateway.proxy_cache
+    if not (spec.gateway.enabled and pc.enabled):
+        return 0
+    return min(pc.ttl_seconds, spec.api.cache.response_ttl_seconds)
 
 
 def hpa(spec: IndexForgeSpec, names: Names) -> Obj:
@@ -70,6 +92,7 @@ def build_api(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         resources=api.resources,
         budget=api.pod_disruption_budget,
         env=api_env(spec, names),
+        redis="redis-app",
     )
     out = build_python_service(spec, names, shape)
     if scaled:

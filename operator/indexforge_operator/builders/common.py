@@ -229,7 +229,7 @@ def config_map(names: Names, component: Component, name: str, data: Mapping[str,
     }
 
 
-def secret(names: Names, component: Component, name: str, data: Mapping[str, str]) -> Obj:
+def secret(names: Names, component: Component | None, name: str, data: Mapping[str, str]) -> Obj:
     """Opaque Secret; `data` is base64 so a re-apply compares equal to what the server stores."""
     return {
         "apiVersion": "v1",

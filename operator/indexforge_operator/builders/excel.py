@@ -31,5 +31,6 @@ def build_excel(spec: IndexForgeSpec, names: Names) -> list[Obj]:
             env("INDEXFORGE_MAX_UPLOAD_BYTES", excel.max_upload_megabytes * 1024 * 1024),
             env("INDEXFORGE_MAX_ROWS", excel.max_rows),
         ],
+        redis="redis-app",
     )
     return build_python_service(spec, names, shape)

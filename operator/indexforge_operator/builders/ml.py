@@ -64,5 +64,6 @@ def build_ml(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         pod_fields=gpu_pod_fields(spec),
         limits_extra={gpu.resource_name: str(gpu.count)} if gpu.enabled else {},
         slow_start=True,
+        redis="redis-ml",
     )
     return build_python_service(spec, names, shape)

@@ -7,6 +7,9 @@ from typing import Final
 API: Final = 8000
 ML: Final = 8080  # Weaviate's text2vec-transformers module expects an HTTP service
 EXCEL: Final = 8000
+# Metrics of the Python services listen apart from the serving port, so a scrape rule in a
+# NetworkPolicy never opens the API itself to whoever may scrape.
+SERVICE_METRICS: Final = 9102
 REDIS: Final = 6379
 REDIS_EXPORTER: Final = 9121
 WEAVIATE_HTTP: Final = 8080

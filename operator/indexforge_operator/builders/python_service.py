@@ -33,6 +33,7 @@ from .common import (
     tmp_volume,
     wants_pdb,
 )
+from .credentials import TOKENS_FILE, redis_password_env, tokens_mount, tokens_volume
 
 # The uid the service images run as (their Dockerfiles create this user).
 SERVICE_UID = 10001
@@ -55,6 +56,7 @@ class ServiceShape:
     pod_fields: Obj = field(default_factory=dict)  # GPU scheduling for ML
     limits_extra: dict[str, str] = field(default_factory=dict)
     slow_start: bool = False  # ML loads its model before it is ready
+    redis: str | None = None  # the Redis instance whose password the service needs
 
 
 def common_env(spec: IndexForgeSpec, names: Names, component: str, log_level: str) -> list[Obj]:
@@ -66,6 +68,8 @@ def common_env(spec: IndexForgeSpec, names: Names, component: str, log_level: st
         env("INDEXFORGE_ENVIRONMENT", spec.sentry.environment),
         env("HOME", "/tmp"),  # libraries cache under $HOME; the root filesystem is read-only
         env("PYTHONDONTWRITEBYTECODE", "1"),
+        env("INDEXFORGE_METRICS_PORT", ports.SERVICE_METRICS),
+        env("INDEXFORGE_GATEWAY_TOKENS_FILE", TOKENS_FILE),
     ]
     if spec.monitoring.enabled and spec.monitoring.jaeger.enabled:
         out.append(env("INDEXFORGE_OTLP_ENDPOINT", names.url("jaeger", ports.JAEGER_OTLP_HTTP)))
@@ -83,7 +87,14 @@ def common_env(spec: IndexForgeSpec, names: Names, component: str, log_level: st
     return out
 
 
-def _container(shape: ServiceShape) -> Obj:
+def _env(names: Names, shape: ServiceShape) -> list[Obj]:
+    out = list(shape.env)
+    if shape.redis is not None:
+        out.append(redis_password_env(names, "INDEXFORGE_REDIS_PASSWORD", shape.redis))
+    return out
+
+
+def _container(names: Names, shape: ServiceShape) -> Obj:
     res = resources(shape.resources)
     if shape.limits_extra:
         res["limits"] = {**res.get("limits", {}), **shape.limits_extra}
@@ -98,13 +109,16 @@ def _container(shape: ServiceShape) -> Obj:
             "--port",
             str(shape.port),
         ],
-        "ports": [{"name": "http", "containerPort": shape.port, "protocol": "TCP"}],
-        "env": list(shape.env),
+        "ports": [
+            {"name": "http", "containerPort": shape.port, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": ports.SERVICE_METRICS, "protocol": "TCP"},
+        ],
+        "env": _env(names, shape),
         "resources": res,
         "securityContext": container_security(),
         "livenessProbe": http_probe("/healthz", "http"),
         "readinessProbe": http_probe("/readyz", "http", period=5),
-        "volumeMounts": [tmp_mount()],
+        "volumeMounts": [tmp_mount(), tokens_mount()],
     }
     if shape.slow_start:
         # Model loading can take minutes on a cold node; liveness must not kill it meanwhile.
@@ -123,16 +137,17 @@ def build_python_service(spec: IndexForgeSpec, names: Names, shape: ServiceShape
             "securityContext": pod_security(SERVICE_UID),
             "terminationGracePeriodSeconds": 30,
             **shape.pod_fields,
-            "containers": [_container(shape)],
-            "volumes": [tmp_volume()],
+            "containers": [_container(names, shape)],
+            "volumes": [tmp_volume(), tokens_volume(names)],
         },
     )
     http = [service_port("http", shape.port)]
+    metrics = service_port("metrics", ports.SERVICE_METRICS)
     out = [
         service_account(names, component),
         deployment(names, component, replicas=shape.replicas, template=template),
         service(names, component, http),
-        headless_service(names, component, http),
+        headless_service(names, component, [*http, metrics]),
     ]
     if wants_pdb(shape.budget, max_replicas=shape.max_replicas):
         out.append(pdb(names, component, shape.budget))

@@ -30,9 +30,12 @@ from .common import (
     tmp_mount,
     tmp_volume,
 )
+from .credentials import redis_auth_conf_key, redis_password_env
 from .storage import data_volume_claim, data_volumes, statefulset
 
 REDIS_UID = 999  # the "redis" user of the official image
+AUTH_DIR = "/etc/redis-auth"
+AUTH_FILE = f"{AUTH_DIR}/auth.conf"
 RedisComponent = Literal["redis-app", "redis-ml"]
 _CONF = jinja2.Environment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
@@ -41,8 +44,9 @@ _CONF = jinja2.Environment(
 # Rendered by the IndexForge operator for {{ instance }}/{{ role }}; do not edit.
 bind 0.0.0.0
 port {{ port }}
-# Only pods allowed by the NetworkPolicy can connect.
+# Clients authenticate (requirepass below) and the NetworkPolicy limits who can connect.
 protected-mode no
+include {{ auth_file }}
 dir /data
 maxmemory {{ maxmemory }}
 maxmemory-policy {{ policy }}
@@ -65,19 +69,35 @@ def redis_conf(instance: RedisInstance, *, instance_name: str, role: str) -> str
         instance=instance_name,
         role=role,
         port=ports.REDIS,
+        auth_file=AUTH_FILE,
         maxmemory=instance.maxmemory,
         policy=instance.maxmemory_policy,
         appendonly=instance.appendonly,
     )
 
 
-def _containers(instance: RedisInstance) -> list[Obj]:
+def _auth_volume(names: Names, component: RedisComponent) -> Obj:
+    """Only this instance's requirepass line from the internal-auth Secret."""
+    return {
+        "name": "auth",
+        "secret": {
+            "secretName": names.internal_auth,
+            "items": [{"key": redis_auth_conf_key(component), "path": "auth.conf"}],
+            "defaultMode": 0o440,
+        },
+    }
+
+
+def _containers(names: Names, instance: RedisInstance, component: RedisComponent) -> list[Obj]:
+    # redis-cli (the readiness probe) and the exporter read the password from the environment.
+    password = redis_password_env(names, "REDISCLI_AUTH", component)
     redis: Obj = {
         "name": "redis",
         "image": instance.image,
         "imagePullPolicy": instance.image_pull_policy,
         "command": ["redis-server", "/etc/redis/redis.conf"],
         "ports": [{"name": "redis", "containerPort": ports.REDIS, "protocol": "TCP"}],
+        "env": [password],
         "resources": resources(instance.resources),
         "securityContext": container_security(),
         "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 10},
@@ -89,6 +109,7 @@ def _containers(instance: RedisInstance) -> list[Obj]:
         "volumeMounts": [
             {"name": "data", "mountPath": "/data"},
             {"name": "config", "mountPath": "/etc/redis", "readOnly": True},
+            {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
             tmp_mount(),
         ],
     }
@@ -100,7 +121,10 @@ def _containers(instance: RedisInstance) -> list[Obj]:
                 "name": "exporter",
                 "image": exporter.image,
                 "imagePullPolicy": instance.image_pull_policy,
-                "env": [env("REDIS_ADDR", f"redis://localhost:{ports.REDIS}")],
+                "env": [
+                    env("REDIS_ADDR", f"redis://localhost:{ports.REDIS}"),
+                    redis_password_env(names, "REDIS_PASSWORD", component),
+                ],
                 "ports": [
                     {"name": "metrics", "containerPort": ports.REDIS_EXPORTER, "protocol": "TCP"}
                 ],
@@ -123,9 +147,10 @@ def _build_one(
         spec=spec,
         pod_spec={
             "securityContext": pod_security(REDIS_UID),
-            "containers": _containers(instance),
+            "containers": _containers(names, instance, component),
             "volumes": [
                 {"name": "config", "configMap": {"name": names.config(component)}},
+                _auth_volume(names, component),
                 tmp_volume(),
                 *data_volumes(claim),
             ],

@@ -21,11 +21,11 @@ class ScrapeTarget:
 
 def scrape_targets(spec: IndexForgeSpec) -> list[ScrapeTarget]:
     out = [
-        ScrapeTarget("api", "http", ports.API),
-        ScrapeTarget("ml", "http", ports.ML),
+        ScrapeTarget("api", "metrics", ports.SERVICE_METRICS),
+        ScrapeTarget("ml", "metrics", ports.SERVICE_METRICS),
     ]
     if spec.excel.enabled:
-        out.append(ScrapeTarget("excel", "http", ports.EXCEL))
+        out.append(ScrapeTarget("excel", "metrics", ports.SERVICE_METRICS))
     if spec.gateway.enabled:
         out.append(ScrapeTarget("gateway", "status", ports.KONG_STATUS))
     if spec.redis.app.exporter.enabled:

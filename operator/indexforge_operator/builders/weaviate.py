@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..generated import WEAVIATE_API_KEY_KEY
 from ..naming import Names
 from ..spec import IndexForgeSpec
 from . import ports
@@ -22,6 +23,7 @@ from .common import (
     tmp_volume,
     wants_pdb,
 )
+from .credentials import WEAVIATE_USER, secret_env
 from .storage import DATA_VOLUME, data_volume_claim, data_volumes, statefulset
 
 WEAVIATE_UID = 1000  # the image runs as root by default; any fixed non-root uid works
@@ -39,7 +41,12 @@ def weaviate_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         # The ML service speaks the text2vec-transformers inference protocol.
         env("TRANSFORMERS_INFERENCE_API", names.url("ml", ports.ML)),
         env("QUERY_DEFAULTS_LIMIT", spec.weaviate.query_defaults_limit),
-        env("AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", True),  # reachable only via NetworkPolicy
+        # Every client (the API) presents the generated key; the NetworkPolicy stays as a
+        # second layer. Probes and /metrics are open in Weaviate regardless of this.
+        env("AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", False),
+        env("AUTHENTICATION_APIKEY_ENABLED", True),
+        secret_env(names, "AUTHENTICATION_APIKEY_ALLOWED_KEYS", WEAVIATE_API_KEY_KEY),
+        env("AUTHENTICATION_APIKEY_USERS", WEAVIATE_USER),
         env("PROMETHEUS_MONITORING_ENABLED", True),
         env("PROMETHEUS_MONITORING_PORT", ports.WEAVIATE_METRICS),
         env("DISABLE_TELEMETRY", True),
