@@ -63,8 +63,11 @@ class RateLimiting(SpecModel):
     """Kong rate-limiting plugin, per consumer (per client IP without a consumer)."""
 
     enabled: bool = Field(default=True, description="Limit request rates.")
-    policy: Literal["local"] = Field(
-        default="local", description="Counter storage; 'local' keeps counters in each Kong pod."
+    policy: Literal["redis", "local"] = Field(
+        default="redis",
+        description="Counter storage: 'redis' shares counters through the app Redis, so the "
+        "limit holds across Kong replicas; 'local' counts per Kong pod (N replicas allow N times "
+        "the rate).",
     )
     api_per_minute: int = Field(
         default=60, ge=1, le=1_000_000, description="Requests/minute to the API."
@@ -122,7 +125,12 @@ class Cors(SpecModel):
 
 
 class ProxyCache(SpecModel):
-    """Kong proxy-cache plugin (in-memory, per Kong pod)."""
+    """Kong proxy-cache plugin (in-memory, per Kong pod) on the search route only.
+
+    Kong honours the API's Cache-Control: search answers say `max-age` (bounded by this TTL
+    and the API's response TTL), everything else `no-store`. Kong cannot be told to purge,
+    so after an upload or delete search may be stale through the gateway for up to that
+    max-age; job status and document reads are never cached."""
 
     enabled: bool = Field(default=True, description="Cache upstream responses in Kong.")
     strategy: Literal["memory"] = Field(default="memory", description="Cache storage backend.")
@@ -133,7 +141,11 @@ class ProxyCache(SpecModel):
         description="Response content types that are cached.",
     )
     ttl_seconds: int = Field(
-        default=300, ge=1, le=86400, description="Lifetime of a cached response."
+        default=30,
+        ge=1,
+        le=86400,
+        description="Upper bound of a cached search answer's lifetime (and of its staleness "
+        "after an upload or delete).",
     )
     request_methods: list[Literal["GET", "HEAD"]] = Field(
         default=["GET", "HEAD"], min_length=1, max_length=2, description="Cached request methods."
@@ -219,6 +231,20 @@ class IpRestriction(SpecModel):
         return self
 
 
+class RealIp(SpecModel):
+    """How Kong finds the client address behind a load balancer that rewrites the source
+    (SNAT): without it, ip-restriction and per-IP rate limits see the balancer's address."""
+
+    trusted_proxies: list[IpOrCidr] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Addresses of the load balancers whose client-address header Kong trusts.",
+    )
+    header: Literal["X-Forwarded-For", "X-Real-IP"] = Field(
+        default="X-Forwarded-For", description="Header carrying the client address."
+    )
+
+
 class BotDetection(SpecModel):
     """Kong bot-detection plugin (User-Agent based)."""
 
@@ -300,7 +326,8 @@ class GatewaySpec(SpecModel):
     """Kong CE in DB-less mode in front of the API and ML services."""
 
     enabled: bool = Field(default=True, description="Deploy the gateway.")
-    image: Image = image_field("kong:3.7.1", "Kong")
+    # Keep the minor version equal to the schemas the tests validate kong.yml against.
+    image: Image = image_field("kong:3.9.1", "Kong")
     image_pull_policy: PullPolicy = pull_policy_field()
     replicas: int = replicas_field(2, "Kong")
     resources: Resources = resources_field(
@@ -321,6 +348,7 @@ class GatewaySpec(SpecModel):
         default=IpRestriction(), description="ip-restriction plugin."
     )
     bot_detection: BotDetection = Field(default=BotDetection(), description="bot-detection plugin.")
+    real_ip: RealIp = Field(default=RealIp(), description="Client address behind a load balancer.")
     upstream: Upstream = Field(default=Upstream(), description="Load balancing and health checks.")
     tls: GatewayTls = Field(default=GatewayTls(), description="TLS termination.")
     pod_disruption_budget: DisruptionBudget = disruption_field()

@@ -89,8 +89,29 @@ class JaegerSpec(SpecModel):
     )
 
 
+class ScrapeFrom(SpecModel):
+    """Which pods may reach the metrics ports when Prometheus runs outside the instance
+    (prometheus-operator mode). Only metrics ports are opened to them, never serving ports."""
+
+    namespace_selector: LabelMap = Field(
+        default_factory=dict,
+        max_length=16,
+        description="Labels of the namespaces Prometheus runs in; empty matches every namespace "
+        "(e.g. kubernetes.io/metadata.name: monitoring).",
+    )
+    pod_selector: LabelMap = Field(
+        default_factory=lambda: {"app.kubernetes.io/name": "prometheus"},
+        max_length=16,
+        description="Labels of the Prometheus pods (kube-prometheus-stack's default shown).",
+    )
+
+
 class ServiceMonitorSpec(SpecModel):
     """ServiceMonitor/PrometheusRule settings (prometheus-operator mode)."""
+
+    scrape_from: ScrapeFrom = Field(
+        default=ScrapeFrom(), description="Who may scrape the metrics ports (NetworkPolicy)."
+    )
 
     labels: LabelMap = Field(
         default_factory=dict,

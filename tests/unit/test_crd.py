@@ -196,6 +196,8 @@ def test_every_map_checks_its_keys_are_qualified_names() -> None:
         "limits",
         "nodeSelector",
         "labels",
+        "namespaceSelector",
+        "podSelector",
     }
     for path, node in maps:
         rules = [e["rule"] for e in node.get("x-kubernetes-validations", [])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from typing import Any
 
 import pytest
@@ -10,9 +11,8 @@ import yaml
 
 from indexforge_operator.builders import entry_url
 from indexforge_operator.builders.kong_config import kong_config
-from indexforge_operator.generated import GeneratedSecrets
 
-from .support import NAMES, build, find, make_spec
+from .support import NAMES, build, find, make_spec, secrets_for
 
 
 def _config(
@@ -24,7 +24,7 @@ def _config(
         if keys is not None
         else {c.username: f"key-{c.username}" for c in spec.gateway.key_auth.consumers}
     )
-    secrets = GeneratedSecrets(consumer_keys=consumers, grafana_admin_password="p")
+    secrets = dataclasses.replace(secrets_for(spec), consumer_keys=consumers)
     return kong_config(spec, NAMES, secrets=secrets)
 
 
@@ -34,8 +34,12 @@ def _plugins(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_routes_send_prefixes_to_their_services() -> None:
     config = _config()
-    routes = {s["name"]: (s["routes"][0]["paths"], s["host"]) for s in config["services"]}
-    assert routes == {"api": (["/api/v1/"], "api.upstream"), "ml": (["/api/v1/ml/"], "ml.upstream")}
+    routes = {r["name"]: (r["paths"], s["host"]) for s in config["services"] for r in s["routes"]}
+    assert routes == {
+        "api": (["/api/v1/"], "api.upstream"),
+        "api-search": (["/api/v1/search"], "api.upstream"),
+        "ml": (["/api/v1/ml/"], "ml.upstream"),
+    }
     assert config["_format_version"] == "3.0"
 
 
@@ -70,22 +74,65 @@ def test_rate_limits_per_service(api: int, ml: int) -> None:
         if p["name"] == "rate-limiting"
     }
     assert limits["api"]["minute"] == api and limits["ml"]["minute"] == ml
-    assert limits["api"]["policy"] == "local"
+
+
+def test_rate_limits_hold_across_replicas_through_the_app_redis() -> None:
+    """policy redis (the default) shares counters; the password is the generated one."""
+    spec = make_spec({})
+    secrets = secrets_for(spec)
+    config = kong_config(spec, NAMES, secrets=secrets)
+    for service in config["services"]:
+        (limit,) = [p["config"] for p in service["plugins"] if p["name"] == "rate-limiting"]
+        assert limit["policy"] == "redis"
+        assert limit["redis"]["host"] == f"{NAMES.component('redis-app')}.shop.svc"
+        assert limit["redis"]["password"] == secrets.redis_password("redis-app")
+    local = _config({"gateway": {"rateLimiting": {"policy": "local"}}})
+    assert all("redis" not in p["config"] for s in local["services"] for p in s["plugins"])
+
+
+def _route_plugins(config: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        r["name"]: [p["name"] for p in r.get("plugins", [])]
+        for s in config["services"]
+        for r in s["routes"]
+    }
+
+
+def test_proxy_cache_runs_on_search_only_and_honours_cache_control() -> None:
+    """Issue 10: a global proxy-cache kept job status 'queued' for 300 s and served deleted
+    documents. Only the search route caches, and the API's Cache-Control decides."""
+    config = _config()
+    assert "proxy-cache" not in _plugins(config)
+    assert _route_plugins(config) == {"api": [], "api-search": ["proxy-cache"], "ml": []}
+    (search,) = [r for s in config["services"] for r in s["routes"] if r["name"] == "api-search"]
+    cache = search["plugins"][0]["config"]
+    assert cache["cache_control"] is True and cache["cache_ttl"] == 30
+    off = _config({"gateway": {"proxyCache": {"enabled": False}}})
+    assert _route_plugins(off) == {"api": [], "ml": []}
+
+
+@pytest.mark.parametrize("key_auth", [True, False])
+def test_kong_replaces_any_client_token_with_the_instance_token(key_auth: bool) -> None:
+    spec = make_spec({"gateway": {"keyAuth": {"enabled": key_auth}}})
+    secrets = dataclasses.replace(secrets_for(spec), gateway_tokens=("new", "old"))
+    transformer = _plugins(kong_config(spec, NAMES, secrets=secrets))["request-transformer"]
+    assert transformer["add"] == {"headers": ["X-IndexForge-Gateway-Token:new"]}
+    removed = transformer["remove"]["headers"]
+    assert "X-IndexForge-Gateway-Token" in removed
+    # Without key-auth nobody sets the consumer headers, so a client must not either.
+    assert ("X-Consumer-Username" in removed) is (not key_auth)
 
 
 def test_default_plugins_and_their_settings() -> None:
     plugins = _plugins(_config())
     assert set(plugins) == {
+        "request-transformer",
         "key-auth",
         "cors",
-        "proxy-cache",
         "correlation-id",
         "bot-detection",
         "prometheus",
     }
-    assert plugins["proxy-cache"]["content_type"] == ["application/json"]
-    assert plugins["proxy-cache"]["cache_ttl"] == 300
-    assert plugins["proxy-cache"]["strategy"] == "memory"
     assert plugins["correlation-id"] == {
         "header_name": "Kong-Request-ID",
         "generator": "uuid#counter",
@@ -115,7 +162,13 @@ def test_each_plugin_can_be_switched_off(plugin: str) -> None:
         "correlationId": "correlation-id",
         "botDetection": "bot-detection",
     }[plugin]
-    assert kong_name not in _plugins(_config({"gateway": {plugin: {"enabled": False}}}))
+
+    def names(config: dict[str, Any]) -> set[str]:
+        on_routes = {p for ps in _route_plugins(config).values() for p in ps}
+        return set(_plugins(config)) | on_routes
+
+    assert kong_name in names(_config())
+    assert kong_name not in names(_config({"gateway": {plugin: {"enabled": False}}}))
 
 
 def test_consumers_carry_generated_keys() -> None:

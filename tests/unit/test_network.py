@@ -28,11 +28,15 @@ def _policies(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def _peer(rule: dict[str, Any], key: str) -> str | None:
+    """The in-instance component a rule names; None for "anywhere" and outside peers."""
     peers = rule.get(key)
-    if not peers:
+    if not peers or "namespaceSelector" in peers[0]:
         return None
     component: str = peers[0]["podSelector"]["matchLabels"][LABEL_COMPONENT]
     return component
+
+
+SERVING_PORTS = {"api": 8000, "ml": 8080, "excel": 8000}
 
 
 @pytest.mark.parametrize(("raw", "operator_mode"), CASES)
@@ -104,8 +108,58 @@ def test_needed_flows_exist(source: str, dest: str, port: int) -> None:
     [("ml", "redis-app"), ("excel", "weaviate"), ("gateway", "redis-app"), ("excel", "ml")],
 )
 def test_unneeded_flows_are_denied(source: str, dest: str) -> None:
-    policies = _policies(build({}))
+    policies = _policies(build({"gateway": {"rateLimiting": {"policy": "local"}}}))
     assert not [r for r in policies[dest]["ingress"] if _peer(r, "from") == source]
+
+
+def test_gateway_reaches_the_app_redis_only_for_shared_rate_limits() -> None:
+    def allowed(policy: str) -> bool:
+        ingress = _policies(build({"gateway": {"rateLimiting": {"policy": policy}}}))["redis-app"]
+        return any(_peer(r, "from") == "gateway" for r in ingress["ingress"])
+
+    assert allowed("redis") and not allowed("local")
+
+
+@pytest.mark.parametrize("operator_mode", [False, True])
+def test_no_rule_opens_a_serving_port_to_anyone_but_the_gateway(operator_mode: bool) -> None:
+    """The bypass of issue 10: with prometheus-operator, the scrape rule had no `from` and the
+    scrape port was the serving port, so any pod anywhere could call the API around Kong."""
+    policies = _policies(build({}, prometheus_operator=operator_mode))
+    for component, port in SERVING_PORTS.items():
+        for rule in policies[component]["ingress"]:
+            opened = {p["port"] for p in rule["ports"]}
+            assert "from" in rule, f"{component}: source-less rule {rule}"
+            if port in opened:
+                assert _peer(rule, "from") in {"gateway", "api", "weaviate"}, (component, rule)
+
+
+def test_outside_prometheus_reaches_metrics_ports_only_and_selectors_are_configurable() -> None:
+    raw = {
+        "monitoring": {
+            "serviceMonitor": {
+                "scrapeFrom": {
+                    "namespaceSelector": {"kubernetes.io/metadata.name": "monitoring"},
+                    "podSelector": {"app": "prom"},
+                }
+            }
+        }
+    }
+    policies = _policies(build(raw, prometheus_operator=True))
+    outside = [
+        (component, rule)
+        for component, spec in policies.items()
+        for rule in spec.get("ingress", [])
+        if rule.get("from") and "namespaceSelector" in rule["from"][0]
+    ]
+    assert {c for c, _ in outside} >= {"api", "ml", "excel", "weaviate", "gateway"}
+    for component, rule in outside:
+        assert rule["from"] == [
+            {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                "podSelector": {"matchLabels": {"app": "prom"}},
+            }
+        ]
+        assert all(p["port"] != SERVING_PORTS.get(component) for p in rule["ports"]), component
 
 
 def test_api_open_to_clients_only_without_gateway() -> None:

@@ -38,6 +38,18 @@ PROXY_PORT = 80  # Service ports; the container listens on ports.KONG_PROXY(_TLS
 PROXY_TLS_PORT = 443
 
 
+def _real_ip_env(spec: IndexForgeSpec) -> list[Obj]:
+    """Client address from the balancer's header, trusted only from the listed proxies."""
+    real_ip = spec.gateway.real_ip
+    if not real_ip.trusted_proxies:
+        return []
+    return [
+        env("KONG_TRUSTED_IPS", ",".join(real_ip.trusted_proxies)),
+        env("KONG_REAL_IP_HEADER", real_ip.header),
+        env("KONG_REAL_IP_RECURSIVE", "on"),  # skip trusted hops in X-Forwarded-For
+    ]
+
+
 def _kong_env(spec: IndexForgeSpec) -> list[Obj]:
     listen = f"0.0.0.0:{ports.KONG_PROXY}"
     if spec.gateway.tls.enabled:
@@ -55,6 +67,7 @@ def _kong_env(spec: IndexForgeSpec) -> list[Obj]:
         env("KONG_LOG_LEVEL", "notice"),
         env("KONG_ANONYMOUS_REPORTS", "off"),
         env("KONG_PLUGINS", "bundled"),
+        *_real_ip_env(spec),
     ]
     if spec.gateway.tls.enabled:
         out += [

@@ -3,7 +3,10 @@
 Routes `/api/v1/` -> API and `/api/v1/ml/` -> ML (Kong picks the longest matching prefix),
 each service behind an upstream whose single target is the component's headless Service:
 Kong resolves it to every pod and balances across them with active and passive health
-checks. Consumer keys come from `GeneratedSecrets`, which is why this lives in a Secret.
+checks. Search has its own route, the only one proxy-cache runs on. Kong adds the instance's
+gateway token to every proxied request (the services reject requests without it), so
+reaching a service around Kong gains nothing. Consumer keys, the token and the Redis password
+come from `GeneratedSecrets`, which is why this lives in a Secret.
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from . import ports
 Obj = dict[str, Any]
 FORMAT_VERSION = "3.0"
 Routed = Literal["api", "ml"]
+GATEWAY_TOKEN_HEADER = "X-IndexForge-Gateway-Token"
+# Set by key-auth for authenticated consumers; without key-auth a client could send them.
+CONSUMER_HEADERS = ("X-Consumer-ID", "X-Consumer-Username", "X-Consumer-Custom-ID")
+RATE_LIMIT_REDIS_DB = 2  # the API uses db 0 and Excel db 1 of the app Redis
+SEARCH_PATH = "search"
 
 
 def _healthchecks(gw: GatewaySpec) -> Obj:
@@ -68,20 +76,74 @@ def _upstream(gw: GatewaySpec, names: Names, component: Routed, port: int) -> Ob
     }
 
 
-def _service(gw: GatewaySpec, component: Routed, path: str, per_minute: int) -> Obj:
+def _rate_limiting(
+    gw: GatewaySpec, names: Names, per_minute: int, *, secrets: GeneratedSecrets
+) -> Obj:
+    config: Obj = {
+        "minute": per_minute,
+        "policy": gw.rate_limiting.policy,
+        "limit_by": "consumer",
+        "fault_tolerant": True,  # Redis down: serve rather than fail every request
+    }
+    if gw.rate_limiting.policy == "redis":
+        config["redis"] = {
+            "host": names.fqdn(names.component("redis-app")),
+            "port": ports.REDIS,
+            "password": secrets.redis_password("redis-app"),
+            "database": RATE_LIMIT_REDIS_DB,
+            "timeout": 2000,
+        }
+    return {"name": "rate-limiting", "config": config}
+
+
+def _route(name: str, path: str, plugins: list[Obj] | None = None) -> Obj:
+    route: Obj = {
+        "name": name,
+        "paths": [path],
+        "strip_path": False,  # the services serve under the same prefixes
+        "preserve_host": False,
+        "protocols": ["http", "https"],
+    }
+    if plugins:
+        route["plugins"] = plugins
+    return route
+
+
+def _proxy_cache(gw: GatewaySpec) -> Obj:
+    pc = gw.proxy_cache
+    return {
+        "name": "proxy-cache",
+        "config": {
+            "strategy": pc.strategy,
+            "content_type": list(pc.content_types),
+            "cache_ttl": pc.ttl_seconds,
+            "cache_control": True,  # the API's no-store / max-age decide per response
+            "request_method": list(pc.request_methods),
+            "response_code": list(pc.response_codes),
+            "memory": {"dictionary_name": "kong_db_cache"},
+        },
+    }
+
+
+def _routes(gw: GatewaySpec, component: Routed, path: str) -> list[Obj]:
+    routes = [_route(component, path)]
+    if component == "api" and gw.proxy_cache.enabled:
+        routes.append(_route("api-search", f"{path}{SEARCH_PATH}", [_proxy_cache(gw)]))
+    return routes
+
+
+def _service(
+    gw: GatewaySpec,
+    names: Names,
+    component: Routed,
+    path: str,
+    per_minute: int,
+    *,
+    secrets: GeneratedSecrets,
+) -> Obj:
     plugins: list[Obj] = []
     if gw.rate_limiting.enabled:
-        plugins.append(
-            {
-                "name": "rate-limiting",
-                "config": {
-                    "minute": per_minute,
-                    "policy": gw.rate_limiting.policy,
-                    "limit_by": "consumer",
-                    "fault_tolerant": True,
-                },
-            }
-        )
+        plugins.append(_rate_limiting(gw, names, per_minute, secrets=secrets))
     return {
         "name": component,
         "protocol": "http",
@@ -91,21 +153,29 @@ def _service(gw: GatewaySpec, component: Routed, path: str, per_minute: int) -> 
         "read_timeout": 60000,
         "write_timeout": 60000,
         "retries": 2,
-        "routes": [
-            {
-                "name": component,
-                "paths": [path],
-                "strip_path": False,  # the services serve under the same prefixes
-                "preserve_host": False,
-                "protocols": ["http", "https"],
-            }
-        ],
+        "routes": _routes(gw, component, path),
         "plugins": plugins,
     }
 
 
-def _global_plugins(gw: GatewaySpec) -> list[Obj]:
-    out: list[Obj] = []
+def _gateway_token(gw: GatewaySpec, secrets: GeneratedSecrets) -> Obj:
+    """Removes whatever the client sent, then adds the current token (remove runs first)."""
+    if not secrets.gateway_tokens:
+        raise ValueError("no generated gateway token")
+    remove = [GATEWAY_TOKEN_HEADER]
+    if not gw.key_auth.enabled:
+        remove += CONSUMER_HEADERS
+    return {
+        "name": "request-transformer",
+        "config": {
+            "remove": {"headers": remove},
+            "add": {"headers": [f"{GATEWAY_TOKEN_HEADER}:{secrets.gateway_tokens[0]}"]},
+        },
+    }
+
+
+def _global_plugins(gw: GatewaySpec, secrets: GeneratedSecrets) -> list[Obj]:
+    out: list[Obj] = [_gateway_token(gw, secrets)]
     if gw.key_auth.enabled:
         out.append(
             {
@@ -132,21 +202,6 @@ def _global_plugins(gw: GatewaySpec) -> list[Obj]:
                     "credentials": c.credentials,
                     "max_age": c.max_age_seconds,
                     "preflight_continue": False,
-                },
-            }
-        )
-    if gw.proxy_cache.enabled:
-        pc = gw.proxy_cache
-        out.append(
-            {
-                "name": "proxy-cache",
-                "config": {
-                    "strategy": pc.strategy,
-                    "content_type": list(pc.content_types),
-                    "cache_ttl": pc.ttl_seconds,
-                    "request_method": list(pc.request_methods),
-                    "response_code": list(pc.response_codes),
-                    "memory": {"dictionary_name": "kong_db_cache"},
                 },
             }
         )
@@ -208,13 +263,17 @@ def kong_config(spec: IndexForgeSpec, names: Names, *, secrets: GeneratedSecrets
         "_format_version": FORMAT_VERSION,
         "_transform": True,
         "services": [
-            _service(gw, "api", gw.routes.api, gw.rate_limiting.api_per_minute),
-            _service(gw, "ml", gw.routes.ml, gw.rate_limiting.ml_per_minute),
+            _service(
+                gw, names, "api", gw.routes.api, gw.rate_limiting.api_per_minute, secrets=secrets
+            ),
+            _service(
+                gw, names, "ml", gw.routes.ml, gw.rate_limiting.ml_per_minute, secrets=secrets
+            ),
         ],
         "upstreams": [
             _upstream(gw, names, "api", ports.API),
             _upstream(gw, names, "ml", ports.ML),
         ],
         "consumers": _consumers(gw, secrets),
-        "plugins": _global_plugins(gw),
+        "plugins": _global_plugins(gw, secrets),
     }

@@ -22,10 +22,31 @@ _SERVICES: tuple[Component, ...] = ("api", "ml", "excel")
 
 
 @dataclass(frozen=True)
+class Outside:
+    """Pods outside the instance picked by labels (e.g. a cluster-wide Prometheus)."""
+
+    namespace_labels: tuple[tuple[str, str], ...]
+    pod_labels: tuple[tuple[str, str], ...]
+
+    def peer(self) -> Obj:
+        return {
+            "namespaceSelector": {"matchLabels": dict(self.namespace_labels)},
+            "podSelector": {"matchLabels": dict(self.pod_labels)},
+        }
+
+
+@dataclass(frozen=True)
 class Flow:
-    source: Component | None
+    source: Component | Outside | None
     dest: Component | None
     ports: tuple[int, ...]
+
+
+def scraper(spec: IndexForgeSpec) -> Outside:
+    scrape = spec.monitoring.service_monitor.scrape_from
+    return Outside(
+        tuple(sorted(scrape.namespace_selector.items())), tuple(sorted(scrape.pod_selector.items()))
+    )
 
 
 def _url_port(url: str) -> int:
@@ -49,6 +70,8 @@ def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
             Flow("gateway", "api", (ports.API,)),
             Flow("gateway", "ml", (ports.ML,)),
         ]
+        if spec.gateway.rate_limiting.enabled and spec.gateway.rate_limiting.policy == "redis":
+            out.append(Flow("gateway", "redis-app", (ports.REDIS,)))  # shared counters
     else:
         out.append(Flow(None, "api", (ports.API,)))  # clients talk to the API directly
     out += [
@@ -87,8 +110,8 @@ def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
     for target in scrape_targets(spec):
         if mode == "Standalone":
             out.append(Flow("prometheus", target.component, (target.port,)))
-        elif mode == "PrometheusOperator":
-            out.append(Flow(None, target.component, (target.port,)))  # Prometheus lives elsewhere
+        elif mode == "PrometheusOperator":  # Prometheus lives elsewhere: only it, only metrics
+            out.append(Flow(scraper(spec), target.component, (target.port,)))
     if spec.sentry.enabled:
         out += [Flow(s, None, (ports.HTTPS,)) for s in services]
     return out
@@ -110,7 +133,9 @@ def _policy(names: Names, component: Component, all_flows: list[Flow]) -> Obj:
     for flow in all_flows:
         if flow.dest == component:
             rule: Obj = {"ports": _ports(flow.ports)}
-            if flow.source is not None:
+            if isinstance(flow.source, Outside):
+                rule = {"from": [flow.source.peer()], **rule}
+            elif flow.source is not None:
                 rule = {"from": [_peer(names, flow.source)], **rule}
             ingress.append(rule)
         if flow.source == component:
