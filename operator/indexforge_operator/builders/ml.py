@@ -54,7 +54,7 @@ def build_ml(spec: IndexForgeSpec, names: Names) -> list[Obj]:
             env("INDEXFORGE_DEVICE", ml_device(spec)),
             env("INDEXFORGE_MODEL_NAME", ml.model),
             env("INDEXFORGE_BATCH_MAX_SIZE", ml.batch_size),
-            env("INDEXFORGE_CACHE_DEFAULT_TTL_SECONDS", ml.cache_ttl_seconds),
+            env("INDEXFORGE_EMBEDDING_CACHE_TTL_SECONDS", ml.cache_ttl_seconds),
             env(
                 "INDEXFORGE_REDIS_URL",
                 f"redis://{names.fqdn(names.component('redis-ml'))}:{ports.REDIS}/0",
