@@ -14,12 +14,13 @@ import json
 import re
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "kong"
+from tests.reference import reference_dir
+
+REFERENCE = reference_dir() / "kong"
 SCHEMA_VERSION = "3.9"  # the plugin schema directory the deployed Kong image must match
 
 # Plugin name -> schema file stem (Kong's docs name files after the plugin's class).

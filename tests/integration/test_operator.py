@@ -17,7 +17,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from indexforge_operator.naming import Names
+from indexforge_operator.naming import LABEL_COMPONENT, Names
+from tests import reference
 from tests.conftest import REACTION_SECONDS, REPO_ROOT, kubectl
 from tests.operator_runner import OperatorProcess
 from tests.waiting import wait_for
@@ -410,6 +411,10 @@ def test_generated_keys_never_reach_status_events_or_logs(
         [e.message for e in core.list_namespaced_event(namespace).items], default=str
     )
     log_text = operator_process.log_path.read_text(errors="replace")
+    internal = core.read_namespaced_secret(names.internal_auth, namespace).data
+    internal_values = [base64.b64decode(v).decode().strip() for v in internal.values()]
+    keys += [v for v in internal_values if "\n" not in v]  # the plain values, not conf files
+    assert len(keys) >= 5
     for key in keys:
         assert key not in status_text
         assert key not in events_text
@@ -437,47 +442,50 @@ def test_operator_exports_reconcile_metrics(
     assert samples[ready] == 1.0
 
 
-def _monitoring_crd(kind: str, plural: str) -> dict[str, Any]:
-    """A minimal stand-in for a prometheus-operator CRD: enough for discovery and storage."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.monitoring.coreos.com"},
-        "spec": {
-            "group": "monitoring.coreos.com",
-            "scope": "Namespaced",
-            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
-            "versions": [
-                {
-                    "name": "v1",
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
+def _monitoring_crds() -> list[dict[str, Any]]:
+    """The real prometheus-operator CRDs (reference data), so the ServiceMonitors and the
+    PrometheusRule the operator applies are validated by their real schemas."""
+    wanted = ("servicemonitors", "prometheusrules")
+    return [
+        yaml.safe_load(path.read_text())
+        for path in reference.crd_files("prometheus-operator")
+        if any(path.name.endswith(f"_{plural}.yaml") for plural in wanted)
+    ]
+
+
+def _crd_established(api_client, name: str) -> bool:  # type: ignore[no-untyped-def]
+    crd = client.ApiextensionsV1Api(api_client).read_custom_resource_definition(name)
+    return any(
+        c.type == "Established" and c.status == "True" for c in (crd.status.conditions or [])
+    )
+
+
+def _assert_no_bypass(api_client, namespace: str) -> None:  # type: ignore[no-untyped-def]
+    """Issue 10's bypass, checked on the objects the API server stores: no ingress rule
+    without a source, and the outside scraper only on metrics ports."""
+    policies = client.NetworkingV1Api(api_client).list_namespaced_network_policy(namespace).items
+    serving = {"api": 8000, "ml": 8080, "excel": 8000}
+    for policy in policies:
+        component = (policy.spec.pod_selector.match_labels or {}).get(LABEL_COMPONENT)
+        for rule in policy.spec.ingress or []:
+            if component in serving:
+                assert rule._from, f"{policy.metadata.name}: ingress without a source"
+            outside = [p for p in rule._from or [] if p.namespace_selector is not None]
+            if outside and component in serving:
+                assert serving[component] not in [p.port for p in rule.ports], policy.metadata.name
 
 
 # Last in this module on purpose: while these CRDs exist every IndexForge switches mode.
 def test_prometheus_operator_crds_switch_to_service_monitors(
     api_client, kubeconfig: Path, namespace: str
 ) -> None:
-    crds = [
-        _monitoring_crd("ServiceMonitor", "servicemonitors"),
-        _monitoring_crd("PrometheusRule", "prometheusrules"),
-    ]
-    kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump_all(crds))
+    crds = _monitoring_crds()
+    assert len(crds) == 2
+    kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(crds))
     try:
-        for crd in crds:
-            kubectl(
-                kubeconfig, "wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}"
-            )
+        names = [crd["metadata"]["name"] for crd in crds]
+        wait_for(lambda: all(_crd_established(api_client, n) for n in names), timeout=30,
+                 what="prometheus-operator CRDs established")  # fmt: skip
         _apply(kubeconfig, _sample(namespace))
         custom = client.CustomObjectsApi(api_client)
 
@@ -501,5 +509,8 @@ def test_prometheus_operator_crds_switch_to_service_monitors(
         assert _condition(cr, "Monitoring")["reason"] == "MonitoringPrometheusOperator"
         deployments = client.AppsV1Api(api_client).list_namespaced_deployment(namespace).items
         assert "demo-prometheus" not in {d.metadata.name for d in deployments}
+        assert all(e["port"] == "metrics" or e["port"] == "status"
+                   for m in found for e in m["spec"]["endpoints"])  # fmt: skip
+        _assert_no_bypass(api_client, namespace)
     finally:
         kubectl(kubeconfig, "delete", "-f", "-", "--wait=false", stdin=yaml.safe_dump_all(crds))
