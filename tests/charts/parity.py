@@ -3,8 +3,10 @@
 What legitimately differs between `helm template` and `indexforge render` is normalised
 away, and nothing else:
 * ownerReferences (the operator's reconciler adds them) and the managed-by label;
-* generated secret values (Kong consumer keys, the Grafana admin password), including the keys
-  inside Kong's declarative config;
+* generated secret values (Kong consumer keys, the Grafana admin password, the internal
+  credentials: gateway tokens, Redis passwords, the Weaviate API key), wherever they appear:
+  in their Secrets, inside files built from them (Redis's requirepass files) and inside
+  Kong's declarative config (consumer keys, the gateway token header, the Redis password);
 * config files inside ConfigMaps/Secrets (*.yml, *.yaml, *.json) are compared parsed: Helm's
   YAML/JSON printers lay out the same config differently from PyYAML. For the components
   whose config is such a file (or holds generated keys) the config-checksum annotation,
@@ -30,6 +32,13 @@ CHECKSUM = "indexforge.io/config-checksum"
 GENERATED = "<generated>"
 GENERATED_SECRET_SUFFIXES = ("-gateway-consumers",)
 GENERATED_SECRET_KEYS = {"-grafana-admin": ("admin-password",)}
+# Secrets whose generated values also appear inside other keys' text (redis-*.conf): each value
+# is replaced wherever it occurs, so the text around it is still compared.
+GENERATED_VALUE_SECRETS = {
+    "-internal-auth": ("gateway-tokens", "redis-app-password", "redis-ml-password",
+                       "weaviate-api-key"),
+}  # fmt: skip
+GATEWAY_TOKEN_HEADER = "X-IndexForge-Gateway-Token"
 COMPONENT = "app.kubernetes.io/component"
 SERIALISED_CONFIG = frozenset({"gateway", "prometheus", "grafana"})
 
@@ -73,11 +82,42 @@ def _parse_file(name: str, text: str) -> Any:
     return text
 
 
+def _kong_plugins(config: Any) -> list[Obj]:
+    out = list(config.get("plugins") or [])
+    for service in config.get("services") or []:
+        out += service.get("plugins") or []
+        for route in service.get("routes") or []:
+            out += route.get("plugins") or []
+    return out
+
+
 def _kong(config: Any) -> Any:
-    for consumer in (config or {}).get("consumers") or []:
+    if not isinstance(config, dict):
+        return config
+    for consumer in config.get("consumers") or []:
         for cred in consumer.get("keyauth_credentials") or []:
             cred["key"] = GENERATED
+    for plugin in _kong_plugins(config):
+        cfg = plugin.get("config") or {}
+        if plugin.get("name") == "request-transformer":
+            add = cfg.get("add") or {}
+            add["headers"] = [
+                f"{GATEWAY_TOKEN_HEADER}:{GENERATED}"
+                if h.startswith(f"{GATEWAY_TOKEN_HEADER}:")
+                else h
+                for h in add.get("headers") or []
+            ]
+        if plugin.get("name") == "rate-limiting" and "password" in (cfg.get("redis") or {}):
+            cfg["redis"]["password"] = GENERATED
     return config
+
+
+def _generated_values(data: dict[str, str], keys: Iterable[str]) -> dict[str, str]:
+    values = {line for k in keys for line in data.get(k, "").splitlines() if line}
+    # Longest first: a value that contains another is replaced whole.
+    for value in sorted(values, key=len, reverse=True):
+        data = {k: v.replace(value, GENERATED) for k, v in data.items()}
+    return data
 
 
 def normalise(obj: Obj) -> Obj:
@@ -96,6 +136,9 @@ def normalise(obj: Obj) -> Obj:
         for suffix, keys in GENERATED_SECRET_KEYS.items():
             if name.endswith(suffix):
                 data.update({k: GENERATED for k in keys if k in data})
+        for suffix, keys in GENERATED_VALUE_SECRETS.items():
+            if name.endswith(suffix):
+                data = _generated_values(data, keys)
         parsed = {k: _parse_file(k, v) for k, v in data.items()}
         if "kong.yml" in parsed:
             parsed["kong.yml"] = _kong(parsed["kong.yml"])

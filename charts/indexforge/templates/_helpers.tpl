@@ -57,7 +57,8 @@ out, so a user's partial object is not deep-merged with it (the CR semantics).
 {{/* indexforge.spec: the effective spec (values with the CRD's defaults), as JSON. */}}
 {{- define "indexforge.spec" -}}
 {{- $skeleton := .Files.Get "files/spec-defaults.json" | fromJson -}}
-{{- $values := omit .Values "global" -}}
+{{- /* Not spec: Helm's `global`, the chart-only `credentials`, the memo of indexforge.generated. */ -}}
+{{- $values := omit .Values "global" "credentials" "__indexforgeGenerated" -}}
 {{- $r := include "indexforge.defaulted" (dict "s" $skeleton "v" $values "set" true) | fromJson -}}
 {{- toJson $r.v -}}
 {{- end -}}

@@ -16,8 +16,9 @@ the operator's builders/targets.py and alerts.py. Results are JSON.
 {{/* indexforge.scrapeTargets: pods behind a component's headless Service, scraped on a named port (dict spec). */}}
 {{- define "indexforge.scrapeTargets" -}}
 {{- $spec := .spec -}}
-{{- $out := list (dict "component" "api" "portName" "http" "port" 8000) (dict "component" "ml" "portName" "http" "port" 8080) -}}
-{{- if $spec.excel.enabled }}{{ $out = append $out (dict "component" "excel" "portName" "http" "port" 8000) }}{{ end -}}
+{{- /* The Python services' metrics listen apart from their serving port. */ -}}
+{{- $out := list (dict "component" "api" "portName" "metrics" "port" 9102) (dict "component" "ml" "portName" "metrics" "port" 9102) -}}
+{{- if $spec.excel.enabled }}{{ $out = append $out (dict "component" "excel" "portName" "metrics" "port" 9102) }}{{ end -}}
 {{- if $spec.gateway.enabled }}{{ $out = append $out (dict "component" "gateway" "portName" "status" "port" 8100) }}{{ end -}}
 {{- if $spec.redis.app.exporter.enabled }}{{ $out = append $out (dict "component" "redis-app" "portName" "metrics" "port" 9121) }}{{ end -}}
 {{- if $spec.redis.ml.exporter.enabled }}{{ $out = append $out (dict "component" "redis-ml" "portName" "metrics" "port" 9121) }}{{ end -}}

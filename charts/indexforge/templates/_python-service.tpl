@@ -14,6 +14,8 @@ INDEXFORGE_* environment variables.
 {{ include "indexforge.env" (dict "name" "INDEXFORGE_ENVIRONMENT" "value" $spec.sentry.environment) }}
 {{ include "indexforge.env" (dict "name" "HOME" "value" "/tmp") }}
 {{ include "indexforge.env" (dict "name" "PYTHONDONTWRITEBYTECODE" "value" "1") }}
+{{ include "indexforge.env" (dict "name" "INDEXFORGE_METRICS_PORT" "value" 9102) }}
+{{ include "indexforge.env" (dict "name" "INDEXFORGE_GATEWAY_TOKENS_FILE" "value" "/var/run/indexforge/gateway/tokens") }}
 {{- if and $spec.monitoring.enabled $spec.monitoring.jaeger.enabled }}
 {{ include "indexforge.env" (dict "name" "INDEXFORGE_OTLP_ENDPOINT" "value" (include "indexforge.url" (dict "root" .root "component" "jaeger" "port" 4318))) }}
 {{- end }}
@@ -32,7 +34,9 @@ INDEXFORGE_* environment variables.
 indexforge.pythonService: every object of one service. dict:
   root, spec, component, svc (the component's spec part), replicas ("" when an HPA owns the
   count), maxReplicas, port, env (YAML list text), podFields (YAML map text, GPU scheduling),
-  extraLimits (map), slowStart (bool).
+  extraLimits (map), slowStart (bool), redis (the Redis instance whose password it needs).
+Metrics listen on their own port (9102), so a scrape rule never opens the serving port. The
+gateway tokens are a file the service re-reads, so an overlapping rotation needs no restart.
 */}}
 {{- define "indexforge.pythonService" -}}
 {{- $ctx := dict "root" .root "spec" .spec "component" .component -}}
@@ -82,8 +86,14 @@ spec:
             - name: http
               containerPort: {{ .port }}
               protocol: TCP
+            - name: metrics
+              containerPort: 9102
+              protocol: TCP
           env:
             {{- .env | nindent 12 }}
+            {{- with .redis }}
+            {{- include "indexforge.internalEnv" (dict "root" $.root "name" "INDEXFORGE_REDIS_PASSWORD" "key" (printf "%s-password" .)) | nindent 12 }}
+            {{- end }}
           resources:
             {{- include "indexforge.resources" (dict "resources" $svc.resources "extraLimits" .extraLimits) | nindent 12 }}
           securityContext:
@@ -99,12 +109,22 @@ spec:
           {{- end }}
           volumeMounts:
             {{- include "indexforge.tmpMount" . | nindent 12 }}
+            - name: gateway-tokens
+              mountPath: /var/run/indexforge/gateway
+              readOnly: true
       volumes:
         {{- include "indexforge.tmpVolume" . | nindent 8 }}
+        - name: gateway-tokens
+          secret:
+            secretName: {{ include "indexforge.internalAuthSecret" .root }}
+            items:
+              - key: gateway-tokens
+                path: tokens
+            defaultMode: 288  # 0440
 ---
 {{ include "indexforge.service" (merge (dict "ports" (list (dict "name" "http" "port" .port))) $ctx) }}
 ---
-{{ include "indexforge.headlessService" (merge (dict "ports" (list (dict "name" "http" "port" .port))) $ctx) }}
+{{ include "indexforge.headlessService" (merge (dict "ports" (list (dict "name" "http" "port" .port) (dict "name" "metrics" "port" 9102))) $ctx) }}
 {{- if include "indexforge.wantsPdb" (dict "budget" $svc.podDisruptionBudget "maxReplicas" .maxReplicas) }}
 ---
 {{ include "indexforge.pdb" (merge (dict "budget" $svc.podDisruptionBudget) $ctx) }}

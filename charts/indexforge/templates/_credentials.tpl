@@ -1,0 +1,121 @@
+{{/*
+Generated credentials: Kong consumer keys, the Grafana admin password and the internal
+credentials of every hop (gateway tokens, Redis passwords, the Weaviate API key), as the
+operator's generated.py and builders/credentials.py.
+
+Two modes (chart-only value `credentials.existingSecret`):
+* unset: the chart generates the values into its own Secrets (<release>-gateway-consumers,
+  <release>-grafana-admin, <release>-internal-auth). `lookup` keeps what a previous release
+  stored, so `helm install/upgrade` never rotates them; `helm template` (GitOps renderers,
+  no cluster access) has nothing to look up and generates fresh values on every render.
+* set: the user created that Secret beforehand (`indexforge credentials`), the chart renders
+  no secret value at all and every reference points at it, so the output is stable across
+  renders. Its keys are listed in `indexforge.existingSecretKeys`.
+*/}}
+
+{{/* indexforge.existingSecret: name of the pre-created credentials Secret, or "". */}}
+{{- define "indexforge.existingSecret" -}}
+{{- (.Values.credentials | default dict).existingSecret | default "" -}}
+{{- end -}}
+
+{{/* indexforge.internalAuthSecret: the Secret holding the internal credentials. */}}
+{{- define "indexforge.internalAuthSecret" -}}
+{{- include "indexforge.existingSecret" . | default (printf "%s-internal-auth" .Release.Name) -}}
+{{- end -}}
+
+{{/*
+indexforge.consumerKeyRef: where a consumer's key is (dict root, username), as JSON
+{"name", "key"}: <release>-gateway-consumers/<username>, or <existingSecret>/consumer-<username>.
+*/}}
+{{- define "indexforge.consumerKeyRef" -}}
+{{- $existing := include "indexforge.existingSecret" .root -}}
+{{- if $existing -}}
+{{- dict "name" $existing "key" (printf "consumer-%s" .username) | toJson -}}
+{{- else -}}
+{{- dict "name" (printf "%s-gateway-consumers" .root.Release.Name) "key" .username | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/* indexforge.grafanaPasswordRef: where the Grafana admin password is, as JSON {"name", "key"}. */}}
+{{- define "indexforge.grafanaPasswordRef" -}}
+{{- $existing := include "indexforge.existingSecret" . -}}
+{{- if $existing -}}
+{{- dict "name" $existing "key" "grafana-admin-password" | toJson -}}
+{{- else -}}
+{{- dict "name" (printf "%s-grafana-admin" .Release.Name) "key" "admin-password" | toJson -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+indexforge.existingSecretKeys: every key the chart reads from credentials.existingSecret under
+the given values (dict root, spec), as a JSON list. `indexforge credentials` writes the same.
+*/}}
+{{- define "indexforge.existingSecretKeys" -}}
+{{- $keys := list "gateway-tokens" "redis-app-password" "redis-app.conf" "redis-ml-password" "redis-ml.conf" "weaviate-api-key" -}}
+{{- $gw := .spec.gateway -}}
+{{- if and $gw.enabled $gw.keyAuth.enabled -}}
+{{- range $gw.keyAuth.consumers }}{{ $keys = append $keys (printf "consumer-%s" .username) }}{{ end -}}
+{{- end -}}
+{{- if and .spec.monitoring.enabled .spec.monitoring.grafana.enabled -}}
+{{- $keys = append $keys "grafana-admin-password" -}}
+{{- end -}}
+{{- toJson $keys -}}
+{{- end -}}
+
+{{/* indexforge.secretEnv: an env var read from a Secret key (dict name, secret, key). */}}
+{{- define "indexforge.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ .key }}
+{{- end -}}
+
+{{/* indexforge.internalEnv: an env var read from the internal credentials (dict root, name, key). */}}
+{{- define "indexforge.internalEnv" -}}
+{{ include "indexforge.secretEnv" (dict "name" .name "secret" (include "indexforge.internalAuthSecret" .root) "key" .key) }}
+{{- end -}}
+
+{{/* indexforge.redisAuthConf: the requirepass file redis.conf includes (password). */}}
+{{- define "indexforge.redisAuthConf" -}}
+{{- printf "requirepass %s\nmasterauth %s\n" . . -}}
+{{- end -}}
+
+{{/*
+indexforge.generated: the generated values of this release as JSON (without existingSecret
+only): {"consumers": {username: key}, "grafanaPassword", "gatewayTokens": [newest first],
+"redis": {"redis-app", "redis-ml"}, "weaviateApiKey"}. A value stored by a previous release
+is kept; a missing one is generated. Computed once per render and remembered: kong.yml and the
+Secrets are rendered by different templates and must agree.
+*/}}
+{{- define "indexforge.generated" -}}
+{{- $memo := "__indexforgeGenerated" -}}
+{{- if not (hasKey .Values $memo) -}}
+{{- $spec := include "indexforge.spec" . | fromJson -}}
+{{- $ns := .Release.Namespace -}}
+{{- $consumersOld := (lookup "v1" "Secret" $ns (printf "%s-gateway-consumers" .Release.Name)).data | default dict -}}
+{{- $grafanaOld := (lookup "v1" "Secret" $ns (printf "%s-grafana-admin" .Release.Name)).data | default dict -}}
+{{- $internalOld := (lookup "v1" "Secret" $ns (printf "%s-internal-auth" .Release.Name)).data | default dict -}}
+{{- $keys := dict -}}
+{{- range $spec.gateway.keyAuth.consumers -}}
+{{- $_ := set $keys .username (index $consumersOld .username | default "" | b64dec | default (randAlphaNum 43)) -}}
+{{- end -}}
+{{- $tokens := list -}}
+{{- range splitList "\n" (index $internalOld "gateway-tokens" | default "" | b64dec) -}}
+{{- if . }}{{ $tokens = append $tokens . }}{{ end -}}
+{{- end -}}
+{{- if not $tokens }}{{ $tokens = list (randAlphaNum 43) }}{{ end -}}
+{{- $redis := dict -}}
+{{- range list "redis-app" "redis-ml" -}}
+{{- $_ := set $redis . (index $internalOld (printf "%s-password" .) | default "" | b64dec | default (randAlphaNum 43)) -}}
+{{- end -}}
+{{- $out := dict
+  "consumers" $keys
+  "grafanaPassword" (index $grafanaOld "admin-password" | default "" | b64dec | default (randAlphaNum 43))
+  "gatewayTokens" $tokens
+  "redis" $redis
+  "weaviateApiKey" (index $internalOld "weaviate-api-key" | default "" | b64dec | default (randAlphaNum 43)) -}}
+{{- $_ := set .Values $memo $out -}}
+{{- end -}}
+{{- index .Values $memo | toJson -}}
+{{- end -}}
