@@ -22,4 +22,12 @@ kubectl patch node "$gpu_node" --subresource=status --type=merge \
   -p '{"status":{"capacity":{"nvidia.com/gpu":"4"},"allocatable":{"nvidia.com/gpu":"4"}}}'
 # kind's default class is "standard" like the local control plane's.
 
+# Real service images for the traffic tests (tests/e2e/test_gateway_kind.py): built here,
+# loaded into the nodes, used with imagePullPolicy Never.
+for component in api ml excel; do
+  docker build -q -f "docker/${component}.Dockerfile" -t "indexforge-${component}:e2e" .
+  kind load docker-image --name "$CLUSTER" "indexforge-${component}:e2e"
+done
+export INDEXFORGE_E2E_IMAGES='indexforge-{component}:e2e'
+
 .venv/bin/pytest -q -m cluster tests
