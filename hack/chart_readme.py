@@ -187,6 +187,32 @@ would build from the same spec. Values the API server would reject in a CR fail 
 (`values.schema.json` and `templates/_validate.tpl`). Spec reference: the table below,
 `kubectl explain indexforge.spec` once the CRD is installed, and the CRD itself
 ([crds/indexforge.io_indexforges.yaml](../../crds/indexforge.io_indexforges.yaml)).
+Values that are not spec fields (chart only) come last in the table and in `values.yaml`.
+
+### Generated credentials and GitOps
+
+The stack needs credentials nobody types in: Kong consumer keys, the Grafana admin password,
+and the internal ones every hop behind the NetworkPolicies authenticates with (the token Kong
+adds for the services, the Redis passwords, the Weaviate API key).
+
+* By default the chart generates them into its own Secrets and keeps them across
+  `helm upgrade` (it looks the previous values up). `helm template` cannot look anything up,
+  so GitOps tools that render with it (Argo CD, Flux's `helm template` mode) would get new
+  values on every render and rotate every credential on every sync.
+* For those, create the credentials once, before the install, and point the chart at them:
+
+  ```bash
+  indexforge credentials --release search --namespace search -f my-spec.yaml \\
+    | kubectl apply -f -            # or seal/encrypt the output and commit it
+  helm template search charts/indexforge -n search -f my-spec.yaml \\
+    --set credentials.existingSecret=search-credentials
+  ```
+
+  The chart then renders no secret value at all (every reference points at that Secret) and
+  its output is the same on every render. Kong's config then comes from an environment
+  variable whose secret parts are references resolved in the pod. The Secret's keys are
+  listed under `credentials.existingSecret` below; add a `consumer-<username>` key when you
+  add a gateway consumer.
 """
 
 OPERATOR_USAGE = """

@@ -11,6 +11,11 @@ One source: ``crds/indexforge.io_indexforges.yaml`` (itself generated from the s
 * ``charts/*/README.md`` — usage and a table of every value (see ``hack.chart_readme``).
 * ``manifests/install.yaml`` — ``helm template`` of the operator chart (needs helm).
 
+The static chart also has a few values that are not spec fields (``CHART_ONLY``, e.g. where
+its generated credentials come from). They are described here, in the same schema form,
+appended after the spec's keys in values.yaml, values.schema.json and the README, and kept out
+of spec-defaults.json; the chart's ``indexforge.spec`` helper leaves them out of the spec.
+
 Usage: ``python -m hack.charts`` writes everything; ``--check`` writes nothing and exits 1
 listing stale files (CI); ``--no-install`` skips the helm-dependent bundle.
 """
@@ -22,6 +27,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +63,50 @@ _KEEP = (
 # Spec fields that mean something only to the operator.
 _STATIC_NOTES = {
     "paused": "Operator only: ignored by this chart (helm has no reconcile loop to pause).",
+}
+# Keys of the existing-credentials Secret (templates/_credentials.tpl, `indexforge credentials`).
+_CREDENTIAL_KEYS = (
+    "`gateway-tokens` (the tokens the services accept, one per line, newest first), "
+    "`gateway-token` (the one Kong sends: the first line of `gateway-tokens`), "
+    "`redis-app-password`, `redis-ml-password`, "
+    "`redis-app.conf` and `redis-ml.conf` (the lines `requirepass <password>` and "
+    "`masterauth <password>` of that instance), `weaviate-api-key`, "
+    "`consumer-<username>` for each gateway.keyAuth consumer, and `grafana-admin-password`"
+)
+_DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+_DNS_SUBDOMAIN = rf"{_DNS_LABEL}(\.{_DNS_LABEL})*"  # a Secret's name
+# Values of the static chart that are not IndexForge spec fields, as a CRD-style schema node.
+CHART_ONLY: Schema = {
+    "type": "object",
+    "properties": {
+        "credentials": {
+            "type": "object",
+            "default": {},
+            "description": "Chart only (no spec field; the operator keeps its generated values "
+            "in Secrets it owns): where the generated credentials come from. Unset, the chart "
+            "generates Kong consumer keys, the Grafana admin password and the internal "
+            "credentials (gateway tokens, Redis passwords, Weaviate API key) into its own "
+            "Secrets and keeps them across `helm upgrade` by looking them up; `helm template` "
+            "cannot look up, so every render (Argo CD, Flux, any GitOps renderer) would "
+            "generate new ones and rotate them on every sync.",
+            "properties": {
+                "existingSecret": {
+                    "type": "string",
+                    "default": "",
+                    "maxLength": 253,
+                    "pattern": f"^({_DNS_SUBDOMAIN})?$",  # empty: not set
+                    "description": "Name of a Secret in the release namespace, created before "
+                    "the install, that holds every credential; the chart then renders no "
+                    "secret value and `helm template` gives the same output on every render. "
+                    "Create it with `indexforge credentials --release <release> --namespace "
+                    "<namespace> [-f values.yaml] | kubectl apply -f -` (or seal/encrypt that "
+                    f"output for Git). Keys: {_CREDENTIAL_KEYS}. Values are URL-safe tokens "
+                    "without a trailing newline. Kong then reads its config from an environment "
+                    "variable whose secret parts are references (see templates/gateway.yaml).",
+                },
+            },
+        },
+    },
 }
 
 
@@ -110,6 +160,7 @@ def to_json_schema(node: Schema) -> Schema:
 
 def values_schema(spec: Schema) -> Schema:
     root = to_json_schema(spec)
+    root["properties"].update(to_json_schema(CHART_ONLY)["properties"])
     # Helm adds `global` to the values of every chart used as a subchart.
     root["properties"]["global"] = {"type": "object", "description": "Helm global values."}
     return {
@@ -178,7 +229,14 @@ def _scalar(value: Any) -> str:
 
 
 def _comment(text: str, indent: str) -> list[str]:
-    return [f"{indent}# {line}".rstrip() for line in text.splitlines()]
+    """Comment lines of at most 100 characters (a longer word keeps its own line)."""
+    width = max(100 - len(indent) - 2, 40)
+    lines = [
+        part
+        for line in text.splitlines()
+        for part in textwrap.wrap(line, width, break_on_hyphens=False) or [""]
+    ]
+    return [f"{indent}# {line}".rstrip() for line in lines]
 
 
 def _values_lines(node: Schema, depth: int, path: str) -> Iterator[str]:
@@ -213,11 +271,17 @@ def values_yaml(spec: Schema) -> str:
     header = [
         "# Values of the IndexForge static chart: exactly the keys of an IndexForge CR's `spec`,",
         "# so a CR's spec block saved as a file works as `helm install -f spec.yaml`, and the",
-        "# other way round. GENERATED by `python -m hack.charts` from",
-        "# crds/indexforge.io_indexforges.yaml (descriptions and defaults come from the spec",
-        "# model); do not edit by hand. values.schema.json holds the bounds, enums and patterns.",
+        "# other way round; chart-only values come last. GENERATED by `python -m hack.charts`",
+        "# from crds/indexforge.io_indexforges.yaml (descriptions and defaults come from the spec",
+        "# model) and hack/charts.py (CHART_ONLY); do not edit by hand. values.schema.json holds",
+        "# the bounds, enums and patterns.",
     ]
-    return "\n".join([*header, *_values_lines(spec, 0, "")]) + "\n"
+    chart_only = [
+        "",
+        "# ---- Chart-only values: not part of the IndexForge spec (leave them out of a CR) ----",
+    ]
+    lines = [*header, *_values_lines(spec, 0, ""), *chart_only, *_values_lines(CHART_ONLY, 0, "")]
+    return "\n".join(lines) + "\n"
 
 
 # --- README.md ----------------------------------------------------------------------------
@@ -231,14 +295,18 @@ def _object_defaults(node: Schema, path: str = "") -> Iterator[str]:
 
 
 def static_readme(spec: Schema) -> str:
-    rows = chart_readme.schema_rows(spec, notes=_STATIC_NOTES, replaces=set(_object_defaults(spec)))
+    rows = [
+        *chart_readme.schema_rows(spec, notes=_STATIC_NOTES, replaces=set(_object_defaults(spec))),
+        *chart_readme.schema_rows(CHART_ONLY, notes={}, replaces=set()),
+    ]
     return chart_readme.render(
         title=STATIC_CHART.name,
         intro=chart_readme.STATIC_USAGE.format(
             description=chart_readme.chart_description(STATIC_CHART)
         ),
-        rows=list(rows),
-        source="crds/indexforge.io_indexforges.yaml (the spec schema behind values.yaml)",
+        rows=rows,
+        source="crds/indexforge.io_indexforges.yaml (the spec schema behind values.yaml) and "
+        "hack/charts.py (chart-only values)",
     )
 
 

@@ -136,9 +136,9 @@ def normalise(obj: Obj) -> Obj:
         for suffix, keys in GENERATED_SECRET_KEYS.items():
             if name.endswith(suffix):
                 data.update({k: GENERATED for k in keys if k in data})
-        for suffix, keys in GENERATED_VALUE_SECRETS.items():
+        for suffix, value_keys in GENERATED_VALUE_SECRETS.items():
             if name.endswith(suffix):
-                data = _generated_values(data, keys)
+                data = _generated_values(data, value_keys)
         parsed = {k: _parse_file(k, v) for k, v in data.items()}
         if "kong.yml" in parsed:
             parsed["kong.yml"] = _kong(parsed["kong.yml"])

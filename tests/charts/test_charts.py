@@ -327,9 +327,20 @@ def test_static_values_are_the_spec_defaults() -> None:
     assert objs  # renders with the generated values
     defaults = IndexForgeSpec().model_dump(by_alias=True, exclude_none=True)
     values = yaml.safe_load((STATIC_CHART / "values.yaml").read_text())
-    for key in values:
+    chart_only = set(generator.CHART_ONLY["properties"])
+    assert not chart_only & set(defaults), "a chart-only value shadows a spec field"
+    for key in set(values) - chart_only:
         assert key in defaults, f"values key {key} is not a spec field"
-    assert set(defaults) == set(values)
+    assert set(defaults) == set(values) - chart_only
+
+
+def test_chart_only_values_stay_out_of_the_spec() -> None:
+    """The chart's spec helper drops exactly the chart-only keys (and Helm's `global`)."""
+    helper = (STATIC_CHART / "templates" / "_helpers.tpl").read_text()
+    omitted = re.search(r'omit \.Values ((?:"[^"]+" ?)+)', helper)
+    assert omitted, "indexforge.spec no longer omits non-spec values"
+    names = set(re.findall(r'"([^"]+)"', omitted.group(1)))
+    assert set(generator.CHART_ONLY["properties"]) | {"global"} <= names
 
 
 def test_generated_files_are_current() -> None:

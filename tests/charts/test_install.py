@@ -143,6 +143,7 @@ def test_static_chart_install_upgrade_uninstall(
     apps: Any = client.AppsV1Api(api_client)
     core: Any = client.CoreV1Api(api_client)
     keys = _secret(api_client, namespace, f"{release}-gateway-consumers")
+    internal = _secret(api_client, namespace, f"{release}-internal-auth")
     redis_sts = apps.read_namespaced_stateful_set(f"{release}-redis-app", namespace)
     checksum = redis_sts.spec.template.metadata.annotations["indexforge.io/config-checksum"]
 
@@ -159,6 +160,7 @@ def test_static_chart_install_upgrade_uninstall(
     assert not names & {f"{release}-{c}" for c in ("prometheus", "grafana", "jaeger")}, names
     # Generated keys survive upgrades (lookup), so clients keep working.
     assert _secret(api_client, namespace, f"{release}-gateway-consumers") == keys
+    assert _secret(api_client, namespace, f"{release}-internal-auth") == internal
     _wait_ready(kubeconfig, api_client, namespace, release, expected - 3)
 
     _helm(kubeconfig, "uninstall", release, "-n", namespace, "--wait", "--timeout", "3m")

@@ -23,12 +23,19 @@ SAMPLES = sorted((REPO_ROOT / "manifests" / "samples").glob("*.yaml"))
 
 
 def _kong_configs(stream: str) -> list[dict[str, Any]]:
+    """kong.yml of a Secret, or (static chart with credentials.existingSecret) the config in
+    the Kong container's KONG_DECLARATIVE_CONFIG_STRING, references unresolved."""
     out = []
     for doc in yaml.safe_load_all(stream):
         if doc and doc.get("kind") == "Secret" and "kong.yml" in (doc.get("data") or {}):
             out.append(yaml.safe_load(base64.b64decode(doc["data"]["kong.yml"])))
         elif doc and doc.get("kind") == "Secret" and "kong.yml" in (doc.get("stringData") or {}):
             out.append(yaml.safe_load(doc["stringData"]["kong.yml"]))
+        elif doc and doc.get("kind") == "Deployment":
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                for var in container.get("env") or []:
+                    if var["name"] == "KONG_DECLARATIVE_CONFIG_STRING":
+                        out.append(yaml.safe_load(var["value"]))
     return out
 
 
@@ -42,9 +49,15 @@ def test_operator_kong_config_is_valid_for_kong(sample: Path) -> None:
         assert kong_schema.problems(config) == []
 
 
+@pytest.mark.parametrize("existing", [False, True], ids=["generated", "existing-secret"])
 @pytest.mark.parametrize("values", STATIC_VARIANTS, ids=lambda p: p.stem)
-def test_static_chart_kong_config_is_valid_for_kong(values: Path) -> None:
-    configs = _kong_configs(helm_template(STATIC_CHART, values=[values]))
+def test_static_chart_kong_config_is_valid_for_kong(values: Path, existing: bool) -> None:
+    """Both credential modes (test_credentials.py also checks the resolved existingSecret
+    config); gateway-off renders none."""
+    sets = ["credentials.existingSecret=creds"] if existing else []
+    configs = _kong_configs(helm_template(STATIC_CHART, values=[values], set_values=sets))
+    gateway = (yaml.safe_load(values.read_text()).get("gateway") or {}).get("enabled", True)
+    assert len(configs) == (1 if gateway else 0)
     for config in configs:
         assert kong_schema.problems(config) == []
 

@@ -7,6 +7,7 @@ Go module, crds/) — nothing is downloaded from schema sites. Every kind must h
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,18 @@ def test_static_chart_validates(
         STATIC_CHART, values=[values] if values else [], prometheus_operator=prometheus_operator
     )
     _assert_valid(kubeconform(kube_schemas, manifests))
+
+
+def test_static_chart_validates_with_an_existing_credentials_secret(kube_schemas: Path) -> None:
+    """credentials.existingSecret (Kong's config in an env var, references to that Secret) and
+    the Secret `indexforge credentials` prints for it."""
+    full = STATIC_CHART / "ci" / "full-values.yaml"
+    secret = run([sys.executable, "-m", "indexforge_operator.cli", "credentials",
+                  "--release", "demo", "--namespace", "ns1", "-f", str(full)])  # fmt: skip
+    manifests = helm_template(
+        STATIC_CHART, values=[full], set_values=["credentials.existingSecret=demo-credentials"]
+    )
+    _assert_valid(kubeconform(kube_schemas, f"{manifests}\n{secret}"))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,9 @@ Two modes (chart-only value `credentials.existingSecret`):
   no cluster access) has nothing to look up and generates fresh values on every render.
 * set: the user created that Secret beforehand (`indexforge credentials`), the chart renders
   no secret value at all and every reference points at it, so the output is stable across
-  renders. Its keys are listed in `indexforge.existingSecretKeys`.
+  renders. Its keys: the internal-auth ones, gateway-token (the token Kong sends),
+  consumer-<username>, grafana-admin-password (values.yaml documents them; `indexforge
+  credentials` writes them; tests/charts/test_credentials.py checks the two agree).
 */}}
 
 {{/* indexforge.existingSecret: name of the pre-created credentials Secret, or "". */}}
@@ -44,22 +46,6 @@ indexforge.consumerKeyRef: where a consumer's key is (dict root, username), as J
 {{- else -}}
 {{- dict "name" (printf "%s-grafana-admin" .Release.Name) "key" "admin-password" | toJson -}}
 {{- end -}}
-{{- end -}}
-
-{{/*
-indexforge.existingSecretKeys: every key the chart reads from credentials.existingSecret under
-the given values (dict root, spec), as a JSON list. `indexforge credentials` writes the same.
-*/}}
-{{- define "indexforge.existingSecretKeys" -}}
-{{- $keys := list "gateway-tokens" "redis-app-password" "redis-app.conf" "redis-ml-password" "redis-ml.conf" "weaviate-api-key" -}}
-{{- $gw := .spec.gateway -}}
-{{- if and $gw.enabled $gw.keyAuth.enabled -}}
-{{- range $gw.keyAuth.consumers }}{{ $keys = append $keys (printf "consumer-%s" .username) }}{{ end -}}
-{{- end -}}
-{{- if and .spec.monitoring.enabled .spec.monitoring.grafana.enabled -}}
-{{- $keys = append $keys "grafana-admin-password" -}}
-{{- end -}}
-{{- toJson $keys -}}
 {{- end -}}
 
 {{/* indexforge.secretEnv: an env var read from a Secret key (dict name, secret, key). */}}
