@@ -9,6 +9,7 @@ from sentry_sdk.transport import Transport
 
 from ..common.app import ServiceContext, create_service_app
 from ..common.health import health_router
+from .cache_control import CacheControlMiddleware
 from .routes import documents, search
 from .runtime import ApiService
 from .settings import MULTIPART_OVERHEAD_BYTES, ApiSettings
@@ -47,4 +48,6 @@ def create_app(
     service = ApiService(settings, ctx)
     ctx.state["api"] = service
     app.state.api_service = service
+    # Outermost: every response (errors and 401s included) leaves with a Cache-Control.
+    app.add_middleware(CacheControlMiddleware, max_age=settings.gateway_cache_max_age_seconds)
     return app

@@ -1,10 +1,12 @@
 """Per-consumer request counters: a fixed window in the app Redis, mirrored as metrics.
 
 Kong's key-auth/ACL plugins name the authenticated consumer in `X-Consumer-Username` (or
-`X-Consumer-ID`); direct callers count as `anonymous`. The window count lives in Redis so it
-covers every API replica. Counting is best effort: it never fails or slows a request for
-long (its own breaker skips a dead Redis), and the label set is capped so a flood of made-up
-consumer names cannot blow up the metrics.
+`X-Consumer-ID`); direct callers count as `anonymous`. Anyone can set those headers, so with
+gateway tokens configured they are believed only on a request that carried a valid token
+(it came through Kong); without tokens (local development) they are taken as they come.
+The window count lives in Redis so it covers every API replica. Counting is best effort:
+it never fails or slows a request for long (its own breaker skips a dead Redis), and the
+label set is capped so a flood of made-up consumer names cannot blow up the metrics.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from redis.asyncio import Redis
 
 from ..common.breaker import CircuitBreaker
 from ..common.cache import REDIS_ERRORS
+from ..common.gateway_auth import hop_trusted
 from .metrics import ApiMetrics
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,8 @@ _VALID = re.compile(r"^[A-Za-z0-9._@:-]{1,64}$")
 
 
 def consumer_of(request: Request) -> str:
+    if not hop_trusted(request.scope):
+        return ANONYMOUS
     for header in CONSUMER_HEADERS:
         value = request.headers.get(header)
         if value and _VALID.match(value):

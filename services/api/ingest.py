@@ -26,7 +26,7 @@ from opentelemetry import trace
 from ..common.cache import Cache
 from ..common.tabular import Record
 from .content import ContentWriter
-from .jobs import JobStore
+from .jobs import JobStore, public_error
 from .metrics import ApiMetrics
 from .settings import ApiSettings
 from .store import StoreUnavailable, WeaviateStore
@@ -142,8 +142,9 @@ class Ingestor:
         if wrote:
             await self._rollback(document_id)
         await self.jobs.update(
-            job, status="failed", stage=None, error=exc.message, reason=exc.reason, written=0
-        )
+            job, status="failed", stage=None, written=0,
+            error=public_error(exc.reason, exc.message), reason=exc.reason,
+        )  # fmt: skip
         self.metrics.jobs.labels(prepared.kind, "failed").inc()
 
     async def _read_workbook(self, prepared: Prepared) -> list[Record]:

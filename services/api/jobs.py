@@ -3,6 +3,10 @@
 Stored through the shared cache (msgpack, retries, breaker): while Redis is down, a job's
 record lives in this pod's bounded in-process LRU, so the pod that runs the job can still
 answer for it. Status moves queued -> processing -> completed | failed.
+
+A failed job's `error` is read by clients: it says what failed in words that name no host,
+URL or exception (`public_error`); `reason` is the stable code and the details are in the
+log lines carrying the job's correlation id.
 """
 
 from __future__ import annotations
@@ -14,6 +18,20 @@ from typing import Any, Literal
 from ..common.cache import Cache
 
 JobStatus = Literal["queued", "processing", "completed", "failed"]
+
+# Failures whose detail is about our infrastructure, not the client's input.
+PUBLIC_ERRORS: dict[str, str] = {
+    "excel_unavailable": "the Excel processor is unavailable; upload again later",
+    "ml_unavailable": "the embedding service is unavailable; upload again later",
+    "weaviate_unavailable": "the search backend is unavailable; upload again later",
+    "internal": "internal error while ingesting",
+}
+
+
+def public_error(reason: str, message: str) -> str:
+    """What a client may read about a failure: `message` only when it is about the input
+    (`rejected`: the upstream's verdict on the file) or our own words (`shutdown`)."""
+    return PUBLIC_ERRORS.get(reason, message)
 
 
 def new_job_id() -> str:

@@ -74,6 +74,7 @@ class ApiService:
             attempts=s.upstream_retry_attempts,
             breaker_threshold=s.upstream_breaker_threshold,
             breaker_reset_seconds=s.upstream_breaker_reset_seconds,
+            token=self.ctx.gateway_tokens.outgoing,
         )
 
     @asynccontextmanager
@@ -101,5 +102,6 @@ Api = Annotated[ApiService, Depends(get_api)]
 
 
 async def count_consumer(request: Request) -> None:
-    """Router dependency: one tick of the caller's per-consumer counter."""
+    """Router dependency: one tick of the caller's per-consumer counter (Kong's consumer
+    headers count only on an authenticated hop, see `consumer_of`)."""
     await get_api(request).consumers.count(consumer_of(request))

@@ -10,8 +10,13 @@ from ..common.tabular import JsonScalar
 
 
 class ErrorResponse(BaseModel):
-    error: str
-    correlation_id: str | None = None
+    error: str = Field(description="What went wrong, for people (no internal details).")
+    code: str | None = Field(
+        default=None, description="Stable machine-readable code, e.g. search_unavailable."
+    )
+    correlation_id: str | None = Field(
+        default=None, description="Also in X-Request-ID: quote it when reporting a problem."
+    )
 
 
 class TextDocument(BaseModel):
@@ -53,11 +58,16 @@ class Job(BaseModel):
         description="Distinct texts stored for the first time; a row whose text is already "
         "stored (in this document or another) joins that object instead.",
     )
-    error: str | None = None
+    error: str | None = Field(
+        default=None, description="Why it failed, for people (details are in the API log)."
+    )
     reason: str | None = Field(
         default=None,
-        description="Why it failed: rejected, excel_unavailable, ml_unavailable, "
+        description="Why it failed (stable code): rejected, excel_unavailable, ml_unavailable, "
         "weaviate_unavailable, shutdown, internal.",
+    )
+    correlation_id: str | None = Field(
+        default=None, description="Correlation id of the upload: the job's log lines carry it."
     )
     created_at: float
     updated_at: float
@@ -136,6 +146,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Upload over the size limit",
         415: "Unsupported or mismatched file type",
         422: "Invalid input",
+        429: "Too many uploads in progress: retry after Retry-After seconds",
         503: "A dependency (Weaviate, Excel processor, ML) is unavailable",
     }
     return {s: {"model": ErrorResponse, "description": text[s]} for s in statuses}

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
-from ..common.settings import ServiceSettings
+from ..common.settings import ServiceSettings, read_secret
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
@@ -30,6 +31,12 @@ class ApiSettings(ServiceSettings):
     )
     weaviate_batch_size: int = Field(default=100, ge=1, le=1000, description="Objects per write.")
     weaviate_timeout_seconds: float = Field(default=30.0, gt=0)
+    weaviate_api_key: SecretStr | None = Field(
+        default=None, description="API key Weaviate requires (unset: anonymous access)."
+    )
+    weaviate_api_key_file: Path | None = Field(
+        default=None, description="File holding the Weaviate API key (a Secret volume)."
+    )
 
     # Vector index of the collection. Applied when the collection is created (Weaviate
     # cannot change the index type, efConstruction or maxConnections of an existing one).
@@ -98,6 +105,18 @@ class ApiSettings(ServiceSettings):
         default=None, description="Excel processor; unset means .xlsx uploads are refused."
     )
     excel_timeout_seconds: float = Field(default=120.0, gt=0)
+    excel_max_upload_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        description="Largest .xlsx upload (413 before it is sent to the Excel processor); "
+        "the operator sets the Excel processor's own limit here. Unset: max_upload_bytes.",
+    )
+    excel_max_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most data rows of a workbook (the Excel processor's own limit). "
+        "Unset: max_rows.",
+    )
     upstream_retry_attempts: int = Field(
         default=3, ge=1, le=10, description="Tries per call to the Excel processor / ML service."
     )
@@ -113,6 +132,14 @@ class ApiSettings(ServiceSettings):
     rate_limit_window_seconds: int = Field(
         default=3600, ge=1, description="Window of the per-consumer request counters."
     )
+    gateway_cache_max_age_seconds: int = Field(
+        default=30,
+        ge=0,
+        description="max-age of search answers (Cache-Control: public), which Kong's "
+        "proxy-cache honours: the bound on how stale a search through the gateway may be "
+        "after an upload or delete, since the gateway cannot be told to purge. 0: no-store. "
+        "Job status and document reads are never cacheable.",
+    )
 
     max_upload_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     max_rows: int = Field(default=100_000, ge=1, description="Most rows/chunks per document.")
@@ -125,6 +152,12 @@ class ApiSettings(ServiceSettings):
         default=1000, ge=100, le=20_000, description="Text documents are split into chunks."
     )
     ingest_concurrency: int = Field(default=2, ge=1, description="Ingestion jobs run at once.")
+
+    def resolved_weaviate_api_key(self) -> str | None:
+        return read_secret(self.weaviate_api_key, self.weaviate_api_key_file)
+
+    def secret_values(self) -> list[str]:
+        return [*super().secret_values(), *filter(None, [self.resolved_weaviate_api_key()])]
 
     @field_validator("weaviate_url", "ml_url", "excel_url")
     @classmethod

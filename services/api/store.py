@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
-from weaviate.classes.init import AdditionalConfig, GrpcConfig, Timeout
+from weaviate.classes.init import AdditionalConfig, Auth, GrpcConfig, Timeout
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
 from weaviate.client import WeaviateAsyncClient
 from weaviate.exceptions import WeaviateBaseError
@@ -95,8 +95,27 @@ GRPC_OPTIONS = [
 ]
 
 
+PUBLIC_UNAVAILABLE = "search backend unavailable"
+
+
 class StoreUnavailable(Exception):
-    """Weaviate could not be reached or failed the call; the API answers 503."""
+    """Weaviate could not be reached or failed the call; the API answers 503.
+
+    `str(exc)` is the detail for the log (it may name hosts and carry client errors);
+    clients get only `public` and the stable `code`.
+    """
+
+    def __init__(
+        self, detail: str, *, public: str = PUBLIC_UNAVAILABLE, code: str = "search_unavailable"
+    ) -> None:
+        super().__init__(detail)
+        self.public = public
+        self.code = code
+
+
+def refuses_credentials(exc: BaseException) -> bool:
+    """Did Weaviate answer 401/403 (a wrong or missing API key)?"""
+    return getattr(exc, "status_code", None) in (401, 403)
 
 
 @dataclass(frozen=True)
@@ -211,12 +230,17 @@ class WeaviateStore:
         self._client: WeaviateAsyncClient | None = None
         self._schema_ok = False
         self._lock = asyncio.Lock()
+        # Weaviate refused our API key at the last connect: uploads are refused at once
+        # (503) instead of becoming jobs that cannot succeed. Cleared by a good connect.
+        self.credentials_refused = False
 
     # -- connection -------------------------------------------------------------------------
 
     def _new_client(self) -> WeaviateAsyncClient:
         timeout = self.settings.weaviate_timeout_seconds
+        key = self.settings.resolved_weaviate_api_key()
         return weaviate.use_async_with_custom(
+            auth_credentials=Auth.api_key(key) if key else None,
             http_host=self._host,
             http_port=self._port,
             http_secure=self._secure,
@@ -242,7 +266,13 @@ class WeaviateStore:
                         await client.connect()
                     except Exception as exc:
                         await _close_quietly(client)
+                        self.credentials_refused = refuses_credentials(exc)
+                        if self.credentials_refused:
+                            raise StoreUnavailable(
+                                f"Weaviate refused the API key: {_short(exc)}"
+                            ) from exc
                         raise StoreUnavailable(f"Weaviate is unreachable: {exc}") from exc
+                    self.credentials_refused = False
                     self._client = client
                 if not self._schema_ok:
                     await self._guard(self._ensure_schema(self._client))
@@ -294,7 +324,10 @@ class WeaviateStore:
             raise StoreUnavailable(
                 f"collection {self.collection_name} lacks {sorted(missing)}: it was created "
                 "by an older IndexForge (one object per row); set INDEXFORGE_WEAVIATE_COLLECTION "
-                "to a new name and upload the documents again"
+                "to a new name and upload the documents again",
+                public="the search index was created by an older IndexForge and must be "
+                "rebuilt (the API log says how)",
+                code="search_index_outdated",
             )
 
     async def _create(self, client: WeaviateAsyncClient, name: str, **config: Any) -> None:

@@ -3,13 +3,17 @@
 Transport errors and 502/503/504 are retried with a short exponential backoff (tenacity);
 consecutive failed calls open a circuit breaker, after which calls fail at once with a clear
 message until one probe is let through. A 4xx is the upstream's verdict on the input: it is
-returned to the caller, never retried. Outgoing calls carry the correlation id; the trace
-context is injected by the httpx instrumentation when tracing is on.
+returned to the caller, never retried. Outgoing calls carry the correlation id and the
+gateway token (the services behind the API check it like Kong's); the trace context is
+injected by the httpx instrumentation when tracing is on.
+
+Messages of these exceptions are for the log: they name the upstream's failure in detail.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,6 +21,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from ..common.breaker import CircuitBreaker
 from ..common.correlation import current_correlation_id
+from ..common.gateway_auth import HEADER as GATEWAY_TOKEN_HEADER
 from ..common.tracing import outgoing_headers
 
 log = logging.getLogger(__name__)
@@ -64,8 +69,10 @@ class Upstream:
         attempts: int,
         breaker_threshold: int,
         breaker_reset_seconds: float,
+        token: Callable[[], str | None] | None = None,
     ) -> None:
         self.name = name
+        self._token = token  # the current gateway token (the file may be rotated)
         self.base_url = base_url
         self.attempts = attempts
         self.breaker = CircuitBreaker(
@@ -82,6 +89,8 @@ class Upstream:
                 f"{self.name} is unavailable (circuit open after repeated failures)"
             )
         extra = {"X-Request-ID": cid} if (cid := current_correlation_id()) else {}
+        if self._token is not None and (token := self._token()):
+            extra[GATEWAY_TOKEN_HEADER] = token
         headers = outgoing_headers(extra)
         try:
             async for attempt in AsyncRetrying(

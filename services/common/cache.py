@@ -147,10 +147,16 @@ class CacheMetrics:
         self._errors.labels(self._name, operation).inc()
 
 
-def redis_client(url: str, *, socket_timeout: float) -> Redis:
-    """An asyncio client with short timeouts and no built-in retries (the cache retries)."""
+def redis_client(url: str, *, socket_timeout: float, password: str | None = None) -> Redis:
+    """An asyncio client with short timeouts and no built-in retries (the cache retries).
+
+    The password is passed apart from the credential-free URL, so it never shows in a URL
+    that gets logged. A refused AUTH surfaces as a ConnectionError subclass: Redis counts
+    as down (breaker, `cache_errors_total`, readiness check false), the service keeps going.
+    """
     return Redis.from_url(
         url,
+        password=password,
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
         retry=Retry(NoBackoff(), 0),
@@ -199,7 +205,11 @@ class Cache:
         default_ttl: float | None = None,
     ) -> Cache:
         redis = (
-            redis_client(settings.redis_url, socket_timeout=settings.redis_socket_timeout_seconds)
+            redis_client(
+                settings.redis_url,
+                socket_timeout=settings.redis_socket_timeout_seconds,
+                password=settings.resolved_redis_password(),
+            )
             if settings.redis_url
             else None
         )

@@ -1,8 +1,11 @@
-"""Every error is JSON `{"error": "<message>", ...}`; bad input is a 4xx, never a 500.
+"""Every error is JSON `{"error": "<message>", "code": "<code>", "correlation_id": ...}`;
+bad input is a 4xx, never a 500.
 
-The `error` key is also what Weaviate's vectorizer client reads from a failed `/vectors`
-call, so its log shows our message. Validation details never echo the input back (it may be
-a 100k-character text).
+`code` is stable (clients branch on it); `error` is a human sentence that never carries
+exception text, internal hostnames or URLs: those go to the log and Sentry, found by the
+correlation id. The `error` key is also what Weaviate's vectorizer client reads from a failed
+`/vectors` call, so its log shows our message. Validation details never echo the input back
+(it may be a 100k-character text).
 """
 
 from __future__ import annotations
@@ -24,8 +27,48 @@ from .correlation import current_correlation_id
 log = logging.getLogger(__name__)
 
 
-def error_body(message: str, **extra: Any) -> dict[str, Any]:
+# The code of an error raised without one, by HTTP status.
+STATUS_CODES: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+    500: "internal_error",
+    502: "upstream_error",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+def code_for_status(status: int) -> str:
+    return STATUS_CODES.get(status, "client_error" if status < 500 else "server_error")
+
+
+class ServiceError(HTTPException):
+    """An HTTP error with its stable `code` (default: derived from the status)."""
+
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code, message, headers=headers)
+        self.code = code or code_for_status(status_code)
+
+
+def error_body(message: str, *, code: str | None = None, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"error": message}
+    if code is not None:
+        body["code"] = code
     body.update(extra)
     cid = current_correlation_id()
     if cid:
@@ -57,13 +100,17 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         message = "request body must be a JSON object"
         if "json" not in request.headers.get("content-type", ""):
             message += " sent with Content-Type: application/json"
-    return JSONResponse(error_body(message, detail=details), status_code=422)
+    body = error_body(message, code="invalid_request", detail=details)
+    return JSONResponse(body, status_code=422)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return JSONResponse(error_body(message), status_code=exc.status_code, headers=exc.headers)
+    code = getattr(exc, "code", None) or code_for_status(exc.status_code)
+    return JSONResponse(
+        error_body(message, code=code), status_code=exc.status_code, headers=exc.headers
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -71,7 +118,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
 
 
-async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    """A JSON response from a pure ASGI middleware (before or instead of the app)."""
     response = JSONResponse(body, status_code=status)
     await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
     await send({"type": "http.response.body", "body": response.body})
@@ -106,7 +154,7 @@ class UnhandledErrorMiddleware:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             if started:  # too late for a clean response; the server closes the connection
                 raise
-            await _send_json(send, 500, error_body("internal error"))
+            await send_json(send, 500, error_body("internal error", code="internal_error"))
 
 
 class BodyGuardMiddleware:
@@ -118,7 +166,11 @@ class BodyGuardMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, path_limits: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        path_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
@@ -129,10 +181,11 @@ class BodyGuardMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.path_limits.get(scope["path"], self.max_bytes)
+        too_large = error_body(f"body exceeds {limit} bytes", code="too_large")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await _send_json(send, 413, error_body(f"body exceeds {limit} bytes"))
+            await send_json(send, 413, too_large)
             return
         chunks: list[bytes] = []
         size = 0
@@ -144,7 +197,7 @@ class BodyGuardMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _send_json(send, 413, error_body(f"body exceeds {limit} bytes"))
+                await send_json(send, 413, too_large)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -154,7 +207,7 @@ class BodyGuardMiddleware:
                 body.decode("utf-8")
             except UnicodeDecodeError as exc:
                 message_ = f"request body is not valid UTF-8 (byte {exc.start})"
-                await _send_json(send, 400, error_body(message_))
+                await send_json(send, 400, error_body(message_, code="invalid_encoding"))
                 return
         replayed = False
 

@@ -1,6 +1,7 @@
 """Console-script entry shared by the services: `--host`/`--port` flags, the rest from env.
 
-Defaults bind loopback; the charts pass `--host 0.0.0.0` inside pods.
+Defaults bind loopback; the charts pass `--host 0.0.0.0` inside pods. The metrics listener
+(`INDEXFORGE_METRICS_PORT`) binds the same host.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TypeVar
 import uvicorn
 from fastapi import FastAPI
 
+from .app import ServiceContext
 from .logging import configure_logging
 from .settings import ServiceSettings
 
@@ -42,6 +44,8 @@ def run_service(
         service=settings.service_name, level=settings.log_level, json_lines=settings.log_json
     )
     app = build_app(settings)
+    ctx: ServiceContext = app.state.service
+    ctx.metrics_host = args.host
     uvicorn.run(
         app,
         host=args.host,

@@ -6,6 +6,7 @@ ConfigMap/Secret naming scheme covers the whole stack (e.g. `INDEXFORGE_REDIS_UR
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -80,14 +81,64 @@ class ServiceSettings(BaseSettings):
         default=2 * 1024 * 1024, ge=1024, description="Requests with a larger body get 413."
     )
 
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Serve /metrics on this port (same bind host) instead of the serving "
+        "port, where /metrics then answers 404. Unset: /metrics on the serving port.",
+    )
+
+    # Gateway -> service hop. Tokens from the variable (comma-separated) and/or a mounted
+    # file (one per line, re-read when it changes); every listed token is accepted, so a
+    # rotation can overlap. No token configured: no check (local development).
+    gateway_tokens: SecretStr | None = Field(
+        default=None, description="Accepted X-IndexForge-Gateway-Token values, comma-separated."
+    )
+    gateway_tokens_file: Path | None = Field(
+        default=None, description="File with one accepted token per line (a Secret volume)."
+    )
+    gateway_auth_required: bool = Field(
+        default=True,
+        description="With tokens configured, refuse callers without one (401). False: tokens "
+        "are only sent onwards (the API when no gateway is deployed in front of it).",
+    )
+
+    # The URL stays credential-free; the password comes from here or a mounted file.
+    redis_password: SecretStr | None = Field(default=None, description="Password of the Redis.")
+    redis_password_file: Path | None = Field(
+        default=None, description="File holding the Redis password (a Secret volume)."
+    )
+
     def resolved_sentry_dsn(self) -> str | None:
         """The DSN from the setting, else from the secret file; None disables Sentry."""
-        if self.sentry_dsn is not None and self.sentry_dsn.get_secret_value():
-            return self.sentry_dsn.get_secret_value()
-        if self.sentry_dsn_file is not None and self.sentry_dsn_file.is_file():
-            return self.sentry_dsn_file.read_text(encoding="utf-8").strip() or None
-        return None
+        return read_secret(self.sentry_dsn, self.sentry_dsn_file)
+
+    def resolved_redis_password(self) -> str | None:
+        return read_secret(self.redis_password, self.redis_password_file)
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret (not the rotating gateway tokens of the file): what the
+        Sentry hook blanks wherever it appears. Services add their own."""
+        found = [self.resolved_sentry_dsn(), self.resolved_redis_password()]
+        if self.gateway_tokens is not None:
+            found += split_tokens(self.gateway_tokens.get_secret_value())
+        return [s for s in found if s]
 
     @property
     def release(self) -> str:
         return f"{self.service_name}@{self.version}"
+
+
+def read_secret(value: SecretStr | None, file: Path | None) -> str | None:
+    """A secret from its setting, else from its file (stripped); None when neither has one."""
+    if value is not None and value.get_secret_value():
+        return value.get_secret_value()
+    if file is not None and file.is_file():
+        return file.read_text(encoding="utf-8").strip() or None
+    return None
+
+
+def split_tokens(raw: str) -> list[str]:
+    """Tokens separated by commas (the variable) or newlines (the file); blanks dropped."""
+    return [t for t in re.split(r"[,\s]+", raw) if t]

@@ -11,6 +11,17 @@ from .routes import api, weaviate
 from .runtime import MLService
 from .settings import MLSettings
 
+# Weaviate's text2vec-transformers client calls these without custom headers, so they cannot
+# require the gateway token; only Weaviate (and the API) may reach the ML service at all,
+# which the NetworkPolicy enforces. /api/v1/ml/* still requires the token.
+WEAVIATE_PROTOCOL_PATHS = (
+    "/vectors",
+    "/vectors/",
+    "/meta",
+    "/.well-known/live",
+    "/.well-known/ready",
+)
+
 
 def create_app(
     settings: MLSettings | None = None,
@@ -32,6 +43,7 @@ def create_app(
         cache_ttl=settings.embedding_cache_ttl_seconds,
         sentry_enrichers=[service.sentry_enricher],
         sentry_transport=sentry_transport,
+        auth_exempt=WEAVIATE_PROTOCOL_PATHS,
     )
     service.attach(app.state.service)
     app.state.ml_service = service

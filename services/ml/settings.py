@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..common.settings import ServiceSettings
 
@@ -41,4 +41,17 @@ class MLSettings(ServiceSettings):
     max_texts_per_request: int = Field(
         default=128, ge=1, description="Larger batches are rejected (422)."
     )
-    embedding_cache_ttl_seconds: float = Field(default=3600.0, gt=0)
+    embedding_cache_ttl_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long a computed embedding stays cached. Unset: "
+        "INDEXFORGE_CACHE_DEFAULT_TTL_SECONDS, which is what the operator writes.",
+    )
+
+    @model_validator(mode="after")
+    def _ttl_from_cache_default(self) -> MLSettings:
+        # The cache's default TTL is the spec's `ml.cacheTtlSeconds`; a fixed 3600 here
+        # used to override it silently.
+        if "embedding_cache_ttl_seconds" not in self.model_fields_set:
+            self.embedding_cache_ttl_seconds = self.cache_default_ttl_seconds
+        return self

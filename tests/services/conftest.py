@@ -46,12 +46,14 @@ TORCH_THREADS = 1
 
 
 class RedisProcess:
-    """A throwaway redis-server (no persistence, volatile-lru like the service Redis)."""
+    """A throwaway redis-server (no persistence, volatile-lru like the service Redis);
+    with `password`, it requires it (`requirepass`), as the operator deploys it."""
 
-    def __init__(self, binary: str, port: int, workdir: Path) -> None:
+    def __init__(self, binary: str, port: int, workdir: Path, password: str | None = None) -> None:
         self.binary = binary
         self.port = port
         self.workdir = workdir
+        self.password = password
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -68,9 +70,13 @@ class RedisProcess:
             "--maxmemory", "64mb", "--maxmemory-policy", "volatile-lru",
             "--dir", str(self.workdir), "--logfile", str(self.workdir / f"redis-{self.port}.log"),
         ]  # fmt: skip
+        if self.password is not None:
+            args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5)
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, socket_timeout=0.5, password=self.password
+        )
         try:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
@@ -102,10 +108,10 @@ class RedisProcess:
         self.proc = None
 
 
-def start_redis(binary: str, workdir: Path) -> RedisProcess:
+def start_redis(binary: str, workdir: Path, *, password: str | None = None) -> RedisProcess:
     last: Exception | None = None
     for _ in range(3):  # a free port can be taken between probing and binding
-        server = RedisProcess(binary, free_port(), workdir)
+        server = RedisProcess(binary, free_port(), workdir, password)
         try:
             server.start()
             return server

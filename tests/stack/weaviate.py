@@ -1,6 +1,7 @@
 """Run `weaviate-server` (built by `python -m tests.cluster tools weaviate-server`) on loopback.
 
-Single node, anonymous access, the `text2vec-transformers` module pointed at our ML service,
+Single node, anonymous access (or API-key auth with `api_key=`, as the operator deploys it),
+the `text2vec-transformers` module pointed at our ML service,
 telemetry and the pprof listener off. Every port is a free 127.0.0.1 port chosen up front
 and kept across restarts, so a test can kill Weaviate and bring the same instance (same data
 directory, same URLs) back. Two listeners of v1.35 cannot be bound to loopback: gRPC and the
@@ -52,11 +53,28 @@ class WeaviatePorts:
         return cls(*(free_port() for _ in range(6)))
 
 
-def weaviate_env(ports: WeaviatePorts, data_dir: Path, inference_url: str) -> dict[str, str]:
+API_KEY_USER = "indexforge"
+
+
+def auth_env(api_key: str | None) -> dict[str, str]:
+    """Anonymous access, or only holders of `api_key` (user `indexforge`), as in production."""
+    if api_key is None:
+        return {"AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true"}
     return {
+        "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
+        "AUTHENTICATION_APIKEY_ENABLED": "true",
+        "AUTHENTICATION_APIKEY_ALLOWED_KEYS": api_key,
+        "AUTHENTICATION_APIKEY_USERS": API_KEY_USER,
+    }
+
+
+def weaviate_env(
+    ports: WeaviatePorts, data_dir: Path, inference_url: str, *, api_key: str | None = None
+) -> dict[str, str]:
+    return {
+        **auth_env(api_key),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PERSISTENCE_DATA_PATH": str(data_dir),
-        "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true",
         "DEFAULT_VECTORIZER_MODULE": "text2vec-transformers",
         "ENABLE_MODULES": "text2vec-transformers",
         "TRANSFORMERS_INFERENCE_API": inference_url,
@@ -81,10 +99,16 @@ def weaviate_env(ports: WeaviatePorts, data_dir: Path, inference_url: str) -> di
 
 class WeaviateProcess:
     def __init__(
-        self, workdir: Path, inference_url: str, *, ports: WeaviatePorts | None = None
+        self,
+        workdir: Path,
+        inference_url: str,
+        *,
+        ports: WeaviatePorts | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.workdir = workdir
         self.inference_url = inference_url
+        self.api_key = api_key
         self.ports = ports or WeaviatePorts.allocate()
         self.data_dir = workdir / "data"
         self.log_path = workdir / "weaviate.log"
@@ -99,7 +123,7 @@ class WeaviateProcess:
         return [binary, "--host", "127.0.0.1", "--port", str(self.ports.http), "--scheme", "http"]
 
     def env(self) -> dict[str, str]:
-        return weaviate_env(self.ports, self.data_dir, self.inference_url)
+        return weaviate_env(self.ports, self.data_dir, self.inference_url, api_key=self.api_key)
 
     def start(self, *, timeout: float = READY_TIMEOUT_S, new_session: bool = False) -> None:
         argv = self.argv()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated, Any
 
@@ -11,8 +12,10 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
-from ...common.errors import describe_validation_errors, error_body
+from ...common.correlation import current_correlation_id
+from ...common.errors import ServiceError, code_for_status, describe_validation_errors, error_body
 from ...common.identity import document_id as content_document_id
+from ..cache_control import NoStore
 from ..ingest import SEARCH_TAG
 from ..jobs import new_job_id
 from ..ranking import hit
@@ -24,7 +27,11 @@ from ..uploads import Prepared, UploadRejected, prepare_upload, sha256, text_rec
 DOCUMENTS_PATH = "/api/v1/documents"
 SAMPLE_RECORDS = 20
 
-router = APIRouter(prefix="/api/v1", tags=["documents"], dependencies=[Depends(count_consumer)])
+log = logging.getLogger(__name__)
+# Job status and documents change under the client's feet: never cached at the gateway.
+router = APIRouter(
+    prefix="/api/v1", tags=["documents"], dependencies=[Depends(count_consumer), NoStore]
+)
 
 _text_document = TypeAdapter(TextDocument)
 _UPLOAD_BODY: dict[str, Any] = {
@@ -53,8 +60,14 @@ DocumentId = Annotated[uuid.UUID, Path(description="Document id returned by the 
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Job id from the upload.")]
 
 
-def unavailable(exc: Exception) -> HTTPException:
-    return HTTPException(status_code=503, detail=f"search backend unavailable: {exc}")
+# Weaviate refusing our key does not heal within a job's life: refuse uploads meanwhile.
+RETRY_AFTER_SECONDS = "30"
+
+
+def unavailable(exc: StoreUnavailable) -> ServiceError:
+    """503 with a safe message and code; the detail (hosts, client errors) goes to the log."""
+    log.warning("search backend unavailable: %s", exc)
+    return ServiceError(503, exc.public, code=exc.code)
 
 
 async def _read_json(request: Request, api: Api) -> Prepared:
@@ -84,6 +97,16 @@ async def _read_multipart(request: Request, api: Api) -> Prepared:
         await form.close()
 
 
+def check_workbook_size(prepared: Prepared, api: Api) -> None:
+    """Refuse what the Excel processor would refuse, before it travels there."""
+    if api.excel is None:
+        raise UploadRejected(415, ".xlsx uploads are disabled (no Excel processor)")
+    limit = api.settings.excel_max_upload_bytes
+    size = len(prepared.workbook or b"")
+    if limit is not None and size > limit:
+        raise UploadRejected(413, f"the workbook has {size} bytes; the limit is {limit}")
+
+
 @router.post(
     "/documents",
     status_code=202,
@@ -103,10 +126,18 @@ async def upload(request: Request, response: Response, api: Api) -> JobAccepted 
             raise UploadRejected(
                 415, "send application/json ({'text': ...}) or multipart/form-data (file)"
             )
-        if prepared.kind == "xlsx" and api.excel is None:
-            raise UploadRejected(415, ".xlsx uploads are disabled (no Excel processor)")
+        if prepared.kind == "xlsx":
+            check_workbook_size(prepared, api)
     except UploadRejected as exc:
-        return JSONResponse(error_body(exc.message), status_code=exc.status)
+        body = error_body(exc.message, code=code_for_status(exc.status))
+        return JSONResponse(body, status_code=exc.status)
+    if api.store.credentials_refused and not await api.store.ready():
+        raise ServiceError(
+            503,
+            "search backend unavailable",
+            code="search_unavailable",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
     job_id = new_job_id()
     # The same file (type, name, bytes) is the same document: uploading it again is a no-op.
     document_id = content_document_id(
@@ -117,7 +148,7 @@ async def upload(request: Request, response: Response, api: Api) -> JobAccepted 
     )
     job = await api.jobs.create(
         job_id, document_id=document_id, source=prepared.source, kind=prepared.kind,
-        records=len(prepared.records),
+        records=len(prepared.records), correlation_id=current_correlation_id(),
     )  # fmt: skip
     api.ingestor.submit(job, prepared)
     status_url = f"/api/v1/jobs/{job_id}"

@@ -3,16 +3,21 @@
 Cached responses carry the `search` tag; every completed upload and every delete
 invalidates the tag, so a cached answer never outlives a change to what is stored (for
 longer than the invalidation takes). `X-Cache: hit|stale|miss` says where an answer came from.
+Answers may also be kept by Kong's proxy-cache for `gateway_cache_max_age_seconds`
+(`cache_control.py`), which no invalidation reaches.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
+from ...common.errors import ServiceError
+from ..cache_control import SharedCache
 from ..ingest import SEARCH_TAG
 from ..ranking import Ranking, SearchRequest
 from ..ranking import search as ranked_search
@@ -21,7 +26,10 @@ from ..schemas import SearchResponse, error_responses
 from ..store import SearchFilters, StoreUnavailable
 from ..upstream import UpstreamRejected, UpstreamUnavailable
 
-router = APIRouter(prefix="/api/v1", tags=["search"], dependencies=[Depends(count_consumer)])
+log = logging.getLogger(__name__)
+router = APIRouter(
+    prefix="/api/v1", tags=["search"], dependencies=[Depends(count_consumer), SharedCache]
+)
 
 MAX_LIMIT = 100
 FilterValue = Annotated[str | None, Query(min_length=1, max_length=255)]
@@ -104,7 +112,8 @@ async def search(
             cache_key(request), run, ttl=settings.cache_response_ttl_seconds, tags=[SEARCH_TAG]
         )
     except StoreUnavailable as exc:
-        raise HTTPException(status_code=503, detail=f"search backend unavailable: {exc}") from exc
+        log.warning("search failed: %s", exc)
+        raise ServiceError(503, exc.public, code=exc.code) from exc
     api.metrics.searches.labels(status).inc()
     response.headers["X-Cache"] = status
     filters = request.filters
