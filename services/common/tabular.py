@@ -69,21 +69,40 @@ def column_names(header: Sequence[Any] | None, width: int) -> list[str]:
     """Titles from the header row; letters where a title is missing; duplicates numbered."""
     names: list[str] = []
     seen: set[str] = set()
+    # Next suffix to try per title: a row of 1,024 equal titles stays linear, not quadratic.
+    next_suffix: dict[str, int] = {}
     for i in range(width):
         raw = header[i] if header is not None and i < len(header) else None
         base = " ".join(str(raw).split()) if not is_blank(raw) else column_letter(i)
-        name, n = base, 2
-        while name.casefold() in seen:
-            name, n = f"{base}_{n}", n + 1
+        key = base.casefold()
+        name = base
+        if key in seen:
+            n = next_suffix.get(key, 2)
+            while (name := f"{base}_{n}").casefold() in seen:
+                n += 1
+            next_suffix[key] = n + 1
         seen.add(name.casefold())
         names.append(name)
     return names
 
 
 def render_text(fields: dict[str, JsonScalar], *, max_chars: int) -> str:
-    """The text embedded for a row: `name: value` pairs of the non-empty cells."""
-    text = "; ".join(f"{k}: {v}" for k, v in fields.items() if not is_blank(v))
-    return text[:max_chars]
+    """The text embedded for a row: `name: value` pairs of the non-empty cells.
+
+    Stops joining once `max_chars` is reached: a row of 1,024 long cells is not first
+    rendered whole (megabytes) to keep its first 2,000 characters.
+    """
+    parts: list[str] = []
+    length = -2  # no separator before the first pair
+    for k, v in fields.items():
+        if is_blank(v):
+            continue
+        part = f"{k}: {v}"
+        parts.append(part)
+        length += len(part) + 2
+        if length >= max_chars:
+            break
+    return "; ".join(parts)[:max_chars]
 
 
 @dataclass(frozen=True, slots=True)

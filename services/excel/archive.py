@@ -4,11 +4,13 @@
   `[Content_Types].xml` and an `xl/` part; an OLE2 compound file is either an encrypted
   workbook (it has an `EncryptedPackage` stream) or a legacy `.xls`.
 - Zip bombs are refused from the central directory alone: the declared uncompressed total,
-  the per-member compression ratio and the member count are bounded. Python's zipfile stops
+  the compression ratio (of each big member, and of the archive as a whole, so that many
+  small members cannot add up to one bomb) and the member count are bounded. Python's zipfile stops
   inflating a member at its declared size (and fails its CRC), so a lying header cannot make
   the later read bigger than what was checked here.
 
-Pure functions: the API runs the same checks synchronously on uploads it forwards.
+Pure functions over bytes or a seekable binary file: the API runs the same checks on the
+uploads it spooled to disk before forwarding them.
 """
 
 from __future__ import annotations
@@ -18,17 +20,43 @@ import re
 import zipfile
 from dataclasses import dataclass
 from enum import Enum
+from typing import BinaryIO
 
 from .errors import ExcelRejected
 
 ZIP_SIGNATURE = b"PK\x03\x04"
 OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
-# Members smaller than this may compress as well as they like (tiny XML parts, shared styles).
+# Members smaller than this may compress as well as they like (tiny XML parts, shared styles);
+# so may a whole archive that unpacks to less.
 RATIO_EXEMPT_BYTES = 1024 * 1024
+# Files are scanned for the OLE2 encryption marker in blocks of this size.
+SCAN_BLOCK_BYTES = 1024 * 1024
 # A sheet's <dimension ref="A1:XFD9"/> comes before its data; this much of it is enough.
 DIMENSION_PEEK_BYTES = 4096
 _DIMENSION = re.compile(rb'<(?:\w+:)?dimension\s+ref="[A-Z]+\d+:([A-Z]+)(\d+)"')
+
+Source = bytes | BinaryIO  # the upload in memory, or spooled to a seekable file
+
+
+def _stream(source: Source) -> BinaryIO:
+    """A binary stream over the source, at its start."""
+    if isinstance(source, bytes):
+        return io.BytesIO(source)
+    source.seek(0)
+    return source
+
+
+def _contains(source: Source, marker: bytes) -> bool:
+    if isinstance(source, bytes):
+        return marker in source
+    stream = _stream(source)
+    tail = b""
+    while block := stream.read(SCAN_BLOCK_BYTES):
+        if marker in tail + block[: len(marker)] or marker in block:
+            return True
+        tail = block[-len(marker) :]
+    return False
 
 
 class Kind(Enum):
@@ -47,18 +75,19 @@ class ArchiveLimits:
     max_entries: int = 2000
 
 
-def sniff(data: bytes) -> Kind:
+def sniff(data: Source) -> Kind:
     """What the bytes are, from their signature (first bytes) only."""
-    if not data:
+    head = data[:8] if isinstance(data, bytes) else _stream(data).read(8)
+    if not head:
         return Kind.EMPTY
-    if data.startswith(ZIP_SIGNATURE):
+    if head.startswith(ZIP_SIGNATURE):
         return Kind.ZIP
-    if data.startswith(OLE2_SIGNATURE):
-        return Kind.ENCRYPTED if ENCRYPTED_STREAM in data else Kind.LEGACY_XLS
+    if head.startswith(OLE2_SIGNATURE):
+        return Kind.ENCRYPTED if _contains(data, ENCRYPTED_STREAM) else Kind.LEGACY_XLS
     return Kind.OTHER
 
 
-def check_archive(data: bytes, limits: ArchiveLimits) -> None:
+def check_archive(data: Source, limits: ArchiveLimits) -> None:
     """Raise `ExcelRejected` unless `data` is a ZIP-packaged workbook within the limits."""
     kind = sniff(data)
     if kind is Kind.EMPTY:
@@ -76,7 +105,7 @@ def check_archive(data: bytes, limits: ArchiveLimits) -> None:
             415, "not_xlsx", "the content is not an .xlsx workbook (no ZIP signature)"
         )
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with zipfile.ZipFile(_stream(data)) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
         raise ExcelRejected(
@@ -97,9 +126,10 @@ def _check_members(members: list[zipfile.ZipInfo], limits: ArchiveLimits) -> Non
         raise ExcelRejected(
             415, "not_xlsx", "the ZIP archive is not an .xlsx workbook (no xl/ workbook part)"
         )
-    total = 0
+    total = packed = 0
     for member in members:
         total += member.file_size
+        packed += member.compress_size
         if member.file_size > RATIO_EXEMPT_BYTES:
             ratio = member.file_size / max(1, member.compress_size)
             if ratio > limits.max_compression_ratio:
@@ -116,6 +146,14 @@ def _check_members(members: list[zipfile.ZipInfo], limits: ArchiveLimits) -> Non
             f"the archive declares {total} uncompressed bytes; "
             f"the limit is {limits.max_uncompressed_bytes}",
         )
+    ratio = total / max(1, packed)
+    if total > RATIO_EXEMPT_BYTES and ratio > limits.max_compression_ratio:
+        raise ExcelRejected(
+            422,
+            "zip_bomb",
+            f"the archive expands {ratio:.0f}x over its {len(members)} members "
+            f"(limit {limits.max_compression_ratio:.0f}x): refusing a likely zip bomb",
+        )
 
 
 def _column_number(letters: bytes) -> int:
@@ -125,7 +163,7 @@ def _column_number(letters: bytes) -> int:
     return number
 
 
-def declared_sizes(data: bytes) -> list[tuple[str, int, int]]:
+def declared_sizes(data: Source) -> list[tuple[str, int, int]]:
     """(sheet part, columns, rows) each worksheet declares in its <dimension>, when it does.
 
     Only the first bytes of each sheet are inflated. The declaration may be absent or wrong,
@@ -133,7 +171,7 @@ def declared_sizes(data: bytes) -> list[tuple[str, int, int]]:
     guarantee: the streaming reader enforces the limits on the actual rows.
     """
     out: list[tuple[str, int, int]] = []
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+    with zipfile.ZipFile(_stream(data)) as archive:
         for member in archive.infolist():
             name = member.filename
             if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
@@ -146,7 +184,7 @@ def declared_sizes(data: bytes) -> list[tuple[str, int, int]]:
     return out
 
 
-def check_declared_columns(data: bytes, *, max_columns: int) -> None:
+def check_declared_columns(data: Source, *, max_columns: int) -> None:
     """Refuse a checked archive whose sheets declare more columns than allowed.
 
     Rows are not checked this way: formatted but empty rows inflate the declared height,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Request, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from ..common.errors import error_body
@@ -26,7 +28,9 @@ Excel = Annotated[ExcelService, Depends(get_excel)]
 
 
 def rejection(exc: ExcelRejected) -> JSONResponse:
-    return JSONResponse(error_body(exc.message, reason=exc.reason), status_code=exc.status)
+    # `code` like every service's errors; `reason` kept for clients that read it already.
+    body = error_body(exc.message, code=exc.reason, reason=exc.reason)
+    return JSONResponse(body, status_code=exc.status)
 
 
 @router.post(
@@ -37,16 +41,27 @@ def rejection(exc: ExcelRejected) -> JSONResponse:
 async def parse(
     excel: Excel,
     file: Annotated[UploadFile, File(description="The .xlsx workbook (checked by content).")],
-) -> JSONResponse:
+) -> Response:
     data = await file.read()
     try:
         result, cached = await excel.process(data)
     except ExcelRejected as exc:
         return rejection(exc)
     # Returned as-is: validating 100k records against the response model would cost more
-    # than reading them. The model above documents the shape.
+    # than reading them. The model above documents the shape. Serialised in a worker thread:
+    # tens of megabytes of JSON would stall health checks on the event loop.
     body: dict[str, Any] = {**result, "cached": cached}
-    return JSONResponse(body, headers={"X-Cache": "hit" if cached else "miss"})
+    content = await asyncio.to_thread(_json_bytes, body)
+    return Response(
+        content,
+        media_type="application/json",
+        headers={"X-Cache": "hit" if cached else "miss"},
+    )
+
+
+def _json_bytes(body: dict[str, Any]) -> bytes:
+    # What JSONResponse renders, without its copy on the event loop.
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
 
 
 @router.get("/limits", summary="The limits uploads are checked against")
@@ -60,4 +75,6 @@ async def limits(excel: Excel) -> LimitsResponse:
         max_cell_chars=s.max_cell_chars,
         max_uncompressed_bytes=s.max_uncompressed_bytes,
         max_compression_ratio=s.max_compression_ratio,
+        max_output_chars=s.max_output_chars,
+        max_output_ratio=s.max_output_ratio,
     )

@@ -9,6 +9,7 @@ from ..common.tabular import JsonScalar
 
 class ErrorResponse(BaseModel):
     error: str
+    code: str | None = None
     reason: str | None = None
     correlation_id: str | None = None
 
@@ -44,6 +45,8 @@ class LimitsResponse(BaseModel):
     max_cell_chars: int
     max_uncompressed_bytes: int
     max_compression_ratio: float
+    max_output_chars: int
+    max_output_ratio: float
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -52,6 +55,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
         (400, "Empty, corrupt or unreadable file"),
         (413, "File over the size limit"),
         (415, "Not an .xlsx workbook (by content), encrypted, or legacy .xls"),
-        (422, "Over a row/column/sheet/cell limit, a likely zip bomb, or no file part"),
+        (
+            422,
+            "Over a row/column/sheet/cell limit or the output budget, a likely zip bomb, "
+            "or no file part",
+        ),
     )
 }

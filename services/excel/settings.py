@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ..common import budget
 from ..common.settings import ServiceSettings
 from .archive import ArchiveLimits
 from .workbook import ReadLimits
@@ -25,11 +26,26 @@ class ExcelSettings(ServiceSettings):
     max_text_chars: int = Field(
         default=2000, ge=16, description="Rendered row text (what is embedded) is cut here."
     )
+    max_output_chars: int = Field(
+        default=budget.DEFAULT_MAX_CHARS,
+        ge=1024,
+        description="Most characters of records (column names, values, rendered text) one "
+        "workbook may produce; counted while reading, 422 output_budget_exceeded above.",
+    )
+    max_output_ratio: float = Field(
+        default=budget.DEFAULT_MAX_RATIO,
+        gt=0,
+        description="Most characters of records per byte of workbook (above a 4 Mi floor): "
+        "a small file cannot expand into huge output.",
+    )
     max_uncompressed_bytes: int = Field(
         default=256 * 1024 * 1024, ge=1024, description="Declared unpacked size of the archive."
     )
     max_compression_ratio: float = Field(
-        default=200.0, gt=1, description="Largest expansion of one archive member (zip bombs)."
+        default=200.0,
+        gt=1,
+        description="Largest expansion of one archive member, and of the archive as a whole "
+        "(zip bombs).",
     )
     max_archive_entries: int = Field(default=2000, ge=1)
     parse_concurrency: int = Field(
@@ -49,6 +65,8 @@ class ExcelSettings(ServiceSettings):
             max_sheets=self.max_sheets,
             max_cell_chars=self.max_cell_chars,
             max_text_chars=self.max_text_chars,
+            max_output_chars=self.max_output_chars,
+            max_output_ratio=self.max_output_ratio,
             archive=ArchiveLimits(
                 max_uncompressed_bytes=self.max_uncompressed_bytes,
                 max_compression_ratio=self.max_compression_ratio,

@@ -3,7 +3,8 @@
 `data_only=True` returns the value Excel cached for a formula cell; nothing is ever
 evaluated. `keep_links=False` ignores external workbook links, `keep_vba=False` drops macros.
 Limits are enforced while streaming, so a sheet that breaks one stops the read at that row
-instead of after the whole file was turned into records.
+instead of after the whole file was turned into records; that includes the output budget
+(`common/budget.py`), which stops a small file that would expand into huge records.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from openpyxl import load_workbook
 
+from ..common import budget as budget_
+from ..common.budget import OutputBudget, OutputBudgetExceeded
 from ..common.tabular import Record, TableReader, is_blank
 from .archive import ArchiveLimits, check_archive
 from .errors import ExcelRejected
@@ -28,6 +31,8 @@ class ReadLimits:
     max_sheets: int = 32
     max_cell_chars: int = 16_384
     max_text_chars: int = 2000
+    max_output_chars: int = budget_.DEFAULT_MAX_CHARS
+    max_output_ratio: float = budget_.DEFAULT_MAX_RATIO
     archive: ArchiveLimits = field(default_factory=ArchiveLimits)
 
 
@@ -52,6 +57,7 @@ class ParsedWorkbook:
     sheets: list[SheetSummary]
     records: list[Record]
     seconds: float
+    output_chars: int = 0  # what the budget counted
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +71,9 @@ class ParsedWorkbook:
 def parse_workbook(data: bytes, limits: ReadLimits) -> ParsedWorkbook:
     """Check the archive, then stream every worksheet into records (raises ExcelRejected)."""
     check_archive(data, limits.archive)
+    budget = OutputBudget.for_input(
+        len(data), max_chars=limits.max_output_chars, max_ratio=limits.max_output_ratio
+    )
     started = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -94,7 +103,9 @@ def parse_workbook(data: bytes, limits: ReadLimits) -> ParsedWorkbook:
         summaries: list[SheetSummary] = []
         records: list[Record] = []
         for sheet in sheets:
-            summaries.append(_read_sheet(sheet, limits, records))
+            summaries.append(_read_sheet(sheet, limits, records, budget))
+    except OutputBudgetExceeded as exc:
+        raise ExcelRejected(422, budget_.REASON, exc.message) from exc
     except ExcelRejected:
         raise
     except Exception as exc:
@@ -103,10 +114,12 @@ def parse_workbook(data: bytes, limits: ReadLimits) -> ParsedWorkbook:
         ) from exc
     finally:
         workbook.close()
-    return ParsedWorkbook(summaries, records, time.perf_counter() - started)
+    return ParsedWorkbook(summaries, records, time.perf_counter() - started, budget.spent)
 
 
-def _read_sheet(sheet: Any, limits: ReadLimits, out: list[Record]) -> SheetSummary:
+def _read_sheet(
+    sheet: Any, limits: ReadLimits, out: list[Record], budget: OutputBudget
+) -> SheetSummary:
     title = str(sheet.title)
     declared = sheet.max_column  # from the <dimension> element; may be absent or wrong
     if isinstance(declared, int) and declared > limits.max_columns:
@@ -128,10 +141,14 @@ def _read_sheet(sheet: Any, limits: ReadLimits, out: list[Record]) -> SheetSumma
                     f"sheet {title!r} row {number}: a cell has {len(value)} characters; "
                     f"the limit is {limits.max_cell_chars}",
                 )
-        out.extend(reader.add(number, values))
+        for record in reader.add(number, values):
+            budget.charge(record)
+            out.append(record)
         if len(out) > limits.max_rows:
             raise _too_many_rows(limits)
-    out.extend(reader.finish())
+    for record in reader.finish():
+        budget.charge(record)
+        out.append(record)
     if len(out) > limits.max_rows:
         raise _too_many_rows(limits)
     return SheetSummary(title, reader.header, reader.header_row, len(out) - before)
