@@ -69,6 +69,21 @@ class ApiCache(SpecModel):
     )
 
 
+class ApiUploads(SpecModel):
+    """How much the API accepts at once. Uploads are streamed to the pod's /tmp (sized from
+    these two), so memory does not grow with upload size."""
+
+    max_megabytes: int = Field(
+        default=50, ge=1, le=1024, description="Largest upload (text, CSV, Excel); 413 above."
+    )
+    max_concurrent: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Uploads one API pod reads at once; more get 429 with Retry-After.",
+    )
+
+
 class ApiSpec(SpecModel):
     """The API service (documents, search, jobs)."""
 
@@ -84,6 +99,7 @@ class ApiSpec(SpecModel):
     )
     autoscaling: Autoscaling = Field(default=Autoscaling(), description="HPA on CPU utilisation.")
     cache: ApiCache = Field(default=ApiCache(), description="Cache TTLs.")
+    uploads: ApiUploads = Field(default=ApiUploads(), description="Upload size and concurrency.")
     log_level: LogLevel = Field(default="INFO", description="Log level of the service.")
     pod_disruption_budget: DisruptionBudget = disruption_field()
 

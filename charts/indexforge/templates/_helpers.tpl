@@ -161,11 +161,12 @@ failureThreshold: {{ default 3 .failures }}
 {{- if $out }}{{ toYaml $out }}{{ else }}{}{{ end -}}
 {{- end -}}
 
-{{/* indexforge.tmpVolume / tmpMount: writable /tmp for a read-only root filesystem. */}}
+{{/* indexforge.tmpVolume / tmpMount: writable /tmp for a read-only root filesystem
+(`.tmpSize` overrides the size: the API spools uploads there). */}}
 {{- define "indexforge.tmpVolume" -}}
 - name: tmp
   emptyDir:
-    sizeLimit: 256Mi
+    sizeLimit: {{ .tmpSize | default "256Mi" }}
 {{- end -}}
 {{- define "indexforge.tmpMount" -}}
 - name: tmp

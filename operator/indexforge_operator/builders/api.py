@@ -11,6 +11,7 @@ from .credentials import secret_env
 from .python_service import ServiceShape, build_python_service, common_env
 
 MIB = 1024 * 1024
+TMP_BASE_MIB = 256  # what every service's /tmp gets
 
 
 def api_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
@@ -30,6 +31,8 @@ def api_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         # Excel but does not require one from its own callers.
         env("INDEXFORGE_GATEWAY_AUTH_REQUIRED", spec.gateway.enabled),
         env("INDEXFORGE_GATEWAY_CACHE_MAX_AGE_SECONDS", gateway_cache_max_age(spec)),
+        env("INDEXFORGE_MAX_UPLOAD_BYTES", spec.api.uploads.max_megabytes * MIB),
+        env("INDEXFORGE_MAX_CONCURRENT_UPLOADS", spec.api.uploads.max_concurrent),
     ]
     if spec.excel.enabled:
         out += [
@@ -38,6 +41,12 @@ def api_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
             env("INDEXFORGE_EXCEL_MAX_ROWS", spec.excel.max_rows),
         ]
     return out
+
+
+def tmp_size(spec: IndexForgeSpec) -> str:
+    """/tmp holds every upload being read at once, plus the usual scratch space."""
+    uploads = spec.api.uploads
+    return f"{uploads.max_megabytes * uploads.max_concurrent + TMP_BASE_MIB}Mi"
 
 
 def gateway_cache_max_age(spec: IndexForgeSpec) -> int:
@@ -93,6 +102,7 @@ def build_api(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         budget=api.pod_disruption_budget,
         env=api_env(spec, names),
         redis="redis-app",
+        tmp_size=tmp_size(spec),
     )
     out = build_python_service(spec, names, shape)
     if scaled:

@@ -88,9 +88,9 @@ def empty_dir(name: str, *, size_limit: str | None = None) -> Obj:
     return {"name": name, "emptyDir": source}
 
 
-def tmp_volume() -> Obj:
+def tmp_volume(size_limit: str | None = None) -> Obj:
     """Writable /tmp for images run with a read-only root filesystem."""
-    return empty_dir(TMP_VOLUME, size_limit="256Mi")
+    return empty_dir(TMP_VOLUME, size_limit=size_limit or "256Mi")
 
 
 def tmp_mount() -> Obj:

@@ -57,6 +57,7 @@ class ServiceShape:
     limits_extra: dict[str, str] = field(default_factory=dict)
     slow_start: bool = False  # ML loads its model before it is ready
     redis: str | None = None  # the Redis instance whose password the service needs
+    tmp_size: str | None = None  # /tmp sizeLimit when the default is too small (API uploads)
 
 
 def common_env(spec: IndexForgeSpec, names: Names, component: str, log_level: str) -> list[Obj]:
@@ -138,7 +139,7 @@ def build_python_service(spec: IndexForgeSpec, names: Names, shape: ServiceShape
             "terminationGracePeriodSeconds": 30,
             **shape.pod_fields,
             "containers": [_container(names, shape)],
-            "volumes": [tmp_volume(), tokens_volume(names)],
+            "volumes": [tmp_volume(shape.tmp_size), tokens_volume(names)],
         },
     )
     http = [service_port("http", shape.port)]
