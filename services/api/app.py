@@ -40,6 +40,8 @@ def create_app(
         sentry_transport=sentry_transport,
         # Uploads may be files up to max_upload_bytes; the upload check names the file size.
         body_limits={documents.DOCUMENTS_PATH: upload_limit},
+        # Uploads are streamed to disk by the route (`spool.py`), counted, never buffered.
+        stream_paths=[documents.DOCUMENTS_PATH],
     )
     ctx: ServiceContext = app.state.service
     # Health under the gateway's route prefix too: Kong forwards /api/v1/* unchanged, so

@@ -20,14 +20,18 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import sentry_sdk
 from opentelemetry import trace
 
+from ..common import budget as budget_
+from ..common.budget import OutputBudgetExceeded
 from ..common.cache import Cache
 from ..common.tabular import Record
 from .content import ContentWriter
 from .jobs import JobStore, public_error
 from .metrics import ApiMetrics
+from .readers import budget_for
 from .settings import ApiSettings
 from .store import StoreUnavailable, WeaviateStore
 from .uploads import Prepared
@@ -99,6 +103,12 @@ class Ingestor:
     # -- the job ----------------------------------------------------------------------------
 
     async def _run(self, job: dict[str, Any], prepared: Prepared) -> None:
+        try:
+            await self._ingest(job, prepared)
+        finally:
+            prepared.close()  # the spooled workbook's disk space goes with it
+
+    async def _ingest(self, job: dict[str, Any], prepared: Prepared) -> None:
         document_id = str(job["document_id"])
         with self.tracer.start_as_current_span(
             "api.ingest",
@@ -160,20 +170,33 @@ class Ingestor:
         except UpstreamUnavailable as exc:
             raise IngestFailed("excel_unavailable", str(exc)) from exc
         except UpstreamRejected as exc:
+            # The processor's reason (output_budget_exceeded, zip_bomb, ...) is the job's.
             raise IngestFailed(
-                "rejected", f"the Excel processor refused the workbook: {exc.message}"
+                exc.reason or "rejected", f"the Excel processor refused the workbook: {exc.message}"
             ) from exc
-        body = response.json()
-        records = [
-            Record(sheet=r["sheet"], row=int(r["row"]), fields=r["fields"], text=r["text"])
-            for r in body.get("records", [])
-        ]
+        # Tens of megabytes of JSON: decoded off the event loop, and charged to this API's
+        # own output budget as well (a processor with a larger one cannot flood this pod).
+        records = await asyncio.to_thread(self._workbook_records, response, prepared)
         if not records:
             raise IngestFailed("rejected", "the workbook has no data rows")
         if len(records) > self.settings.max_rows:
             raise IngestFailed(
                 "rejected", f"the workbook has more than {self.settings.max_rows} data rows"
             )
+        return records
+
+    def _workbook_records(self, response: httpx.Response, prepared: Prepared) -> list[Record]:
+        budget = budget_for(prepared.size, self.settings)
+        records: list[Record] = []
+        try:
+            for r in response.json().get("records", []):
+                record = Record(
+                    sheet=r["sheet"], row=int(r["row"]), fields=r["fields"], text=r["text"]
+                )
+                budget.charge(record)
+                records.append(record)
+        except OutputBudgetExceeded as exc:
+            raise IngestFailed(budget_.REASON, exc.message) from exc
         return records
 
     async def _embed(self, texts: Sequence[str]) -> list[list[float]] | None:

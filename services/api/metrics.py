@@ -1,4 +1,5 @@
-"""API metrics: ingestion jobs and records, search cache results, per-consumer requests."""
+"""API metrics: ingestion jobs and records, uploads in progress, search cache results,
+per-consumer requests."""
 
 from __future__ import annotations
 
@@ -25,6 +26,16 @@ class ApiMetrics:
         self.pending_rollbacks = Gauge(
             "api_pending_rollbacks",
             "Documents of failed jobs whose partial writes still wait to be deleted.",
+            registry=registry,
+        )
+        self.uploads_in_progress = Gauge(
+            "api_uploads_in_progress",
+            "Uploads being received and read (bounded by max_concurrent_uploads).",
+            registry=registry,
+        )
+        self.uploads_refused = Counter(
+            "api_uploads_refused_total",
+            "Uploads answered 429 because max_concurrent_uploads were in progress.",
             registry=registry,
         )
         self.consumer_requests = Counter(

@@ -23,6 +23,7 @@ from .jobs import JobStore
 from .metrics import ApiMetrics
 from .settings import ApiSettings
 from .store import WeaviateStore
+from .upload_slots import UploadSlots
 from .upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,11 @@ class ApiService:
         self.metrics = ApiMetrics(ctx.registry)
         self.store = WeaviateStore(settings)
         self.writer = ContentWriter(self.store)
+        self.uploads = UploadSlots(
+            settings.max_concurrent_uploads,
+            in_progress=self.metrics.uploads_in_progress,
+            refused=self.metrics.uploads_refused,
+        )
         self.jobs = JobStore(ctx.cache, ttl=settings.cache_session_ttl_seconds)
         self.excel = self._upstream(
             "Excel processor", settings.excel_url, settings.excel_timeout_seconds

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
+from ..common import budget
 from ..common.settings import ServiceSettings, read_secret
 
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
@@ -152,6 +153,29 @@ class ApiSettings(ServiceSettings):
         default=1000, ge=100, le=20_000, description="Text documents are split into chunks."
     )
     ingest_concurrency: int = Field(default=2, ge=1, description="Ingestion jobs run at once.")
+    max_output_chars: int = Field(
+        default=budget.DEFAULT_MAX_CHARS,
+        ge=1024,
+        description="Most characters of records (column names, values, text) one upload may "
+        "produce, counted while reading: 422 output_budget_exceeded above (CSV, text, and "
+        "the records a workbook comes back as).",
+    )
+    max_output_ratio: float = Field(
+        default=budget.DEFAULT_MAX_RATIO,
+        gt=0,
+        description="Most characters of records per byte uploaded (above a 4 Mi floor).",
+    )
+    max_concurrent_uploads: int = Field(
+        default=4,
+        ge=1,
+        description="Uploads received and read at once by this process; more get 429 with "
+        "Retry-After before their body is read (each may hold max_upload_bytes on disk).",
+    )
+    upload_tmp_dir: str | None = Field(
+        default=None,
+        description="Directory uploads are spooled to (unnamed files, gone when closed). "
+        "Unset: the system temporary directory ($TMPDIR, /tmp).",
+    )
 
     def resolved_weaviate_api_key(self) -> str | None:
         return read_secret(self.weaviate_api_key, self.weaviate_api_key_file)

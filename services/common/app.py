@@ -77,9 +77,11 @@ def create_service_app(
     sentry_enrichers: Iterable[EventEnricher] = (),
     sentry_transport: Transport | None = None,
     body_limits: Mapping[str, int] | None = None,
+    stream_paths: Iterable[str] = (),
     auth_exempt: Iterable[str] = (),
 ) -> FastAPI:
-    """`body_limits` maps exact paths (upload routes) to their own body size limit;
+    """`body_limits` maps exact paths (upload routes) to their own body size limit, and
+    `stream_paths` are the paths whose routes read the body as a stream (never buffered);
     `auth_exempt` lists paths callers reach without a gateway token (besides probes and
     /metrics)."""
     registry = CollectorRegistry(auto_describe=True)
@@ -147,6 +149,7 @@ def create_service_app(
         BodyGuardMiddleware,
         max_bytes=settings.max_body_bytes,
         path_limits=body_limits,
+        stream_paths=stream_paths,
     )
     app.add_middleware(
         GatewayAuthMiddleware,

@@ -11,7 +11,7 @@ correlation id. The `error` key is also what Weaviate's vectorizer client reads 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import sentry_sdk
@@ -162,7 +162,9 @@ class BodyGuardMiddleware:
 
     The body is buffered (it is bounded by the limit) and replayed to the app. `path_limits`
     raises (or lowers) the limit for exact paths: upload routes take files far larger than
-    the JSON bodies every other route accepts.
+    the JSON bodies every other route accepts. Bodies of `stream_paths` are not buffered
+    (the route streams them to disk): they are counted as the route reads them, and the read
+    that goes over the limit raises a 413 `ServiceError` there.
     """
 
     def __init__(
@@ -171,10 +173,12 @@ class BodyGuardMiddleware:
         *,
         max_bytes: int,
         path_limits: Mapping[str, int] | None = None,
+        stream_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.path_limits = dict(path_limits or {})
+        self.stream_paths = frozenset(stream_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -186,6 +190,9 @@ class BodyGuardMiddleware:
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             await send_json(send, 413, too_large)
+            return
+        if scope["path"] in self.stream_paths:
+            await self.app(scope, _counted(receive, limit), send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -219,3 +226,18 @@ class BodyGuardMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """`receive` that raises 413 once the body read so far is over `limit` bytes."""
+    size = 0
+
+    async def counted() -> Message:
+        nonlocal size
+        message = await receive()
+        size += len(message.get("body", b""))
+        if size > limit:
+            raise ServiceError(413, f"body exceeds {limit} bytes", code="too_large")
+        return message
+
+    return counted

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter, ValidationError
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException
+from starlette.requests import ClientDisconnect
 
 from ...common.correlation import current_correlation_id
 from ...common.errors import ServiceError, code_for_status, describe_validation_errors, error_body
 from ...common.identity import document_id as content_document_id
+from .. import upload_slots
 from ..cache_control import NoStore
+from ..delimiters import InvalidDelimiter, parse_delimiter
 from ..ingest import SEARCH_TAG
 from ..jobs import new_job_id
 from ..ranking import hit
 from ..runtime import Api, count_consumer
 from ..schemas import Deleted, DocumentOut, Job, JobAccepted, TextDocument, error_responses
+from ..settings import MULTIPART_OVERHEAD_BYTES, ApiSettings
+from ..spool import spool_multipart
 from ..store import SearchFilters, StoreUnavailable
-from ..uploads import Prepared, UploadRejected, prepare_upload, sha256, text_records
+from ..uploads import Prepared, UploadRejected, prepare_file, sha256, text_records
 
 DOCUMENTS_PATH = "/api/v1/documents"
 SAMPLE_RECORDS = 20
@@ -47,7 +51,12 @@ _UPLOAD_BODY: dict[str, Any] = {
                             "type": "string",
                             "format": "binary",
                             "description": ".txt, .csv or .xlsx (type checked by content)",
-                        }
+                        },
+                        "delimiter": {
+                            "type": "string",
+                            "enum": [",", ";", "\t", "|"],
+                            "description": "CSV field separator; detected when absent.",
+                        },
                     },
                     "required": ["file"],
                 }
@@ -57,6 +66,15 @@ _UPLOAD_BODY: dict[str, Any] = {
 }
 
 DocumentId = Annotated[uuid.UUID, Path(description="Document id returned by the upload.")]
+DelimiterQuery = Annotated[
+    Literal[",", ";", "\t", "|"] | None,
+    Query(
+        description="CSV field separator (or the form field `delimiter`); detected from the "
+        "first lines of the file when absent."
+    ),
+]
+# A JSON document's text is at most 1,000,000 characters: its body never needs more.
+JSON_MAX_BYTES = 8 * 1024 * 1024
 JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Job id from the upload.")]
 
 
@@ -70,31 +88,93 @@ def unavailable(exc: StoreUnavailable) -> ServiceError:
     return ServiceError(503, exc.public, code=exc.code)
 
 
-async def _read_json(request: Request, api: Api) -> Prepared:
-    body = await request.body()
+def _delimiter(query: str | None, form: str | None) -> str | None:
+    """The client's CSV delimiter, from the query or the form (not both, differently)."""
+    try:
+        chosen = parse_delimiter(form)
+    except InvalidDelimiter as exc:
+        raise UploadRejected(422, str(exc)) from exc
+    if query is not None and chosen is not None and query != chosen:
+        raise UploadRejected(422, "the delimiter is given twice (query and form), differently")
+    return query or chosen
+
+
+def _prepare_json(body: bytes, settings: ApiSettings) -> Prepared:
+    """A JSON text document as records (worker thread: decoding and chunking are CPU work)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"request body is not valid UTF-8 (byte {exc.start})"
+        raise UploadRejected(400, message, reason="invalid_encoding") from exc
     try:
         doc = _text_document.validate_json(body)
     except ValidationError as exc:
         message, _ = describe_validation_errors(exc.errors(include_input=False))
         raise UploadRejected(422, message) from exc
-    records = text_records(doc.text, api.settings)
+    records = text_records(doc.text, settings)
     source = (doc.source or "text").strip()[:255] or "text"
-    return Prepared("text", source, records, digest=sha256(doc.text.encode()))
+    return Prepared("text", source, records, digest=sha256(doc.text.encode()), size=len(body))
 
 
-async def _read_multipart(request: Request, api: Api) -> Prepared:
+async def _read_json(request: Request, api: Api) -> Prepared:
+    limit = min(api.settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES, JSON_MAX_BYTES)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise UploadRejected(413, f"body exceeds {limit} bytes", reason="too_large")
+    return await asyncio.to_thread(_prepare_json, bytes(body), api.settings)
+
+
+async def _read_multipart(request: Request, api: Api, delimiter: str | None) -> Prepared:
+    """Spool the body to disk, then read the file from there in a worker thread."""
+    settings = api.settings
+    form = await spool_multipart(
+        request.stream(),
+        request.headers["content-type"],
+        max_file_bytes=settings.max_upload_bytes,
+        directory=settings.upload_tmp_dir,
+    )
     try:
-        form = await request.form(max_files=1, max_fields=8)
-    except MultiPartException as exc:
-        raise UploadRejected(400, f"malformed multipart body: {exc.message}") from exc
-    try:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
+        if form.upload is None:
             raise UploadRejected(422, "the multipart body needs a file part named 'file'")
-        data = await upload.read()
-        return prepare_upload(upload.filename, data, api.settings)
-    finally:
-        await form.close()
+        chosen = _delimiter(delimiter, form.fields.get("delimiter"))
+        spooled = form.upload
+        prepared = await asyncio.to_thread(
+            prepare_file,
+            spooled.filename,
+            spooled.file,
+            size=spooled.size,
+            digest=spooled.sha256,
+            settings=settings,
+            delimiter=chosen,
+        )
+    except BaseException:
+        form.close()
+        raise
+    if prepared.workbook is None:
+        form.close()  # read into records: the file is not needed any more
+    return prepared
+
+
+async def _receive(request: Request, api: Api, delimiter: str | None) -> Prepared:
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        return await _read_multipart(request, api, delimiter)
+    if content_type.startswith("application/json") or not content_type:
+        return await _read_json(request, api)
+    raise UploadRejected(415, "send application/json ({'text': ...}) or multipart/form-data (file)")
+
+
+def _rejection(exc: UploadRejected) -> JSONResponse:
+    body = error_body(exc.message, code=exc.reason or code_for_status(exc.status))
+    return JSONResponse(body, status_code=exc.status)
+
+
+def _too_many_uploads() -> JSONResponse:
+    body = error_body("too many uploads in progress; retry shortly", code=upload_slots.CODE)
+    headers = {"Retry-After": str(upload_slots.RETRY_AFTER_SECONDS)}
+    return JSONResponse(body, status_code=429, headers=headers)
 
 
 def check_workbook_size(prepared: Prepared, api: Api) -> None:
@@ -102,7 +182,7 @@ def check_workbook_size(prepared: Prepared, api: Api) -> None:
     if api.excel is None:
         raise UploadRejected(415, ".xlsx uploads are disabled (no Excel processor)")
     limit = api.settings.excel_max_upload_bytes
-    size = len(prepared.workbook or b"")
+    size = prepared.size
     if limit is not None and size > limit:
         raise UploadRejected(413, f"the workbook has {size} bytes; the limit is {limit}")
 
@@ -112,25 +192,37 @@ def check_workbook_size(prepared: Prepared, api: Api) -> None:
     status_code=202,
     summary="Ingest a document: JSON text, or a .txt/.csv/.xlsx file (multipart)",
     response_model=JobAccepted,
-    responses=error_responses(400, 413, 415, 422),
+    responses=error_responses(400, 413, 415, 422, 429),
     openapi_extra=_UPLOAD_BODY,
 )
-async def upload(request: Request, response: Response, api: Api) -> JobAccepted | JSONResponse:
-    content_type = request.headers.get("content-type", "").lower()
+async def upload(
+    request: Request, response: Response, api: Api, delimiter: DelimiterQuery = None
+) -> JobAccepted | Response:
+    # The slot is taken before a byte of the body is read (the body guard streams this path).
+    if not api.uploads.try_acquire():
+        return _too_many_uploads()
     try:
-        if content_type.startswith("multipart/form-data"):
-            prepared = await _read_multipart(request, api)
-        elif content_type.startswith("application/json") or not content_type:
-            prepared = await _read_json(request, api)
-        else:
-            raise UploadRejected(
-                415, "send application/json ({'text': ...}) or multipart/form-data (file)"
-            )
-        if prepared.kind == "xlsx":
-            check_workbook_size(prepared, api)
+        prepared = await _receive(request, api, delimiter)
     except UploadRejected as exc:
-        body = error_body(exc.message, code=code_for_status(exc.status))
-        return JSONResponse(body, status_code=exc.status)
+        return _rejection(exc)
+    except ClientDisconnect:
+        log.info("the client went away during its upload")
+        return Response(status_code=400)
+    finally:
+        api.uploads.release()
+    try:
+        return await _submit(prepared, response, api)
+    except UploadRejected as exc:
+        prepared.close()
+        return _rejection(exc)
+    except BaseException:
+        prepared.close()  # the spooled workbook is not left to the garbage collector
+        raise
+
+
+async def _submit(prepared: Prepared, response: Response, api: Api) -> JobAccepted:
+    if prepared.kind == "xlsx":
+        check_workbook_size(prepared, api)
     if api.store.credentials_refused and not await api.store.ready():
         raise ServiceError(
             503,
