@@ -64,7 +64,8 @@ class Job(BaseModel):
     reason: str | None = Field(
         default=None,
         description="Why it failed (stable code): rejected, excel_unavailable, ml_unavailable, "
-        "weaviate_unavailable, shutdown, internal.",
+        "weaviate_unavailable, shutdown, internal, or the Excel processor's reason for "
+        "refusing the workbook (output_budget_exceeded, zip_bomb, too_many_rows, ...).",
     )
     correlation_id: str | None = Field(
         default=None, description="Correlation id of the upload: the job's log lines carry it."
