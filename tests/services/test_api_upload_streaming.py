@@ -26,6 +26,7 @@ from tests.waiting import wait_for
 
 from .conftest import ApiFactory, ServerThread, excel_settings, metric, wait_job
 from .service_process import ServiceProcess, open_files_under
+from .workbooks import products_xlsx
 
 MIB = 1024 * 1024
 UPLOAD_BYTES = 45 * MIB
@@ -173,6 +174,30 @@ def test_a_client_gone_mid_upload_leaves_no_temporary_file(
         assert list(spool.iterdir()) == []
         wait_for(lambda: metric(server.app, "api_uploads_in_progress") == 0, timeout=10)
         assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+
+
+def test_every_outcome_closes_the_spooled_file(make_api: ApiFactory, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    bad_csv = b"a,b\n" + b"1,2,3,4,5\n" + b'"unterminated,1\n'
+    with (
+        make_api(upload_tmp_dir=str(spool)) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
+        refused = client.post("/api/v1/documents", files={"file": ("bad.csv", bad_csv)})
+        assert refused.status_code == 422, refused.text[:300]
+        wrong_type = client.post("/api/v1/documents", files={"file": ("x.pdf", b"%PDF-1.7")})
+        assert wrong_type.status_code == 415
+        accepted = client.post(
+            "/api/v1/documents", files={"file": ("products.xlsx", products_xlsx())}
+        )
+        assert accepted.status_code == 202, accepted.text[:300]
+        job = wait_job(client, accepted.json()["job_id"])
+        assert job["status"] == "completed", job
+        text = client.post("/api/v1/documents", files={"file": ("a.txt", b"some words.")})
+        assert text.status_code == 202
+        assert open_files_under(os.getpid(), spool) == []
+        assert list(spool.iterdir()) == []
 
 
 def test_oversize_bodies_still_get_413_when_streamed(make_api: ApiFactory) -> None:
