@@ -23,10 +23,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv with the package (editable) and dev extras; idempotent
 
-system-deps: ## install Debian packages the tests use (redis-server, promtool) if missing
+system-deps: ## install Debian packages the tests use (redis-server, promtool, amtool) if missing
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,3 +36,29 @@ def reference_dir() -> Path:
 def crd_files(group: str) -> list[Path]:
     """CRD files of one group directory, e.g. 'prometheus-operator', 'istio'."""
     return sorted((reference_dir() / "crds" / group).glob("*.yaml"))
+
+
+class _CrdLoader(yaml.SafeLoader):
+    """Safe loader reading a bare `=` as the string it is in a CRD enum (matchType: =);
+    PyYAML follows YAML 1.1, where `=` is the `value` tag, and fails on it otherwise."""
+
+
+def _scalar(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", _scalar)
+
+
+def load_crd(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.load(path.read_text(), Loader=_CrdLoader)
+    return doc
+
+
+def crd_schema(path: Path, version: str | None = None) -> dict[str, Any]:
+    """The openAPIV3Schema of one version (the first when None) of a CRD file."""
+    for item in load_crd(path)["spec"]["versions"]:
+        if version is None or item["name"] == version:
+            schema: dict[str, Any] = item["schema"]["openAPIV3Schema"]
+            return schema
+    raise KeyError(f"{path.name} has no version {version}")

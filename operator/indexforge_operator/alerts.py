@@ -41,7 +41,8 @@ class Alert:
 
 
 def runbook_url(spec: IndexForgeSpec, alert: str) -> str:
-    return f"{spec.monitoring.alerts.runbook_base_url.rstrip('/')}/{alert.lower()}"
+    """`<runbookBaseUrl>/<AlertName>.md`: the default base is docs/runbooks in the repository."""
+    return f"{spec.monitoring.alerts.runbook_base_url.rstrip('/')}/{alert}.md"
 
 
 def _number(value: Decimal | float) -> str:

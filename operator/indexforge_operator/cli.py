@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--prometheus-operator",
         action="store_true",
-        help="render ServiceMonitors/PrometheusRule instead of the standalone Prometheus",
+        help="render ServiceMonitors/PrometheusRule/AlertmanagerConfig instead of the "
+        "standalone Prometheus and Alertmanager",
     )
     render.add_argument("-n", "--namespace", help="override metadata.namespace")
     creds = sub.add_parser(

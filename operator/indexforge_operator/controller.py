@@ -56,6 +56,8 @@ class Controller:
     children: Callable[[str], ChildView]  # snapshot of our children in a namespace
     prometheus_operator: Callable[[], bool]
     known_keys: Callable[[], list[Key]]  # every CR the watches know
+    # Whether the AlertmanagerConfig CRD exists (None: as prometheus_operator).
+    alertmanager_configs: Callable[[], bool | None] = lambda: None
     timing: Timing = field(default_factory=Timing)
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff = field(default_factory=Backoff)
@@ -131,10 +133,10 @@ class Controller:
             self.forget(key)
             return
         view = self.children(key[0])
-        prometheus_operator = self.prometheus_operator()
+        integrations = (self.prometheus_operator(), self.alertmanager_configs())
         started = time.monotonic()
         try:
-            outcome = await asyncio.to_thread(self._pass, key, body, view, prometheus_operator)
+            outcome = await asyncio.to_thread(self._pass, key, body, view, integrations)
         except NotLeader:
             return  # the new leader reconciles it
         except (ApiException, HTTPError, OSError) as exc:
@@ -167,8 +169,12 @@ class Controller:
         if phase == "Progressing":
             self.queue.add_after(key, self.timing.progressing_requeue)
 
-    def _pass(self, key: Key, body: Obj, view: ChildView, prometheus_operator: bool) -> Outcome:
-        """Runs in a worker thread: reconcile, then status and Events (sync client)."""
+    def _pass(
+        self, key: Key, body: Obj, view: ChildView, integrations: tuple[bool, bool | None]
+    ) -> Outcome:
+        """Runs in a worker thread: reconcile, then status and Events (sync client).
+
+        ``integrations``: (prometheus-operator CRDs exist, AlertmanagerConfig CRD exists)."""
         full: Obj = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "IndexForge",
@@ -178,8 +184,14 @@ class Controller:
             # transitions against a stale status would repeat or lose Events.
             "status": dict(self._last_status.get(key) or body.get("status") or {}),
         }
+        prometheus_operator, alertmanager_configs = integrations
         outcome = reconcile(
-            self.kube, full, view=view, prometheus_operator=prometheus_operator, now=_now()
+            self.kube,
+            full,
+            view=view,
+            prometheus_operator=prometheus_operator,
+            alertmanager_configs=alertmanager_configs,
+            now=_now(),
         )
         if outcome.status is None:
             return outcome

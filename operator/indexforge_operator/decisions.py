@@ -57,6 +57,8 @@ def components(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Compo
     mon = spec.monitoring
     if monitoring_mode(spec, prometheus_operator=prometheus_operator) == "Standalone":
         out.append("prometheus")
+        if mon.alertmanager.enabled:
+            out.append("alertmanager")
     if mon.enabled and mon.grafana.enabled:
         out.append("grafana")
     if mon.enabled and mon.jaeger.enabled:
@@ -105,6 +107,32 @@ def check_sentry_secret(spec: IndexForgeSpec, *, data: Mapping[str, str] | None)
     if not data.get(ref.key):
         return Finding(
             "SentrySecretKeyMissing", f"Secret {ref.name!r} has no non-empty key {ref.key!r}"
+        )
+    return None
+
+
+def check_alertmanager_secret(
+    spec: IndexForgeSpec, *, keys: Iterable[str] | None, prometheus_operator: bool
+) -> Finding | None:
+    """`keys`: the key names of receiversSecretRef's Secret (None when it does not exist)."""
+    am = spec.monitoring.alertmanager
+    ref = am.receivers_secret_ref
+    if ref is None or not am.enabled:
+        return None
+    if monitoring_mode(spec, prometheus_operator=prometheus_operator) == "Disabled":
+        return None
+    if keys is None:
+        return Finding(
+            "AlertmanagerSecretMissing",
+            f"Secret {ref.name!r} (monitoring.alertmanager.receiversSecretRef) not found: "
+            "alerts reach no receiver",
+        )
+    missing = sorted(set(am.receivers_secret_keys or ()) - set(keys))
+    if missing:
+        return Finding(
+            "AlertmanagerSecretKeyMissing",
+            f"Secret {ref.name!r} has no key {', '.join(repr(k) for k in missing)} "
+            "(monitoring.alertmanager.receiversSecretKeys)",
         )
     return None
 

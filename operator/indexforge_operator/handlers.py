@@ -33,8 +33,11 @@ from indexforge_operator.reconciler import GROUP, PAUSED_ANNOTATION, PLURAL, VER
 __all__ = ["GROUP", "INTEGRATION_CRDS", "lease_from_env", "timing_from_env"]
 
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
-# CRDs whose presence switches an integration on (prometheus-operator: ServiceMonitors).
-INTEGRATION_CRDS = frozenset({"servicemonitors.monitoring.coreos.com"})
+# CRDs whose presence switches an integration on (prometheus-operator: ServiceMonitors; its
+# AlertmanagerConfig only when that CRD is installed too).
+SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
+ALERTMANAGER_CONFIG_CRD = "alertmanagerconfigs.monitoring.coreos.com"
+INTEGRATION_CRDS = frozenset({SERVICE_MONITOR_CRD, ALERTMANAGER_CONFIG_CRD})
 log = logging.getLogger("indexforge_operator")
 
 
@@ -139,8 +142,9 @@ async def start(
         recorder=EventRecorder(kube),
         lookup=lookup,
         children=lambda ns: ChildView.of(list(children.get(ns, []))),
-        prometheus_operator=lambda: any(n in integrations for n in INTEGRATION_CRDS),
+        prometheus_operator=lambda: SERVICE_MONITOR_CRD in integrations,
         known_keys=lambda: list(indexforges),
+        alertmanager_configs=lambda: ALERTMANAGER_CONFIG_CRD in integrations,
         timing=timing_from_env(),
         leading=leading,
     )
@@ -217,12 +221,17 @@ for _res in RESOURCES:
 
 @kopf.on.event("", "v1", "secrets", labels={LABEL_MANAGED_BY: kopf.ABSENT}, id="user-secret")
 async def user_secret_event(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    """A Secret a CR references (Sentry DSN) appeared, changed or went: re-check its CRs."""
+    """A Secret a CR references (Sentry DSN, Alertmanager receivers) appeared, changed or
+    went: re-check its CRs."""
     controller: Controller = memo.controller
     for key in controller.known_keys():
         body = controller.lookup(key) if key[0] == namespace else None
-        ref = ((body or {}).get("spec") or {}).get("sentry", {}).get("dsnSecretRef") or {}
-        if ref.get("name") == name:
+        spec = (body or {}).get("spec") or {}
+        sentry = (spec.get("sentry") or {}).get("dsnSecretRef") or {}
+        alerting = ((spec.get("monitoring") or {}).get("alertmanager") or {}).get(
+            "receiversSecretRef"
+        ) or {}
+        if name in (sentry.get("name"), alerting.get("name")):
             controller.enqueue(key)
 
 

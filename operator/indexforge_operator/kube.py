@@ -56,6 +56,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
     Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
+    Resource("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig", "alertmanagerconfigs"),
 )
 _BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
 

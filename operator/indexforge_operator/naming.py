@@ -19,6 +19,7 @@ Component = Literal[
     "weaviate",
     "gateway",
     "prometheus",
+    "alertmanager",
     "grafana",
     "jaeger",
 ]

@@ -186,7 +186,13 @@ def _invalid(body: Obj, exc: ValidationError, *, now: str) -> Outcome:
 
 
 def reconcile(
-    kube: Kube, body: Obj, *, view: ChildView, prometheus_operator: bool, now: str
+    kube: Kube,
+    body: Obj,
+    *,
+    view: ChildView,
+    prometheus_operator: bool,
+    now: str,
+    alertmanager_configs: bool | None = None,
 ) -> Outcome:
     meta = body["metadata"]
     if LEGACY_FINALIZER in (meta.get("finalizers") or []):
@@ -202,12 +208,20 @@ def reconcile(
         return _invalid(body, exc, now=now)
 
     mode = decisions.monitoring_mode(spec, prometheus_operator=prometheus_operator)
-    errors = secret_store.problems(kube, spec, names, prometheus_operator=prometheus_operator)
+    receivers = secret_store.receiver_keys(kube, spec, names)
+    errors = secret_store.problems(
+        kube, spec, names, prometheus_operator=prometheus_operator, receivers=receivers
+    )
     secrets = secret_store.load_or_create(kube, names, spec, view=view)
-    desired = [
-        ownership.with_owner(obj, body)
-        for obj in build_all(spec, names, secrets=secrets, prometheus_operator=prometheus_operator)
-    ]
+    built = build_all(
+        spec,
+        names,
+        secrets=secrets,
+        prometheus_operator=prometheus_operator,
+        alertmanager_configs=alertmanager_configs,
+        receiver_keys=receivers or (),
+    )
+    desired = [ownership.with_owner(obj, body) for obj in built]
     outcome = Outcome(status={})
     paused = is_paused(body)
     if not paused:

@@ -59,11 +59,33 @@ def load_or_create(
     return generated.complete(spec, current=current, token=lambda: token_source.token_urlsafe(32))
 
 
+def receiver_keys(kube: Kube, spec: IndexForgeSpec, names: Names) -> frozenset[str] | None:
+    """Key names with a non-empty value in the Alertmanager receivers Secret (None: no such
+    Secret). Only names leave here: receivers are configured by key, values stay mounted."""
+    ref = spec.monitoring.alertmanager.receivers_secret_ref
+    if ref is None or not (spec.monitoring.enabled and spec.monitoring.alertmanager.enabled):
+        return frozenset()
+    data = _data(kube, names.namespace, ref.name)
+    return None if data is None else frozenset(k for k, v in data.items() if v)
+
+
 def problems(
-    kube: Kube, spec: IndexForgeSpec, names: Names, *, prometheus_operator: bool
+    kube: Kube,
+    spec: IndexForgeSpec,
+    names: Names,
+    *,
+    prometheus_operator: bool,
+    receivers: frozenset[str] | None = frozenset(),
 ) -> list[tuple[str, str]]:
-    """(reason, message) for what users must fix: referenced Secrets, incoherent specs."""
+    """(reason, message) for what users must fix: referenced Secrets, incoherent specs.
+
+    `receivers` is what `receiver_keys` found (the reconciler reads the Secret once)."""
     found = decisions.check_spec(spec, prometheus_operator=prometheus_operator)
+    alerting = decisions.check_alertmanager_secret(
+        spec, keys=receivers, prometheus_operator=prometheus_operator
+    )
+    if alerting is not None:
+        found.append(alerting)
     ref = spec.sentry.dsn_secret_ref
     if spec.sentry.enabled and ref is not None:
         data = _data(kube, names.namespace, ref.name)

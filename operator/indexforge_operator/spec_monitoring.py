@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
+from .spec_alertmanager import AlertmanagerSpec
 from .spec_common import (
     Image,
     LabelMap,
@@ -143,7 +144,8 @@ class AlertsSpec(SpecModel):
     )
     runbook_base_url: HttpUrl = Field(
         default="https://github.com/indexforge/indexforge/blob/main/docs/runbooks",
-        description="Base URL of the runbooks; each alert links <base>/<alert-name>.",
+        description="Base URL of the runbooks (docs/runbooks of the repository); each alert "
+        "links <base>/<AlertName>.md.",
     )
 
 
@@ -160,3 +162,6 @@ class MonitoringSpec(SpecModel):
         default=ServiceMonitorSpec(), description="prometheus-operator objects."
     )
     alerts: AlertsSpec = Field(default=AlertsSpec(), description="Alerting rules and thresholds.")
+    alertmanager: AlertmanagerSpec = Field(
+        default=AlertmanagerSpec(), description="Alert delivery (Alertmanager and its receivers)."
+    )

@@ -24,6 +24,7 @@ COMPONENT_CONDITIONS: dict[str, str] = {
     "weaviate": "WeaviateAvailable",
     "gateway": "GatewayAvailable",
     "prometheus": "PrometheusAvailable",
+    "alertmanager": "AlertmanagerAvailable",
     "grafana": "GrafanaAvailable",
     "jaeger": "JaegerAvailable",
 }

@@ -20,6 +20,7 @@ CHARTS = (STATIC_CHART, OPERATOR_CHART)
 # The local control plane's version; helm's built-in default (v1.20) predates the charts.
 KUBE_VERSION = "v1.36.3"
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
+ALERTMANAGER_CONFIG_API = "monitoring.coreos.com/v1alpha1/AlertmanagerConfig"
 STATIC_VARIANTS = sorted((STATIC_CHART / "ci").glob("*-values.yaml"))
 OPERATOR_VARIANTS = sorted((OPERATOR_CHART / "ci").glob("*-values.yaml"))
 
@@ -63,8 +64,10 @@ def helm_template(
         args += ["-f", str(v)]
     for s in set_values:
         args += ["--set", s]
-    if prometheus_operator:
-        args += ["--api-versions", SERVICE_MONITOR_API]
+    if (
+        prometheus_operator
+    ):  # the whole prometheus-operator CRD set, as `render --prometheus-operator`
+        args += ["--api-versions", SERVICE_MONITOR_API, "--api-versions", ALERTMANAGER_CONFIG_API]
     return helm(*args, *extra)
 
 

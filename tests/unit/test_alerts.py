@@ -290,9 +290,29 @@ def test_every_alert_links_its_runbook() -> None:
     raw = {"monitoring": {"alerts": {"runbookBaseUrl": "https://runbooks.example/ifg/"}}}
     for rule in rule_groups(make_spec(raw), NAMES)[0]["rules"]:
         assert (
-            rule["annotations"]["runbook_url"]
-            == f"https://runbooks.example/ifg/{rule['alert'].lower()}"
+            rule["annotations"]["runbook_url"] == f"https://runbooks.example/ifg/{rule['alert']}.md"
         )
+
+
+RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
+
+
+def test_every_alert_has_a_runbook_file_and_every_runbook_an_alert() -> None:
+    """The default runbookBaseUrl is docs/runbooks in the repository: each alert's link must
+    land on a file there, and no runbook may describe an alert that no longer exists."""
+    alerts = {r["alert"] for r in rule_groups(make_spec({}), NAMES)[0]["rules"]}
+    assert {"IndexForgeHighMemory", "IndexForgeHighCPU"} <= alerts  # every optional alert is on
+    files = {p.stem for p in RUNBOOKS.glob("*.md") if p.name != "README.md"}
+    assert alerts == files, f"alerts without runbook: {sorted(alerts - files)}; " + (
+        f"runbooks without alert: {sorted(files - alerts)}"
+    )
+    default = make_spec({}).monitoring.alerts.runbook_base_url
+    assert default.endswith("/blob/main/docs/runbooks")
+    for name in alerts:
+        text = (RUNBOOKS / f"{name}.md").read_text()
+        assert text.startswith(f"# {name}\n"), name
+        for section in ("## Meaning", "## First checks", "## Fixes"):
+            assert section in text, f"{name}.md lacks {section}"
 
 
 def test_no_rules_when_alerts_are_off() -> None:

@@ -66,6 +66,25 @@ VARIANTS: list[tuple[str, dict[str, Any], bool]] = [
         },
         False,
     ),
+    (
+        "alerting",
+        {
+            "monitoring": {
+                "alertmanager": {
+                    "replicas": 3,
+                    "receiversSecretRef": {"name": "alert-receivers"},
+                    "receiversSecretKeys": ["slack-api-url", "pagerduty-routing-key"],
+                    "webhookUrl": "https://hooks.example.com/alerts",
+                    "email": {
+                        "to": "oncall@example.com",
+                        "fromAddress": "am@example.com",
+                        "smarthost": "smtp.example.com:587",
+                    },
+                }
+            }
+        },
+        False,
+    ),
 ]
 VARIANT_IDS = [v[0] for v in VARIANTS]
 POD_SECURITY_VOLUMES = {"configMap", "secret", "emptyDir", "persistentVolumeClaim", "projected"}
@@ -341,6 +360,12 @@ CHECKSUM_CASES = [
         "Deployment",
         "grafana",
         {"monitoring": {"jaeger": {"enabled": False}}},
+        {"monitoring": {"alerts": {"cpuPercent": 90}}},
+    ),
+    (
+        "StatefulSet",
+        "alertmanager",
+        {"monitoring": {"alertmanager": {"webhookUrl": "http://hooks.example.com/a"}}},
         {"monitoring": {"alerts": {"cpuPercent": 90}}},
     ),
 ]

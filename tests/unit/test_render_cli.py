@@ -53,6 +53,7 @@ def test_default_sample_has_gpu_and_every_component() -> None:
         "weaviate",
         "gateway",
         "prometheus",
+        "alertmanager",
         "grafana",
         "jaeger",
     ]

@@ -61,7 +61,7 @@ indexforge-operator.namespacedRules: exactly what the operator's code does insid
 namespace (operator/indexforge_operator/permissions.py is the list; a test compares both).
 Children: watched into the cache (list/watch), read when missing from it (get), written with
 server-side apply (create/patch), pruned (delete). Secrets are watched unfiltered because a
-CR may reference one (the Sentry DSN). Pods and Events are listed only to explain a GPU
+CR may reference one (the Sentry DSN, the Alertmanager receivers). Pods and Events are listed only to explain a GPU
 shortage; Events are posted and aggregated (create/patch). indexforges/finalizers update is
 what blockOwnerDeletion on the children's ownerReferences needs. No wildcards.
 */}}
@@ -97,6 +97,6 @@ what blockOwnerDeletion on the children's ownerReferences needs. No wildcards.
   resources: [horizontalpodautoscalers]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [monitoring.coreos.com]
-  resources: [servicemonitors, prometheusrules]
+  resources: [servicemonitors, prometheusrules, alertmanagerconfigs]
   verbs: [get, list, watch, create, patch, delete]
 {{- end -}}

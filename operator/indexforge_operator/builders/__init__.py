@@ -7,10 +7,13 @@ the same order (dependencies first: accounts, secrets and config before workload
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from ..decisions import monitoring_mode
 from ..generated import GeneratedSecrets
 from ..naming import Names
 from ..spec import IndexForgeSpec
+from .alertmanager import build_alertmanager, build_alertmanager_config
 from .api import build_api
 from .common import Obj
 from .credentials import build_internal_auth
@@ -28,6 +31,8 @@ from .weaviate import build_weaviate
 __all__ = [
     "APPLY_ORDER",
     "Obj",
+    "build_alertmanager",
+    "build_alertmanager_config",
     "build_all",
     "build_api",
     "build_excel",
@@ -56,6 +61,7 @@ APPLY_ORDER = (
     "PodDisruptionBudget",
     "ServiceMonitor",
     "PrometheusRule",
+    "AlertmanagerConfig",
 )
 
 
@@ -64,9 +70,20 @@ def _order(obj: Obj) -> tuple[int, str]:
 
 
 def build_all(
-    spec: IndexForgeSpec, names: Names, *, secrets: GeneratedSecrets, prometheus_operator: bool
+    spec: IndexForgeSpec,
+    names: Names,
+    *,
+    secrets: GeneratedSecrets,
+    prometheus_operator: bool,
+    alertmanager_configs: bool | None = None,
+    receiver_keys: Iterable[str] = (),
 ) -> list[Obj]:
-    """Every object of one instance, sorted by APPLY_ORDER then name."""
+    """Every object of one instance, sorted by APPLY_ORDER then name.
+
+    `alertmanager_configs`: the AlertmanagerConfig CRD exists (None: as prometheus_operator,
+    the whole prometheus-operator CRD set); `receiver_keys`: key names of the Alertmanager
+    receivers Secret (never its values).
+    """
     mon = spec.monitoring
     objs = [
         *build_internal_auth(names, secrets=secrets),
@@ -81,8 +98,13 @@ def build_all(
     mode = monitoring_mode(spec, prometheus_operator=prometheus_operator)
     if mode == "Standalone":
         objs += build_prometheus(spec, names)
+        if mon.alertmanager.enabled:
+            objs += build_alertmanager(spec, names, receiver_keys=receiver_keys)
     elif mode == "PrometheusOperator":
         objs += [*build_service_monitors(spec, names), *build_prometheus_rule(spec, names)]
+        with_config = prometheus_operator if alertmanager_configs is None else alertmanager_configs
+        if mon.alertmanager.enabled and with_config:
+            objs += build_alertmanager_config(spec, names, receiver_keys=receiver_keys)
     if mon.enabled and mon.grafana.enabled:
         objs += build_grafana(spec, names, secrets=secrets, prometheus_operator=prometheus_operator)
     if mon.enabled and mon.jaeger.enabled:

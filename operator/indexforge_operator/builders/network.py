@@ -40,6 +40,7 @@ class Flow:
     source: Component | Outside | None
     dest: Component | None
     ports: tuple[int, ...]
+    udp: tuple[int, ...] = ()  # UDP ports besides the TCP ones (Alertmanager's gossip)
 
 
 def scraper(spec: IndexForgeSpec) -> Outside:
@@ -52,6 +53,18 @@ def scraper(spec: IndexForgeSpec) -> Outside:
 def _url_port(url: str) -> int:
     parts = urlsplit(url)
     return parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def receiver_ports(spec: IndexForgeSpec) -> tuple[int, ...]:
+    """Where Alertmanager sends notifications: HTTPS for Slack and PagerDuty (whenever a
+    receivers Secret is named), the webhook's port, the SMTP server's port."""
+    am = spec.monitoring.alertmanager
+    out = [ports.HTTPS] if am.receivers_secret_ref is not None else []
+    if am.webhook_url:
+        out.append(_url_port(am.webhook_url))
+    if am.email.to and am.email.smarthost:
+        out.append(int(am.email.smarthost.rpartition(":")[2]))
+    return tuple(dict.fromkeys(out))  # first occurrence order, as the chart's `uniq`
 
 
 def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
@@ -112,13 +125,23 @@ def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
             out.append(Flow("prometheus", target.component, (target.port,)))
         elif mode == "PrometheusOperator":  # Prometheus lives elsewhere: only it, only metrics
             out.append(Flow(scraper(spec), target.component, (target.port,)))
+    if "alertmanager" in present:
+        out.append(Flow("prometheus", "alertmanager", (ports.ALERTMANAGER,)))
+        if spec.monitoring.alertmanager.replicas > 1:
+            cluster = (ports.ALERTMANAGER_CLUSTER,)
+            out.append(Flow("alertmanager", "alertmanager", cluster, udp=cluster))
+        notify = receiver_ports(spec)
+        if notify:
+            out.append(Flow("alertmanager", None, notify))
     if spec.sentry.enabled:
         out += [Flow(s, None, (ports.HTTPS,)) for s in services]
     return out
 
 
-def _ports(numbers: tuple[int, ...]) -> list[Obj]:
-    return [{"protocol": "TCP", "port": p} for p in numbers]
+def _ports(flow: Flow) -> list[Obj]:
+    return [{"protocol": "TCP", "port": p} for p in flow.ports] + [
+        {"protocol": "UDP", "port": p} for p in flow.udp
+    ]
 
 
 def _peer(names: Names, component: Component) -> Obj:
@@ -132,14 +155,14 @@ def _policy(names: Names, component: Component, all_flows: list[Flow]) -> Obj:
     ]
     for flow in all_flows:
         if flow.dest == component:
-            rule: Obj = {"ports": _ports(flow.ports)}
+            rule: Obj = {"ports": _ports(flow)}
             if isinstance(flow.source, Outside):
                 rule = {"from": [flow.source.peer()], **rule}
             elif flow.source is not None:
                 rule = {"from": [_peer(names, flow.source)], **rule}
             ingress.append(rule)
         if flow.source == component:
-            rule = {"ports": _ports(flow.ports)}
+            rule = {"ports": _ports(flow)}
             if flow.dest is not None:
                 rule = {"to": [_peer(names, flow.dest)], **rule}
             egress.append(rule)

@@ -13,6 +13,7 @@ from ..spec import IndexForgeSpec
 from ..telemetry import target_labels
 from ..yamlio import dump
 from . import ports
+from .alertmanager import alerting_config
 from .common import (
     Obj,
     checksum,
@@ -68,14 +69,17 @@ def prometheus_config(spec: IndexForgeSpec, names: Names) -> Obj:
                 "relabel_configs": _relabel(target_labels(names, target.component)),
             }
         )
-    return {
+    config: Obj = {
         "global": {
             "scrape_interval": prom.scrape_interval,
             "evaluation_interval": prom.evaluation_interval,
         },
         "rule_files": [f"{CONFIG_DIR}/{RULES_FILE}"],
-        "scrape_configs": jobs,
     }
+    if spec.monitoring.alertmanager.enabled:
+        config["alerting"] = alerting_config(spec, names)
+    config["scrape_configs"] = jobs
+    return config
 
 
 def prometheus_data(spec: IndexForgeSpec, names: Names) -> dict[str, str]:
