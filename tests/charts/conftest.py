@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests import reference
 from tests.charts import schemas
 from tests.cluster.tools import REPO_ROOT
 from tests.conftest import kubectl
@@ -31,6 +32,10 @@ def kube_schemas(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     ]
     for path in crd_files:
         schemas.write_crd(root, schemas.load_yaml(path))
+    # The AlertmanagerConfig CRD from the reference data (a bare `=` in it needs load_crd).
+    for path in reference.crd_files("prometheus-operator"):
+        if path.name.endswith("_alertmanagerconfigs.yaml"):
+            schemas.write_crd(root, reference.load_crd(path))
     return root
 
 

@@ -393,6 +393,43 @@ def test_missing_sentry_secret_degrades_until_it_exists(
     _wait_ready(api_client, namespace, "demo")
 
 
+def test_missing_alertmanager_secret_degrades_until_it_exists(
+    api_client, kubeconfig: Path, namespace: str
+) -> None:
+    """The receivers Secret is referenced, never copied: missing -> Degraded; created -> the
+    user-Secret watch re-triggers a pass and its key names (not values) shape the config."""
+    alerting = {"receiversSecretRef": {"name": "alert-receivers"}}
+    _apply(kubeconfig, _sample(namespace, monitoring={"alertmanager": alerting}))
+
+    def degraded() -> dict[str, Any] | None:
+        cond = _condition(_cr(api_client, namespace, "demo"), "Degraded")
+        return cond if cond and cond["reason"] == "AlertmanagerSecretMissing" else None
+
+    cond = wait_for(degraded, timeout=60, what="Degraded/AlertmanagerSecretMissing")
+    assert "'alert-receivers'" in cond["message"]
+    value = "https://hooks.slack.invalid/services/T000/B000/XXXX"
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_secret(
+        namespace,
+        {"metadata": {"name": "alert-receivers"}, "stringData": {"slack-api-url": value}},
+    )
+    _wait_ready(api_client, namespace, "demo")
+    names = Names("demo", namespace)
+
+    def config() -> str | None:
+        data = core.read_namespaced_secret(names.config("alertmanager"), namespace).data
+        text = base64.b64decode(data["alertmanager.yml"]).decode()
+        return text if "slack_configs" in text else None
+
+    text = wait_for(config, timeout=60, what="slack receiver in alertmanager.yml")
+    assert "/etc/alertmanager/receivers/slack-api-url" in text and value not in text
+    sts = client.AppsV1Api(api_client).read_namespaced_stateful_set(
+        names.component("alertmanager"), namespace
+    )
+    volumes = {v.name: v for v in sts.spec.template.spec.volumes}
+    assert volumes["receivers"].secret.secret_name == "alert-receivers"
+
+
 def test_generated_keys_never_reach_status_events_or_logs(
     api_client, operator_process: OperatorProcess, ready_instance: tuple[str, Names]
 ) -> None:
@@ -445,9 +482,9 @@ def test_operator_exports_reconcile_metrics(
 def _monitoring_crds() -> list[dict[str, Any]]:
     """The real prometheus-operator CRDs (reference data), so the ServiceMonitors and the
     PrometheusRule the operator applies are validated by their real schemas."""
-    wanted = ("servicemonitors", "prometheusrules")
+    wanted = ("servicemonitors", "prometheusrules", "alertmanagerconfigs")
     return [
-        yaml.safe_load(path.read_text())
+        reference.load_crd(path)
         for path in reference.crd_files("prometheus-operator")
         if any(path.name.endswith(f"_{plural}.yaml") for plural in wanted)
     ]
@@ -480,13 +517,26 @@ def test_prometheus_operator_crds_switch_to_service_monitors(
     api_client, kubeconfig: Path, namespace: str
 ) -> None:
     crds = _monitoring_crds()
-    assert len(crds) == 2
+    assert len(crds) == 3
     kubectl(kubeconfig, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(crds))
     try:
         names = [crd["metadata"]["name"] for crd in crds]
         wait_for(lambda: all(_crd_established(api_client, n) for n in names), timeout=30,
                  what="prometheus-operator CRDs established")  # fmt: skip
-        _apply(kubeconfig, _sample(namespace))
+        # Every receiver, so the AlertmanagerConfig's Secret references meet the real schema.
+        client.CoreV1Api(api_client).create_namespaced_secret(namespace, {
+            "metadata": {"name": "alert-receivers"},
+            "stringData": {k: "x" for k in ("slack-api-url", "pagerduty-routing-key",
+                                             "webhook-bearer-token", "smtp-auth-password")},
+        })  # fmt: skip
+        alerting = {
+            "receiversSecretRef": {"name": "alert-receivers"},
+            "webhookUrl": "https://hooks.example.com/indexforge",
+            "slackChannel": "#ops",
+            "email": {"to": "oncall@example.com", "fromAddress": "am@example.com",
+                      "smarthost": "smtp.example.com:587", "authUsername": "am"},
+        }  # fmt: skip
+        _apply(kubeconfig, _sample(namespace, monitoring={"alertmanager": alerting}))
         custom = client.CustomObjectsApi(api_client)
 
         def monitors() -> list[Any]:
@@ -504,11 +554,27 @@ def test_prometheus_operator_crds_switch_to_service_monitors(
             what="PrometheusRule applied",
         )
         assert len(rules) == 1 and rules[0]["spec"]["groups"]
+        configs = wait_for(
+            lambda: custom.list_namespaced_custom_object(
+                "monitoring.coreos.com", "v1alpha1", namespace, "alertmanagerconfigs"
+            )["items"],
+            timeout=30,
+            what="AlertmanagerConfig applied",
+        )
+        (amc,) = configs
+        critical, warning = amc["spec"]["receivers"]
+        assert {"pagerdutyConfigs", "slackConfigs", "webhookConfigs"} <= set(critical)
+        assert {"slackConfigs", "emailConfigs", "webhookConfigs"} <= set(warning)
+        assert critical["pagerdutyConfigs"][0]["routingKey"] == {
+            "name": "alert-receivers", "key": "pagerduty-routing-key"
+        }  # fmt: skip
         cr = _wait_ready(api_client, namespace, "demo")
         assert cr["status"]["mode"] == "PrometheusOperator"
         assert _condition(cr, "Monitoring")["reason"] == "MonitoringPrometheusOperator"
         deployments = client.AppsV1Api(api_client).list_namespaced_deployment(namespace).items
         assert "demo-prometheus" not in {d.metadata.name for d in deployments}
+        statefulsets = client.AppsV1Api(api_client).list_namespaced_stateful_set(namespace).items
+        assert "demo-alertmanager" not in {s.metadata.name for s in statefulsets}
         assert all(e["port"] == "metrics" or e["port"] == "status"
                    for m in found for e in m["spec"]["endpoints"])  # fmt: skip
         _assert_no_bypass(api_client, namespace)
