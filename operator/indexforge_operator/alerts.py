@@ -159,7 +159,10 @@ def rule_groups(spec: IndexForgeSpec, names: Names) -> list[dict[str, Any]]:
             "alert": a.name,
             "expr": a.expr,
             "for": spec.monitoring.alerts.for_duration,
-            "labels": {"severity": a.severity},
+            # namespace: prometheus-operator's Alertmanager routes an AlertmanagerConfig only
+            # alerts of its namespace (matcher strategy OnNamespace), and the aggregations
+            # above drop the scraped label.
+            "labels": {"severity": a.severity, "namespace": names.namespace},
             "annotations": {
                 "summary": a.summary,
                 "description": a.description,

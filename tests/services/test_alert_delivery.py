@@ -290,6 +290,7 @@ def test_high_error_rate_reaches_the_webhook(
     assert errors["labels"]["severity"] == "critical"
     assert errors["labels"]["component"] == "api"
     assert errors["labels"]["indexforge_instance"] == "demo"
+    assert errors["labels"]["namespace"] == "shop"
     assert errors["annotations"]["runbook_url"].endswith("/IndexForgeHighErrorRate.md")
     down = alerts["IndexForgeTargetDown"]
     assert down["receiver"] == WARNING and down["labels"]["severity"] == "warning"

@@ -292,6 +292,8 @@ def test_every_alert_links_its_runbook() -> None:
         assert (
             rule["annotations"]["runbook_url"] == f"https://runbooks.example/ifg/{rule['alert']}.md"
         )
+        # What an AlertmanagerConfig (matcher strategy OnNamespace) routes by.
+        assert rule["labels"]["namespace"] == NAMES.namespace
 
 
 RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"

@@ -94,7 +94,7 @@ the operator's builders/targets.py and alerts.py. Results are JSON.
 {{- $base := regexReplaceAll "/+$" $cfg.runbookBaseUrl "" -}}
 {{- $rules := list -}}
 {{- range $alerts -}}
-{{- $rules = append $rules (dict "alert" (index . 0) "expr" (index . 1) "for" $cfg.forDuration "labels" (dict "severity" (index . 2)) "annotations" (dict "summary" (index . 3) "description" (index . 4) "runbook_url" (printf "%s/%s.md" $base (index . 0)))) -}}
+{{- $rules = append $rules (dict "alert" (index . 0) "expr" (index . 1) "for" $cfg.forDuration "labels" (dict "severity" (index . 2) "namespace" $.root.Release.Namespace) "annotations" (dict "summary" (index . 3) "description" (index . 4) "runbook_url" (printf "%s/%s.md" $base (index . 0)))) -}}
 {{- end -}}
 {{- list (dict "name" (printf "indexforge.%s.%s" .root.Release.Namespace .root.Release.Name) "rules" $rules) | toJson -}}
 {{- end -}}
