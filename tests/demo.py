@@ -32,6 +32,11 @@ def _kubectl(kcfg: Path, *args: str) -> str:
     return proc.stdout
 
 
+def _established(crd_json: str) -> bool:
+    conditions = (json.loads(crd_json).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.demo")
     parser.add_argument("--down", action="store_true", help="stop what the demo started")
@@ -49,13 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"control plane ready in {time.monotonic() - started:.1f}s  (export KUBECONFIG={kcfg})")
 
     _kubectl(kcfg, "apply", "--server-side", "-f", str(CRD))
-    # Polled: right after the apply the CRD has no status yet, and `kubectl wait` then fails
-    # at once ("conditions accessor error") instead of waiting.
-    jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+    # Polled: right after the apply the CRD has no status yet, and both `kubectl wait` and a
+    # jsonpath filter on its conditions fail at once instead of waiting.
     deadline = time.monotonic() + 60
-    while _kubectl(kcfg, "get", "crd/indexforges.indexforge.io", "-o", f"jsonpath={jsonpath}") != (
-        "True"
-    ):
+    while not _established(_kubectl(kcfg, "get", "crd/indexforges.indexforge.io", "-o", "json")):
         if time.monotonic() > deadline:
             raise SystemExit("the IndexForge CRD did not become Established within 60 s")
         time.sleep(0.25)
