@@ -183,3 +183,15 @@ def test_make_tools_still_builds_everything_for_the_test_suite() -> None:
     # Under a parent make (make test) the output also carries "Entering directory" lines.
     builds = [ln for ln in proc.stdout.splitlines() if "tests.cluster tools" in ln]
     assert builds and all(ln.endswith("-m tests.cluster tools") for ln in builds), proc.stdout
+
+
+def test_demo_waits_while_a_new_crd_has_no_conditions() -> None:
+    """A CRD right after its apply has no status; the demo must keep polling, not fail."""
+    from tests.demo import _established
+
+    assert not _established('{"status": {"conditions": null}}')
+    assert not _established("{}")
+    assert not _established(
+        '{"status": {"conditions": [{"type": "Established", "status": "False"}]}}'
+    )
+    assert _established('{"status": {"conditions": [{"type": "Established", "status": "True"}]}}')
