@@ -157,11 +157,14 @@ def test_static_chart_install_upgrade_uninstall(
     redis_sts = apps.read_namespaced_stateful_set(f"{release}-redis-app", namespace)
     assert redis_sts.spec.template.metadata.annotations["indexforge.io/config-checksum"] != checksum
     names = {w.metadata.name for w in _workloads(api_client, namespace, release)}
-    assert not names & {f"{release}-{c}" for c in ("prometheus", "grafana", "jaeger")}, names
+    assert not names & {
+        f"{release}-{c}" for c in ("prometheus", "alertmanager", "grafana", "jaeger")
+    }, names
     # Generated keys survive upgrades (lookup), so clients keep working.
     assert _secret(api_client, namespace, f"{release}-gateway-consumers") == keys
     assert _secret(api_client, namespace, f"{release}-internal-auth") == internal
-    _wait_ready(kubeconfig, api_client, namespace, release, expected - 3)
+    # Prometheus, Alertmanager, Grafana and Jaeger are gone.
+    _wait_ready(kubeconfig, api_client, namespace, release, expected - 4)
 
     _helm(kubeconfig, "uninstall", release, "-n", namespace, "--wait", "--timeout", "3m")
 
@@ -171,7 +174,7 @@ def test_static_chart_install_upgrade_uninstall(
 
     left = wait_for(only_pvcs, timeout=120, what="only retained PVCs left")
     assert sorted(left["PersistentVolumeClaim"]) == [
-        f"data-{release}-{c}-0" for c in ("redis-app", "redis-ml", "weaviate")
+        f"data-{release}-{c}-0" for c in ("alertmanager", "redis-app", "redis-ml", "weaviate")
     ]
 
 
