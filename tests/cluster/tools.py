@@ -25,6 +25,9 @@ MODULES_DIR = Path(__file__).resolve().parent / "tools"
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 
 KUBERNETES_VERSION = "v1.36.3"
+JAEGER_VERSION = "v1.76.0"  # Go module tag of Jaeger v2.13.0 (see TOOLS)
+JAEGER_RELEASE = "v2.13.0"
+_JAEGER_VERSION_PKG = "github.com/jaegertracing/jaeger/internal/version"
 
 
 def cache_root() -> Path:
@@ -125,6 +128,16 @@ TOOLS: dict[str, Tool] = {
             "weaviate",
             "github.com/weaviate/weaviate/cmd/weaviate-server",
         ),
+        # Jaeger v2 (cmd/jaeger) is tagged v1.76.0 in Go: the v2 releases ship from the v1.x
+        # module path, so this pin is Jaeger v2.13.0, the image tag the operator deploys.
+        Tool(
+            "jaeger",
+            JAEGER_VERSION,
+            "jaeger",
+            "github.com/jaegertracing/jaeger/cmd/jaeger",
+            # What `jaeger version` and the collector's build info report (upstream's ldflag).
+            (f"-X {_JAEGER_VERSION_PKG}.latestVersion={JAEGER_RELEASE}",),
+        ),
     )
 }
 
@@ -145,6 +158,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "control-plane": CONTROL_PLANE_TOOLS,
     "charts": ("helm", "kubeconform"),
     "stack": ("weaviate-server",),
+    "monitoring": ("jaeger",),
     "all": (*TOOLS, *SYSTEM_TOOLS),
 }
 
