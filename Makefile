@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help setup system-deps tools tools-control-plane tools-charts cluster-up cluster-down lint typecheck test test-unit \
+.PHONY: help setup system-deps tools tools-control-plane tools-charts tools-monitoring cluster-up cluster-down lint typecheck test test-unit \
         bench demo demo-down e2e-kind generate check-generated manifests clean stack-up stack-down
 
 help: ## list targets
@@ -42,6 +42,9 @@ tools-control-plane: $(STAMP) ## build or reuse only etcd, kube-* and kwok (clus
 
 tools-charts: $(STAMP) ## build or reuse only helm and kubeconform (generate)
 	$(PY) -m tests.cluster tools --only charts
+
+tools-monitoring: $(STAMP) ## build or reuse only the monitoring tools (jaeger)
+	$(PY) -m tests.cluster tools --only monitoring
 
 cluster-up: tools-control-plane ## start the local control plane; prints export KUBECONFIG=...
 	@$(PY) -m tests.cluster up
@@ -81,8 +84,8 @@ demo: setup tools-control-plane ## fresh machine -> local control plane -> opera
 demo-down: ## stop what `make demo` started
 	$(PY) -m tests.demo --down
 
-stack-up: setup system-deps ## start the service stack on loopback; prints export INDEXFORGE_API=...
-	@$(PY) -m tests.stack up
+stack-up: setup system-deps ## start the service stack on loopback; prints export INDEXFORGE_API=... (MONITORING=1: + Jaeger)
+	@$(PY) -m tests.stack up $(if $(filter 1 yes true,$(MONITORING)),--monitoring)
 
 stack-down: ## stop every process stack-up started
 	@$(PY) -m tests.stack down

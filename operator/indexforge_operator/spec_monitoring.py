@@ -13,9 +13,11 @@ from .spec_common import (
     PullPolicy,
     Resources,
     SpecModel,
+    cel,
     image_field,
     pull_policy_field,
     resources_field,
+    rules,
 )
 
 Retention = Annotated[str, StringConstraints(max_length=8, pattern=r"^[1-9][0-9]{0,4}(h|d|w)$")]
@@ -72,20 +74,25 @@ class GrafanaSpec(SpecModel):
 
 
 class JaegerSpec(SpecModel):
-    """Jaeger all-in-one receiving OTLP traces from every service."""
+    """Jaeger v2 (OTLP in, Badger span store on a PVC) receiving traces from every service."""
 
     enabled: bool = Field(default=True, description="Deploy Jaeger; services export traces to it.")
-    image: Image = image_field("docker.io/jaegertracing/all-in-one:1.60.0", "Jaeger")
+    image: Image = image_field("docker.io/jaegertracing/jaeger:2.13.0", "Jaeger")
     image_pull_policy: PullPolicy = pull_policy_field()
     retention: Retention = Field(default="7d", description="How long spans are kept (h, d or w).")
     storage_size: Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9]+(Mi|Gi)$")] = (
-        Field(default="5Gi", description="Size limit of the span store volume (emptyDir).")
+        Field(
+            default="5Gi",
+            description="Size of the span store's PersistentVolumeClaim (a StatefulSet claim "
+            "template, so it cannot change after creation).",
+            json_schema_extra=rules(cel("self == oldSelf", "jaeger.storageSize is immutable")),
+        )
     )
     resources: Resources = resources_field(
         cpu_request="100m",
-        memory_request="256Mi",
+        memory_request="1Gi",
         cpu_limit="1",
-        memory_limit="1Gi",
+        memory_limit="2Gi",
         what="Jaeger",
     )
 

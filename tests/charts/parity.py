@@ -40,7 +40,7 @@ GENERATED_VALUE_SECRETS = {
 }  # fmt: skip
 GATEWAY_TOKEN_HEADER = "X-IndexForge-Gateway-Token"
 COMPONENT = "app.kubernetes.io/component"
-SERIALISED_CONFIG = frozenset({"gateway", "prometheus", "grafana", "alertmanager"})
+SERIALISED_CONFIG = frozenset({"gateway", "prometheus", "grafana", "alertmanager", "jaeger"})
 
 
 def load_stream(text: str) -> list[Obj]:

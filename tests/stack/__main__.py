@@ -1,7 +1,8 @@
 """`python -m tests.stack up|down|env`: the service stack on loopback, without containers.
 
-`up` prints only `export INDEXFORGE_API=<url>` on stdout (progress goes to stderr), so
-`eval "$(make -s stack-up)"` works; `down` stops every process `up` started.
+`up` prints only `export INDEXFORGE_API=<url>` on stdout (and, with `--monitoring`,
+`export INDEXFORGE_JAEGER=<url>`; progress goes to stderr), so `eval "$(make -s stack-up)"`
+works; `down` stops every process `up` started.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from pathlib import Path
 from tests.cluster.tools import ToolBuildError
 from tests.procs import StartupError
 from tests.stack import launcher
+from tests.stack.jaeger import JaegerError
 from tests.stack.weaviate import WeaviateError
+
+
+def export_lines(urls: dict[str, str]) -> list[str]:
+    """What `eval` should set: the API, and Jaeger's UI/query API when it runs."""
+    lines = [f"export INDEXFORGE_API={urls['api']}"]
+    if "jaeger" in urls:
+        lines.append(f"export INDEXFORGE_JAEGER={urls['jaeger']}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         help="where logs, Redis/Weaviate data and PIDs live (default .stack/)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the stack and wait until every service is ready")
+    up_cmd = sub.add_parser("up", help="start the stack and wait until every service is ready")
+    up_cmd.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also start the monitoring stack (Jaeger) and send the services' traces to it",
+    )
     sub.add_parser("down", help="stop every process `up` started")
     sub.add_parser("env", help="print the export line of the running stack")
     args = parser.parse_args(argv)
@@ -42,18 +57,19 @@ def main(argv: list[str] | None = None) -> int:
         if not launcher.running(state) or "api" not in record.get("urls", {}):
             launcher.say("no stack is running: run `make stack-up`")
             return 1
-        print(f"export INDEXFORGE_API={record['urls']['api']}")
+        print("\n".join(export_lines(record["urls"])))
         return 0
     started = time.monotonic()
     try:
-        api = launcher.up(state)
-    except (StartupError, WeaviateError, ToolBuildError) as exc:
+        api = launcher.up(state, monitoring=args.monitoring)
+    except (StartupError, WeaviateError, JaegerError, ToolBuildError) as exc:
         launcher.say(f"stack-up failed: {exc}")
         launcher.say("stopping what was started")
         launcher.down(state)
         return 1
     launcher.say(f"# stack ready in {time.monotonic() - started:.1f}s (logs: {state / 'logs'})")
-    print(f"export INDEXFORGE_API={api}")
+    urls = {**launcher.read_state(state).get("urls", {}), "api": api}
+    print("\n".join(export_lines(urls)))
     return 0
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from tests.cluster import tools
 from tests.cluster.tools import REPO_ROOT
 from tests.procs import ProcessBook, StartupError, free_port
+from tests.stack import jaeger
 from tests.stack.weaviate import WeaviatePorts, WeaviateProcess, weaviate_binary
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
@@ -89,10 +90,12 @@ def service_argv(module: str, port: int) -> list[str]:
     return [sys.executable, "-m", f"indexforge_services.{module}.main", "--port", str(port)]
 
 
-def up(state: Path = DEFAULT_STATE_DIR) -> str:
-    """Start the stack (or find it running); returns the API URL."""
+def up(state: Path = DEFAULT_STATE_DIR, *, monitoring: bool = False) -> str:
+    """Start the stack (or find it running); returns the API URL. `monitoring` adds Jaeger
+    (the operator's rendered config on loopback) and points the services' traces at it."""
     already = read_state(state)
-    if already.get("pids") and set(running(state)) == set(already["pids"]):
+    wanted_running = not monitoring or "jaeger" in already.get("pids", {})
+    if already.get("pids") and set(running(state)) == set(already["pids"]) and wanted_running:
         return str(already["urls"]["api"])
     if already.get("pids"):
         say("a previous stack is partly running: stopping it first")
@@ -100,9 +103,10 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
     if shutil.which("redis-server") is None:
         raise StackError("redis-server is not on PATH: `make system-deps` installs it")
     # Built (or found in the cache) before anything starts: a cold build takes minutes.
-    for line in tools.ensure_built(["weaviate-server"]):
+    needed = ["weaviate-server", *(jaeger.STACK_TOOLS if monitoring else ())]
+    for line in tools.ensure_built(needed):
         say(line)
-    tools.link_all(["weaviate-server"])
+    tools.link_all(needed)
     weaviate_binary()
 
     launcher = ProcessBook(state, cwd=state)
@@ -112,6 +116,10 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
     ports = {name: free_port() for name in ("redis_app", "redis_ml", "ml", "excel", "api")}
     app_redis = f"redis://127.0.0.1:{ports['redis_app']}"
     ml_url = f"http://127.0.0.1:{ports['ml']}"
+    tracing: dict[str, str] = {}  # service_env keywords; empty: tracing off
+    if monitoring:
+        say("starting jaeger (the rendered v2 config on loopback)")
+        tracing = jaeger.start_in_stack(launcher, state, deadline=deadline)
 
     say("starting redis-app and redis-ml")
     launcher.spawn(
@@ -137,14 +145,16 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
     launcher.spawn(
         "ml",
         service_argv("ml", ports["ml"]),
-        env=service_env(service_name="ml", redis_url=f"redis://127.0.0.1:{ports['redis_ml']}/0"),
+        env=service_env(
+            service_name="ml", redis_url=f"redis://127.0.0.1:{ports['redis_ml']}/0", **tracing
+        ),
         marker="indexforge_services.ml.main",
     )
     say("starting the Excel processor")
     launcher.spawn(
         "excel",
         service_argv("excel", ports["excel"]),
-        env=service_env(service_name="excel", redis_url=f"{app_redis}/1"),
+        env=service_env(service_name="excel", redis_url=f"{app_redis}/1", **tracing),
         marker="indexforge_services.excel.main",
     )
     launcher.wait("ml", lambda: http_ok(f"{ml_url}/readyz"), deadline=deadline, watch=["ml"])
@@ -170,6 +180,7 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
             weaviate_grpc_port=str(weaviate.ports.grpc),
             ml_url=ml_url,
             excel_url=excel_url,
+            **tracing,
         ),
         marker="indexforge_services.api.main",
     )
@@ -178,6 +189,7 @@ def up(state: Path = DEFAULT_STATE_DIR) -> str:
     )
     launcher.wait("api", lambda: http_ok(f"{api_url}/readyz"), deadline=deadline, watch=["api"])
     record["urls"] = {
+        **record.get("urls", {}),  # jaeger's, when monitoring
         "api": api_url,
         "excel": excel_url,
         "ml": ml_url,
