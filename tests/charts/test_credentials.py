@@ -80,12 +80,21 @@ def secret_refs(objs: list[Obj]) -> set[tuple[str, str | None]]:
     return refs
 
 
+# Rendered from the spec alone (alertmanager.yml names receiver *files*, never values): the
+# same bytes on every render, so they stay Secrets of the chart in existingSecret mode too.
+CONFIG_SECRETS = {f"{RELEASE}-alertmanager-config"}
+
+
 def _spec_secrets(values: Path | None) -> set[str]:
-    """Secrets the spec names itself (TLS certificate, Sentry DSN): not credentials."""
+    """Secrets the spec names itself (TLS certificate, Sentry DSN, alert receivers): not
+    credentials the chart generates."""
     spec = yaml.safe_load(values.read_text()) if values else {}
     gateway_tls = ((spec or {}).get("gateway") or {}).get("tls") or {}
     sentry = ((spec or {}).get("sentry") or {}).get("dsnSecretRef") or {}
-    return {n for n in (gateway_tls.get("secretName"), sentry.get("name")) if n}
+    monitoring = (spec or {}).get("monitoring") or {}
+    receivers = (monitoring.get("alertmanager") or {}).get("receiversSecretRef") or {}
+    names = (gateway_tls.get("secretName"), sentry.get("name"), receivers.get("name"))
+    return {n for n in names if n}
 
 
 # -- stable output -----------------------------------------------------------------------------
@@ -106,7 +115,11 @@ def test_without_existing_secret_every_render_generates_new_values() -> None:
     def generated(stream: str) -> dict[str, str]:
         out = {}
         for obj in load_stream(stream):
-            if obj["kind"] == "Secret" and obj["metadata"]["name"] != f"{RELEASE}-gateway-config":
+            name = obj["metadata"]["name"]
+            if obj["kind"] == "Secret" and name not in {
+                f"{RELEASE}-gateway-config",
+                *CONFIG_SECRETS,
+            }:
                 for k, v in obj["data"].items():
                     out[f"{obj['metadata']['name']}/{k}"] = base64.b64decode(v).decode()
         return out
@@ -148,8 +161,9 @@ def test_existing_secret_mode_renders_no_secret_and_reads_only_that_one(
     values: Path | None,
 ) -> None:
     objs = load_stream(_render(values))
-    assert [o["metadata"]["name"] for o in objs if o["kind"] == "Secret"] == []
-    names = {name for name, _ in secret_refs(objs)} - _spec_secrets(values)
+    rendered = {o["metadata"]["name"] for o in objs if o["kind"] == "Secret"}
+    assert rendered <= CONFIG_SECRETS
+    names = {name for name, _ in secret_refs(objs)} - _spec_secrets(values) - CONFIG_SECRETS
     assert names == {SECRET}
 
 
