@@ -36,8 +36,9 @@ class PrometheusSpec(SpecModel):
     retention: Retention = Field(
         default="15d", description="How long samples are kept (h, d or w)."
     )
-    scrape_interval: Interval = Field(default="30s", description="Scrape interval of every target.")
-    evaluation_interval: Interval = Field(default="30s", description="Rule evaluation interval.")
+    # The platform plan's 15 s: alerts `for: 5m` then rest on ~20 samples, not ~10.
+    scrape_interval: Interval = Field(default="15s", description="Scrape interval of every target.")
+    evaluation_interval: Interval = Field(default="15s", description="Rule evaluation interval.")
     storage_size: Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9]+(Mi|Gi)$")] = (
         Field(default="10Gi", description="Size limit of the TSDB volume (emptyDir).")
     )
@@ -48,7 +49,7 @@ class PrometheusSpec(SpecModel):
     )
     resources: Resources = resources_field(
         cpu_request="200m",
-        memory_request="512Mi",
+        memory_request="1Gi",
         cpu_limit="1",
         memory_limit="2Gi",
         what="Prometheus",
@@ -66,9 +67,9 @@ class GrafanaSpec(SpecModel):
     )
     resources: Resources = resources_field(
         cpu_request="100m",
-        memory_request="128Mi",
+        memory_request="512Mi",
         cpu_limit="500m",
-        memory_limit="512Mi",
+        memory_limit="1Gi",
         what="Grafana",
     )
 
@@ -127,7 +128,7 @@ class ServiceMonitorSpec(SpecModel):
         description="Extra labels on ServiceMonitors and the PrometheusRule, so a Prometheus "
         "serviceMonitorSelector/ruleSelector picks them up (e.g. release: kube-prometheus-stack).",
     )
-    interval: Interval = Field(default="30s", description="Scrape interval set on every endpoint.")
+    interval: Interval = Field(default="15s", description="Scrape interval set on every endpoint.")
 
 
 class AlertsSpec(SpecModel):
