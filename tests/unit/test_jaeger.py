@@ -101,3 +101,26 @@ def test_network_flows_into_jaeger_reach_declared_ports() -> None:
     # OTLP from every Python service; the UI for people and Grafana.
     otlp = {f.source for f in into if ports.JAEGER_OTLP_HTTP in f.ports}
     assert {"api", "ml", "excel"} <= otlp
+
+
+@pytest.mark.parametrize("operator_mode", [False, True])
+def test_the_collectors_own_metrics_are_scraped(operator_mode: bool) -> None:
+    """Spans Jaeger refuses or drops show up only in its metrics (port 8888): scraped in both
+    monitoring modes, and the NetworkPolicy lets the scraper in on that port only."""
+    objs = build({}, prometheus_operator=operator_mode)
+    headless = find(objs, "Service", NAMES.headless("jaeger"))
+    assert headless["metadata"]["labels"].get("indexforge.io/scrape") == "true"
+    if operator_mode:
+        monitor = find(objs, "ServiceMonitor", NAMES.component("jaeger"))
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"]
+    else:
+        config = yaml.safe_load(
+            find(objs, "ConfigMap", NAMES.config("prometheus"))["data"]["prometheus.yml"]
+        )
+        jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+        sd = jobs[NAMES.component("jaeger")]["dns_sd_configs"][0]
+        assert sd["port"] == ports.JAEGER_METRICS
+    policy = find(objs, "NetworkPolicy", NAMES.component("jaeger"))
+    scraped = [r for r in policy["spec"]["ingress"]
+               if any(p["port"] == ports.JAEGER_METRICS for p in r["ports"])]  # fmt: skip
+    assert scraped and all("from" in r for r in scraped)

@@ -23,6 +23,8 @@ the operator's builders/targets.py and alerts.py. Results are JSON.
 {{- if $spec.redis.app.exporter.enabled }}{{ $out = append $out (dict "component" "redis-app" "portName" "metrics" "port" 9121) }}{{ end -}}
 {{- if $spec.redis.ml.exporter.enabled }}{{ $out = append $out (dict "component" "redis-ml" "portName" "metrics" "port" 9121) }}{{ end -}}
 {{- $out = append $out (dict "component" "weaviate" "portName" "metrics" "port" 2112) -}}
+{{- /* Spans refused or dropped by the collector show up only in Jaeger's own metrics. */ -}}
+{{- if and $spec.monitoring.enabled $spec.monitoring.jaeger.enabled }}{{ $out = append $out (dict "component" "jaeger" "portName" "metrics" "port" 8888) }}{{ end -}}
 {{- toJson $out -}}
 {{- end -}}
 

@@ -193,10 +193,8 @@ def build_jaeger(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         service_account(names, "jaeger"),
         config_map(names, "jaeger", names.config("jaeger"), data),
         service(names, "jaeger", client_ports),
-        # The StatefulSet's pod DNS; not scraped yet (no scrape target names Jaeger).
-        headless_service(
-            names, "jaeger", [service_port("metrics", ports.JAEGER_METRICS)], scrape=False
-        ),
+        # The StatefulSet's pod DNS, and what Prometheus scrapes (the collector's metrics).
+        headless_service(names, "jaeger", [service_port("metrics", ports.JAEGER_METRICS)]),
         # A StatefulSet of one: Badger allows one process per directory, and a StatefulSet
         # never runs two pods of one identity, even while rolling.
         statefulset(spec, names, "jaeger", replicas=1, template=template, claim=claim),

@@ -33,4 +33,7 @@ def scrape_targets(spec: IndexForgeSpec) -> list[ScrapeTarget]:
     if spec.redis.ml.exporter.enabled:
         out.append(ScrapeTarget("redis-ml", "metrics", ports.REDIS_EXPORTER))
     out.append(ScrapeTarget("weaviate", "metrics", ports.WEAVIATE_METRICS))
+    if spec.monitoring.enabled and spec.monitoring.jaeger.enabled:
+        # Spans refused or dropped by the collector show up only here.
+        out.append(ScrapeTarget("jaeger", "metrics", ports.JAEGER_METRICS))
     return out
