@@ -153,7 +153,6 @@ class Controller:
             seconds=time.monotonic() - started,
             writes=outcome.writes,
             pruned=len(outcome.pruned),
-            ready=(outcome.status or {}).get("phase") == "Ready",
         )
         self._schedule_next(key, outcome)
 
@@ -195,6 +194,10 @@ class Controller:
         )
         if outcome.status is None:
             return outcome
+        # Before the status write: whoever sees Ready in status sees it in the gauge too.
+        metrics.set_ready(
+            namespace=key[0], name=key[1], ready=outcome.status.get("phase") == "Ready"
+        )
         current = {k: full["status"].get(k) for k in outcome.status}
         if current != outcome.status:
             try:

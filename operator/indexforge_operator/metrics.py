@@ -50,13 +50,14 @@ QUEUE_DEPTH = Gauge(
 )
 
 
-def record_pass(
-    *, namespace: str, name: str, seconds: float, writes: int, pruned: int, ready: bool
-) -> None:
+def record_pass(*, namespace: str, name: str, seconds: float, writes: int, pruned: int) -> None:
     RECONCILES.labels(result="ok").inc()
     RECONCILE_SECONDS.observe(seconds)
     WRITES.inc(writes)
     PRUNED.inc(pruned)
+
+
+def set_ready(*, namespace: str, name: str, ready: bool) -> None:
     READY.labels(namespace=namespace, name=name).set(1 if ready else 0)
 
 

@@ -157,11 +157,20 @@ def test_sample_reaches_ready_with_every_child_and_ml_on_the_gpu_node(
         assert node.metadata.labels.get("nvidia.com/gpu.present") == "true"
 
 
+def _terminating(api_client) -> list[str]:  # type: ignore[no-untyped-def]
+    namespaces = client.CoreV1Api(api_client).list_namespace().items
+    return [n.metadata.name for n in namespaces if n.status.phase == "Terminating"]
+
+
 def test_a_no_op_pass_sends_no_request_and_writes_nothing(
     api_client, operator_process: OperatorProcess, ready_instance: tuple[str, Names]
 ) -> None:
     """A child event triggers a pass; with nothing drifted it answers from the watch cache."""
     namespace, names = ready_instance
+    # The request counter is the operator's, not this CR's: CRs of earlier tests whose
+    # namespaces are still being deleted get passes too. Measure once they are gone.
+    wait_for(lambda: not _terminating(api_client), timeout=180,
+             what="earlier tests' namespaces deleted")  # fmt: skip
     time.sleep(3)  # let the post-Ready status settle
     before = _children_versions(api_client, namespace)
     ours_before = _our_field_entries(api_client, namespace)
@@ -476,7 +485,7 @@ def test_operator_exports_reconcile_metrics(
     assert samples["indexforge_operator_object_writes_total"] >= 59
     assert samples["indexforge_operator_reconcile_duration_seconds_count"] >= 1
     ready = f'indexforge_operator_instance_ready{{name="demo",namespace="{namespace}"}}'
-    assert samples[ready] == 1.0
+    assert samples[ready] == 1.0  # set before the status write that made the CR Ready
 
 
 def _monitoring_crds() -> list[dict[str, Any]]:
