@@ -258,6 +258,17 @@ def tool_path(name: str) -> Path:
     return Path(found)
 
 
+def built_tool(name: str, error: type[Exception]) -> Path:
+    """A tool's path, or `error` saying how to build it when it is not built yet."""
+    path = tool_path(name)
+    if not path.exists():
+        raise error(
+            f"{name} is not built ({path} missing): run "
+            f"`.venv/bin/python -m tests.cluster tools {name}` (or `make tools`)"
+        )
+    return path
+
+
 def select(names: Iterable[str] = (), groups: Iterable[str] = ()) -> list[str]:
     """Tool names to build: the named tools plus every tool of the named groups, in a stable
     order without repeats; nothing named means every tool. Unknown names fail loudly, because

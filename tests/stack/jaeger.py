@@ -26,7 +26,7 @@ import yaml
 from indexforge_operator.builders import jaeger as builder
 from indexforge_operator.builders import ports as pod_ports
 from indexforge_operator.spec import IndexForgeSpec
-from tests.cluster.tools import tool_path
+from tests.cluster.tools import built_tool
 from tests.procs import ProcessBook, free_port
 
 READY_TIMEOUT_S = 60.0
@@ -39,13 +39,7 @@ class JaegerError(RuntimeError):
 
 
 def jaeger_binary() -> Path:
-    path = tool_path("jaeger")
-    if not path.exists():
-        raise JaegerError(
-            f"jaeger is not built ({path} missing): run "
-            "`.venv/bin/python -m tests.cluster tools jaeger` (or `make tools`)"
-        )
-    return path
+    return built_tool("jaeger", JaegerError)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cluster.tools import tool_path
+from tests.cluster.tools import built_tool
 from tests.procs import free_port
 
 NODE = "indexforge-node"
@@ -30,13 +30,7 @@ class WeaviateError(RuntimeError):
 
 
 def weaviate_binary() -> Path:
-    path = tool_path("weaviate-server")
-    if not path.exists():
-        raise WeaviateError(
-            f"weaviate-server is not built ({path} missing): run "
-            "`.venv/bin/python -m tests.cluster tools weaviate-server` (or `make tools`)"
-        )
-    return path
+    return built_tool("weaviate-server", WeaviateError)
 
 
 @dataclass(frozen=True)
