@@ -23,11 +23,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv with the package (editable) and dev extras; idempotent
 
-system-deps: ## install Debian packages the tests use (redis-server, promtool, amtool) if missing
+system-deps: ## install Debian packages the tests use (redis-server, promtool, amtool, rabbitmq-server) if missing
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v rabbitmq-server >/dev/null || missing="$$missing rabbitmq-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -1,0 +1,1 @@
+"""Event-driven ingestion: message schemas, the RabbitMQ topology, publisher and worker."""
