@@ -21,7 +21,7 @@ import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from indexforge_operator import metrics
+from indexforge_operator import kopf_compat, metrics
 from indexforge_operator.children import ChildView, cached_form
 from indexforge_operator.controller import Controller, Key, Timing
 from indexforge_operator.events import EventRecorder
@@ -39,6 +39,8 @@ SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 ALERTMANAGER_CONFIG_CRD = "alertmanagerconfigs.monitoring.coreos.com"
 INTEGRATION_CRDS = frozenset({SERVICE_MONITOR_CRD, ALERTMANAGER_CONFIG_CRD})
 log = logging.getLogger("indexforge_operator")
+# A deleted integration CRD must not stop the operator (see kopf_compat).
+kopf_compat.install()
 
 
 def _env_float(name: str, default: float) -> float:
