@@ -63,10 +63,12 @@ typecheck: lint
 generate: setup tools-charts ## regenerate the CRD, chart files and manifests/install.yaml
 	$(VENV)/bin/indexforge crd > crds/indexforge.io_indexforges.yaml
 	$(PY) -m hack.charts
+	$(PY) -m hack.messages
 
 check-generated: setup tools-charts ## fail when generated files are stale (also covered by tests)
 	$(VENV)/bin/indexforge crd --check crds/indexforge.io_indexforges.yaml
 	$(PY) -m hack.charts --check
+	$(PY) -m hack.messages --check
 
 manifests: generate ## alias: regenerate manifests/install.yaml and chart files
 
