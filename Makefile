@@ -23,11 +23,12 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv with the package (editable) and dev extras; idempotent
 
-system-deps: ## install Debian packages the tests use (redis-server, promtool, amtool, rabbitmq-server) if missing
+system-deps: ## install Debian packages the tests use (redis-server, prometheus, alertmanager, redis exporter, rabbitmq-server) if missing
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
+	command -v prometheus-redis-exporter >/dev/null || missing="$$missing prometheus-redis-exporter"; \
 	command -v rabbitmq-server >/dev/null || missing="$$missing rabbitmq-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
@@ -87,7 +88,7 @@ demo: setup tools-control-plane ## fresh machine -> local control plane -> opera
 demo-down: ## stop what `make demo` started
 	$(PY) -m tests.demo --down
 
-stack-up: setup system-deps ## start the service stack on loopback; prints export INDEXFORGE_API=... (MONITORING=1: + Jaeger)
+stack-up: setup system-deps ## start the service stack on loopback; prints export INDEXFORGE_API=... (MONITORING=1: + Jaeger, Prometheus, Alertmanager)
 	@$(PY) -m tests.stack up $(if $(filter 1 yes true,$(MONITORING)),--monitoring)
 
 stack-down: ## stop every process stack-up started

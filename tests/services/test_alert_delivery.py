@@ -15,7 +15,6 @@ severity's receiver.
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import subprocess
@@ -29,13 +28,12 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from indexforge_operator.builders import build_all
 from indexforge_operator.builders.alertmanager import CONFIG_FILE, CRITICAL, WARNING
 from indexforge_operator.builders.prometheus import RULES_FILE
-from indexforge_operator.generated import GeneratedSecrets, complete
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
 from tests.procs import free_port
+from tests.stack.monitoring import loopback, rendered
 from tests.waiting import wait_for
 
 PROMETHEUS = shutil.which("prometheus")
@@ -117,39 +115,6 @@ def api_metrics() -> Iterator[str]:
         server.server_close()
 
 
-def _rendered(spec: IndexForgeSpec) -> tuple[dict[str, str], str]:
-    """(Prometheus ConfigMap data, alertmanager.yml) exactly as the operator renders them."""
-    secrets = complete(spec, current=GeneratedSecrets(), token=lambda: "x" * 32)
-    objs = build_all(spec, NAMES, secrets=secrets, prometheus_operator=False)
-    by_key = {(o["kind"], o["metadata"]["name"]): o for o in objs}
-    prom = by_key[("ConfigMap", NAMES.config("prometheus"))]["data"]
-    am = by_key[("Secret", NAMES.config("alertmanager"))]["data"][CONFIG_FILE]
-    return prom, base64.b64decode(am).decode()
-
-
-def _loopback(
-    config: dict[str, Any],
-    *,
-    rules: Path,
-    prometheus: str,
-    alertmanager: str,
-    targets: dict[str, str],
-) -> dict[str, Any]:
-    """Addresses only: every DNS-discovered target becomes a loopback static target."""
-    out = json.loads(json.dumps(config))
-    out["rule_files"] = [str(rules)]
-    for job in out["scrape_configs"]:
-        if job["job_name"] == "prometheus":
-            job["static_configs"] = [{"targets": [prometheus]}]
-            continue
-        job.pop("dns_sd_configs")
-        job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
-    for am in out["alerting"]["alertmanagers"]:
-        am.pop("dns_sd_configs")
-        am["static_configs"] = [{"targets": [alertmanager]}]
-    return out
-
-
 class _Process:
     """A server this test started; stopped by its PID only."""
 
@@ -210,17 +175,16 @@ def test_high_error_rate_reaches_the_webhook(
             }
         }
     )
-    prom_data, am_text = _rendered(spec)
-    assert hook_url in am_text  # the spec's URL, not a rewrite
+    files = rendered(spec, NAMES)
+    assert hook_url in files.alertmanager  # the spec's URL, not a rewrite
     prom_port, am_port, closed = free_port(), free_port(), free_port()
-    (tmp_path / RULES_FILE).write_text(prom_data[RULES_FILE])
-    config = yaml.safe_load(prom_data["prometheus.yml"])
-    targets = {job["job_name"]: f"127.0.0.1:{closed}" for job in config["scrape_configs"]}
+    (tmp_path / RULES_FILE).write_text(files.rules)
+    targets = {job["job_name"]: f"127.0.0.1:{closed}" for job in files.prometheus["scrape_configs"]}
     targets[NAMES.component("api")] = api_metrics
     (tmp_path / "prometheus.yml").write_text(
         yaml.safe_dump(
-            _loopback(
-                config,
+            loopback(
+                files.prometheus,
                 rules=tmp_path / RULES_FILE,
                 prometheus=f"127.0.0.1:{prom_port}",
                 alertmanager=f"127.0.0.1:{am_port}",
@@ -228,7 +192,7 @@ def test_high_error_rate_reaches_the_webhook(
             )
         )
     )
-    (tmp_path / CONFIG_FILE).write_text(am_text)
+    (tmp_path / CONFIG_FILE).write_text(files.alertmanager)
     (tmp_path / "am-data").mkdir()
     (tmp_path / "tsdb").mkdir()
     started: list[_Process] = []

@@ -1,8 +1,9 @@
 """`python -m tests.stack up|down|env`: the service stack on loopback, without containers.
 
-`up` prints only `export INDEXFORGE_API=<url>` on stdout (and, with `--monitoring`,
-`export INDEXFORGE_JAEGER=<url>`; progress goes to stderr), so `eval "$(make -s stack-up)"`
-works; `down` stops every process `up` started.
+`up` prints only `export` lines on stdout: `INDEXFORGE_API=<url>`, and with `--monitoring`
+also `INDEXFORGE_JAEGER`, `INDEXFORGE_PROMETHEUS`, `INDEXFORGE_ALERTMANAGER` (URLs) and
+`INDEXFORGE_ALERTS` (the file the webhook receiver appends notifications to); progress goes to
+stderr, so `eval "$(make -s stack-up)"` works; `down` stops every process `up` started.
 """
 
 from __future__ import annotations
@@ -17,15 +18,21 @@ from tests.cluster.tools import ToolBuildError
 from tests.procs import StartupError
 from tests.stack import launcher
 from tests.stack.jaeger import JaegerError
+from tests.stack.monitoring import MonitoringError
 from tests.stack.weaviate import WeaviateError
+
+EXPORTED = {
+    "api": "INDEXFORGE_API",
+    "jaeger": "INDEXFORGE_JAEGER",
+    "prometheus": "INDEXFORGE_PROMETHEUS",
+    "alertmanager": "INDEXFORGE_ALERTMANAGER",
+    "alerts_file": "INDEXFORGE_ALERTS",
+}
 
 
 def export_lines(urls: dict[str, str]) -> list[str]:
-    """What `eval` should set: the API, and Jaeger's UI/query API when it runs."""
-    lines = [f"export INDEXFORGE_API={urls['api']}"]
-    if "jaeger" in urls:
-        lines.append(f"export INDEXFORGE_JAEGER={urls['jaeger']}")
-    return lines
+    """What `eval` should set: the API, and the monitoring stack's addresses when it runs."""
+    return [f"export {var}={urls[key]}" for key, var in EXPORTED.items() if key in urls]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     up_cmd.add_argument(
         "--monitoring",
         action="store_true",
-        help="also start the monitoring stack (Jaeger) and send the services' traces to it",
+        help="also start the monitoring stack (Jaeger, Prometheus, Alertmanager, redis "
+        "exporters, a webhook receiver) with the operator's rendered files",
     )
     sub.add_parser("down", help="stop every process `up` started")
     sub.add_parser("env", help="print the export line of the running stack")
@@ -62,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         api = launcher.up(state, monitoring=args.monitoring)
-    except (StartupError, WeaviateError, JaegerError, ToolBuildError) as exc:
+    except (StartupError, WeaviateError, JaegerError, MonitoringError, ToolBuildError) as exc:
         launcher.say(f"stack-up failed: {exc}")
         launcher.say("stopping what was started")
         launcher.down(state)

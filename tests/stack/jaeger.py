@@ -255,4 +255,5 @@ def start_in_stack(book: ProcessBook, state: Path, *, deadline: float) -> dict[s
     book.spawn("jaeger", jaeger.argv(), env=jaeger.env(), marker=str(jaeger.config_path))
     book.wait("jaeger", jaeger.ready, deadline=deadline, watch=["jaeger"])
     book.record.setdefault("urls", {})["jaeger"] = jaeger.query_url
+    book.record["urls"]["jaeger_metrics"] = f"127.0.0.1:{jaeger.ports.metrics}"
     return {"otlp_endpoint": jaeger.otlp_http_url, "trace_sample_ratio": "1.0"}

@@ -7,6 +7,11 @@
     Excel       <- API
     API         -> prints `export INDEXFORGE_API=<url>`
 
+With monitoring (`make stack-up MONITORING=1`): Jaeger first (services trace to it), and once
+the services are ready Prometheus, Alertmanager, a redis_exporter per Redis and a webhook
+receiver (`<state>/alerts.jsonl`), running the operator's rendered files (`monitoring.py`);
+the services then serve /metrics on their own ports, as in the cluster.
+
 Every process runs in its own session (so `up` can return) with its log in `<state>/logs/`;
 its PID is recorded in `<state>/state.json` the moment it starts, so `down` stops exactly what
 `up` started (checking the command line first, in case a PID was reused) even after a
@@ -27,6 +32,7 @@ from tests.cluster import tools
 from tests.cluster.tools import REPO_ROOT
 from tests.procs import ProcessBook, StartupError, free_port
 from tests.stack import jaeger
+from tests.stack import monitoring as stack_monitoring
 from tests.stack.weaviate import WeaviatePorts, WeaviateProcess, weaviate_binary
 
 DEFAULT_STATE_DIR = REPO_ROOT / ".stack"
@@ -90,11 +96,18 @@ def service_argv(module: str, port: int) -> list[str]:
     return [sys.executable, "-m", f"indexforge_services.{module}.main", "--port", str(port)]
 
 
-def up(state: Path = DEFAULT_STATE_DIR, *, monitoring: bool = False) -> str:
-    """Start the stack (or find it running); returns the API URL. `monitoring` adds Jaeger
-    (the operator's rendered config on loopback) and points the services' traces at it."""
+def up(
+    state: Path = DEFAULT_STATE_DIR,
+    *,
+    monitoring: bool = False,
+    monitoring_spec: dict[str, Any] | None = None,
+) -> str:
+    """Start the stack (or find it running); returns the API URL. `monitoring` adds Jaeger,
+    Prometheus, Alertmanager, redis exporters and a webhook sink, each with the operator's
+    rendered files for `monitoring_spec` (`spec.monitoring`; default
+    `monitoring.STACK_MONITORING`) on loopback, and points the services' traces at Jaeger."""
     already = read_state(state)
-    wanted_running = not monitoring or "jaeger" in already.get("pids", {})
+    wanted_running = not monitoring or "prometheus" in already.get("pids", {})
     if already.get("pids") and set(running(state)) == set(already["pids"]) and wanted_running:
         return str(already["urls"]["api"])
     if already.get("pids"):
@@ -102,6 +115,8 @@ def up(state: Path = DEFAULT_STATE_DIR, *, monitoring: bool = False) -> str:
         down(state)
     if shutil.which("redis-server") is None:
         raise StackError("redis-server is not on PATH: `make system-deps` installs it")
+    if monitoring:
+        stack_monitoring.binaries()  # fails before anything starts when one is missing
     # Built (or found in the cache) before anything starts: a cold build takes minutes.
     needed = ["weaviate-server", *(jaeger.STACK_TOOLS if monitoring else ())]
     for line in tools.ensure_built(needed):
@@ -114,6 +129,12 @@ def up(state: Path = DEFAULT_STATE_DIR, *, monitoring: bool = False) -> str:
     record = launcher.record
     deadline = time.monotonic() + READY_TIMEOUT_S
     ports = {name: free_port() for name in ("redis_app", "redis_ml", "ml", "excel", "api")}
+    # With monitoring, services serve /metrics on their own port, as in the cluster.
+    metrics_ports = {name: free_port() for name in ("ml", "excel", "api")} if monitoring else {}
+
+    def metrics_env(service: str) -> dict[str, str]:
+        return {"metrics_port": str(metrics_ports[service])} if service in metrics_ports else {}
+
     app_redis = f"redis://127.0.0.1:{ports['redis_app']}"
     ml_url = f"http://127.0.0.1:{ports['ml']}"
     tracing: dict[str, str] = {}  # service_env keywords; empty: tracing off
@@ -146,7 +167,10 @@ def up(state: Path = DEFAULT_STATE_DIR, *, monitoring: bool = False) -> str:
         "ml",
         service_argv("ml", ports["ml"]),
         env=service_env(
-            service_name="ml", redis_url=f"redis://127.0.0.1:{ports['redis_ml']}/0", **tracing
+            service_name="ml",
+            redis_url=f"redis://127.0.0.1:{ports['redis_ml']}/0",
+            **tracing,
+            **metrics_env("ml"),
         ),
         marker="indexforge_services.ml.main",
     )
@@ -154,7 +178,9 @@ def up(state: Path = DEFAULT_STATE_DIR, *, monitoring: bool = False) -> str:
     launcher.spawn(
         "excel",
         service_argv("excel", ports["excel"]),
-        env=service_env(service_name="excel", redis_url=f"{app_redis}/1", **tracing),
+        env=service_env(
+            service_name="excel", redis_url=f"{app_redis}/1", **tracing, **metrics_env("excel")
+        ),
         marker="indexforge_services.excel.main",
     )
     launcher.wait("ml", lambda: http_ok(f"{ml_url}/readyz"), deadline=deadline, watch=["ml"])
@@ -181,6 +207,7 @@ def up(state: Path = DEFAULT_STATE_DIR, *, monitoring: bool = False) -> str:
             ml_url=ml_url,
             excel_url=excel_url,
             **tracing,
+            **metrics_env("api"),
         ),
         marker="indexforge_services.api.main",
     )
@@ -188,8 +215,13 @@ def up(state: Path = DEFAULT_STATE_DIR, *, monitoring: bool = False) -> str:
         "excel", lambda: http_ok(f"{excel_url}/readyz"), deadline=deadline, watch=["excel"]
     )
     launcher.wait("api", lambda: http_ok(f"{api_url}/readyz"), deadline=deadline, watch=["api"])
+    if monitoring:
+        say("starting prometheus, alertmanager, redis exporters (the rendered files)")
+        record.setdefault("urls", {}).update(
+            _start_monitoring(launcher, state, monitoring_spec, metrics_ports, ports, deadline)
+        )
     record["urls"] = {
-        **record.get("urls", {}),  # jaeger's, when monitoring
+        **record.get("urls", {}),  # the monitoring stack's, when monitoring
         "api": api_url,
         "excel": excel_url,
         "ml": ml_url,
@@ -200,6 +232,41 @@ def up(state: Path = DEFAULT_STATE_DIR, *, monitoring: bool = False) -> str:
     }
     launcher.save()
     return api_url
+
+
+def _start_monitoring(
+    launcher: ProcessBook,
+    state: Path,
+    monitoring_spec: dict[str, Any] | None,
+    metrics_ports: dict[str, int],
+    ports: dict[str, int],
+    deadline: float,
+) -> dict[str, str]:
+    """The webhook sink, then Prometheus & co. for the stack spec (services already ready)."""
+    sink_port, alerts = free_port(), state / "alerts.jsonl"
+    launcher.spawn("alert-sink", stack_monitoring.sink_argv(sink_port, alerts),
+                   marker="tests.stack.alert_sink", cwd=REPO_ROOT)  # fmt: skip
+    sink_url = f"http://127.0.0.1:{sink_port}/alerts"
+    launcher.wait("alert-sink", lambda: http_ok(sink_url), deadline=deadline,
+                  watch=["alert-sink"])  # fmt: skip
+    spec = stack_monitoring.stack_spec(
+        monitoring_spec if monitoring_spec is not None else stack_monitoring.STACK_MONITORING,
+        webhook_url=sink_url,
+    )
+    scraped = [
+        stack_monitoring.Scraped(service, f"127.0.0.1:{port}")
+        for service, port in metrics_ports.items()
+    ]
+    scraped.append(stack_monitoring.Scraped("jaeger", launcher.record["urls"]["jaeger_metrics"]))
+    urls = stack_monitoring.start(
+        launcher,
+        state / "monitoring",
+        spec=spec,
+        scraped=scraped,
+        redis={"redis-app": ports["redis_app"], "redis-ml": ports["redis_ml"]},
+        deadline=deadline,
+    )
+    return {**urls, "alert_sink": sink_url, "alerts_file": str(alerts)}
 
 
 def down(state: Path = DEFAULT_STATE_DIR, *, grace_s: float = 15.0) -> list[str]:
