@@ -11,6 +11,9 @@ failure: if a batch of a new document fails, every reference of the document wri
 far is removed (a failed re-upload of a stored document leaves it as it was); if Weaviate
 itself is what failed, the removal is retried in the background until it succeeds. The
 search cache is invalidated whenever a job changed what is stored.
+
+With `ingest_mode=queue` the job runs in a worker instead (`queued.py`): the same
+`attempt`, whose outcome then decides between ack, a delayed retry and the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -49,6 +53,13 @@ class IngestFailed(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+@dataclass
+class Attempt:
+    """What one try at a job has done so far."""
+
+    wrote: bool = False  # writes of a new document began: a final failure rolls them back
 
 
 class Ingestor:
@@ -109,42 +120,58 @@ class Ingestor:
             prepared.close()  # the spooled workbook's disk space goes with it
 
     async def _ingest(self, job: dict[str, Any], prepared: Prepared) -> None:
+        async with self._slots:
+            state = Attempt()
+            try:
+                written, added = await self.attempt(job, prepared, state)
+            except IngestFailed as exc:
+                await self.fail(job, prepared, exc, wrote=state.wrote)
+                return
+            except asyncio.CancelledError:
+                shutdown = IngestFailed("shutdown", "the API shut down while the job ran")
+                await asyncio.shield(self.fail(job, prepared, shutdown, wrote=state.wrote))
+                raise
+            await self.complete(job, prepared, written=written, added=added)
+
+    async def attempt(
+        self, job: dict[str, Any], prepared: Prepared, state: Attempt
+    ) -> tuple[int, int]:
+        """One try at a job: (records written, texts added) once Weaviate confirmed every
+        write. Raises IngestFailed (a crash becomes `internal`); `state.wrote` tells the
+        caller whether a failure left writes of a new document behind."""
         document_id = str(job["document_id"])
         with self.tracer.start_as_current_span(
             "api.ingest",
             attributes={"document.id": document_id, "document.kind": prepared.kind},
         ):
-            async with self._slots:
-                await self.jobs.update(job, status="processing", stage="reading")
-                writing = False  # from the first batch of a new document on, roll back
-                try:
-                    records = prepared.records or await self._read_workbook(prepared)
-                    stored_before = await self._stored(document_id)
-                    await self.jobs.update(job, records=len(records), stage="writing")
-                    writing = not stored_before
-                    written, added = await self._write(document_id, prepared, records)
-                    await self._register(document_id, prepared, len(records))
-                except IngestFailed as exc:
-                    await self._fail(job, prepared, exc, wrote=writing)
-                    return
-                except Exception as exc:  # a bug must not leave the job "processing" forever
-                    log.exception("ingestion job %s crashed", job["id"])
-                    sentry_sdk.capture_exception(exc)
-                    crash = IngestFailed("internal", "internal error while ingesting")
-                    await self._fail(job, prepared, crash, wrote=writing)
-                    return
-                except asyncio.CancelledError:
-                    shutdown = IngestFailed("shutdown", "the API shut down while the job ran")
-                    await asyncio.shield(self._fail(job, prepared, shutdown, wrote=writing))
-                    raise
+            await self.jobs.update(job, status="processing", stage="reading")
+            try:
+                records = prepared.records or await self._read_workbook(prepared)
+                stored_before = await self._stored(document_id)
+                # `new_document`: a later attempt (queue mode) knows whose writes to roll back.
                 await self.jobs.update(
-                    job, status="completed", stage=None, written=written, added=added
+                    job, records=len(records), stage="writing", new_document=not stored_before
                 )
-                self.metrics.jobs.labels(prepared.kind, "completed").inc()
-                self.metrics.records.inc(written)
-                await self.cache.invalidate_tags(SEARCH_TAG)
+                state.wrote = not stored_before  # from the first batch of a new document on
+                written, added = await self._write(document_id, prepared, records)
+                await self._register(document_id, prepared, len(records))
+            except IngestFailed:
+                raise
+            except Exception as exc:  # a bug must not leave the job "processing" forever
+                log.exception("ingestion job %s crashed", job["id"])
+                sentry_sdk.capture_exception(exc)
+                raise IngestFailed("internal", "internal error while ingesting") from exc
+            return written, added
 
-    async def _fail(
+    async def complete(
+        self, job: dict[str, Any], prepared: Prepared, *, written: int, added: int
+    ) -> None:
+        await self.jobs.update(job, status="completed", stage=None, written=written, added=added)
+        self.metrics.jobs.labels(prepared.kind, "completed").inc()
+        self.metrics.records.inc(written)
+        await self.cache.invalidate_tags(SEARCH_TAG)
+
+    async def fail(
         self, job: dict[str, Any], prepared: Prepared, exc: IngestFailed, *, wrote: bool
     ) -> None:
         document_id = str(job["document_id"])

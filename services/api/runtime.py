@@ -16,11 +16,16 @@ from fastapi import Depends, Request
 
 from ..common.app import ServiceContext
 from ..common.tracing import tracer
+from ..messaging.consumer import Consumer, RetryPolicy
+from ..messaging.payloads import PayloadStore
+from ..messaging.publisher import Publisher
+from ..messaging.topology import Names
 from .consumers import ConsumerCounter, consumer_of
 from .content import ContentWriter
 from .ingest import Ingestor
 from .jobs import JobStore
 from .metrics import ApiMetrics
+from .queued import QueuedIngest
 from .settings import ApiSettings
 from .store import WeaviateStore
 from .upload_slots import UploadSlots
@@ -63,11 +68,44 @@ class ApiService:
             ml=self.ml,
             tracer=tracer(ctx.tracer_provider, "indexforge.api"),
         )
+        self.queue: QueuedIngest | None = None
+        self.consumer: Consumer | None = None
+        if settings.ingest_mode == "queue":
+            self._queue_mode()
         ctx.health.add("weaviate", self.store.ready)
+        if self.queue is not None:
+            # Not required: search works without the broker; uploads answer 503 meanwhile.
+            ctx.health.add("rabbitmq", self.queue.publisher.healthy, required=False)
         if self.excel is not None:
             ctx.health.add("excel", self.excel.healthy, required=False)
         if self.ml is not None:
             ctx.health.add("ml", self.ml.healthy, required=False)
+
+    def _queue_mode(self) -> None:
+        s = self.settings
+        url = s.resolved_amqp_url()
+        redis = self.ctx.cache.redis
+        if url is None or redis is None:  # the settings validator makes this unreachable
+            raise RuntimeError("ingest_mode=queue needs amqp_url and redis_url")
+        names = Names(s.queue_prefix)
+        policy = RetryPolicy(
+            max_attempts=s.queue_max_attempts,
+            base_seconds=s.queue_retry_base_seconds,
+            cap_seconds=s.queue_retry_max_seconds,
+        )
+        self.publisher = Publisher(url, names, confirm_timeout=s.queue_confirm_timeout_seconds)
+        payloads = PayloadStore(redis, namespace=s.cache_namespace, ttl=s.cache_session_ttl_seconds)
+        self.queue = QueuedIngest(
+            ingestor=self.ingestor,
+            jobs=self.jobs,
+            payloads=payloads,
+            publisher=self.publisher,
+            policy=policy,
+        )
+        if s.ingest_worker:
+            self.consumer = Consumer(
+                url, names, self.queue.handle, prefetch=s.queue_prefetch, policy=policy
+            )
 
     def _upstream(self, name: str, url: str | None, timeout: float) -> Upstream | None:
         if url is None:
@@ -88,9 +126,15 @@ class ApiService:
         if not await self.store.ready():
             log.warning("Weaviate is not reachable yet; /readyz stays false until it is")
         self.ingestor.start()
+        if self.consumer is not None:
+            self.consumer.start()
         try:
             yield
         finally:
+            if self.consumer is not None:
+                await self.consumer.stop()
+            if self.queue is not None:
+                await self.queue.publisher.close()
             await self.ingestor.stop()
             for upstream in (self.excel, self.ml):
                 if upstream is not None:

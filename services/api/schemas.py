@@ -70,6 +70,11 @@ class Job(BaseModel):
     correlation_id: str | None = Field(
         default=None, description="Correlation id of the upload: the job's log lines carry it."
     )
+    attempts: int = Field(
+        default=0,
+        description="Tries so far when ingestion runs through the queue (retries back off; "
+        "0 in-process).",
+    )
     created_at: float
     updated_at: float
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..common import budget
 from ..common.settings import ServiceSettings, read_secret
@@ -177,11 +177,65 @@ class ApiSettings(ServiceSettings):
         "Unset: the system temporary directory ($TMPDIR, /tmp).",
     )
 
+    # Event-driven ingestion (RabbitMQ). Inline: jobs run as tasks of the API process.
+    ingest_mode: Literal["inline", "queue"] = Field(
+        default="inline",
+        description="inline: an upload's job runs in this API process; queue: the API spools "
+        "the upload in the app Redis, publishes document.ingest.requested (202 only once the "
+        "broker confirmed) and workers index it.",
+    )
+    ingest_worker: bool = Field(
+        default=False,
+        description="Consume ingestion messages in this process (`indexforge-api --worker`); "
+        "needs ingest_mode=queue.",
+    )
+    amqp_url: SecretStr | None = Field(
+        default=None, description="amqp://user:password@host:5672/vhost of RabbitMQ."
+    )
+    amqp_url_file: Path | None = Field(
+        default=None, description="File holding the AMQP URL (a Secret volume)."
+    )
+    queue_prefix: str = Field(
+        default="indexforge",
+        pattern=r"^[a-z][a-z0-9_.-]{0,63}$",
+        description="Prefix of the exchange and queue names.",
+    )
+    queue_prefetch: int = Field(
+        default=2, ge=1, le=64, description="Unacked messages (jobs at once) per worker."
+    )
+    queue_max_attempts: int = Field(
+        default=5, ge=1, le=50, description="Tries of a job before its message is dead-lettered."
+    )
+    queue_retry_base_seconds: float = Field(
+        default=2.0, gt=0, description="First retry delay; doubled per attempt."
+    )
+    queue_retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
+    queue_confirm_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="How long an upload waits for the broker's confirm."
+    )
+
+    def resolved_amqp_url(self) -> str | None:
+        return read_secret(self.amqp_url, self.amqp_url_file)
+
+    @model_validator(mode="after")
+    def _queue_needs_broker(self) -> ApiSettings:
+        if self.ingest_worker and self.ingest_mode != "queue":
+            raise ValueError("ingest_worker needs ingest_mode=queue")
+        if self.ingest_mode == "queue":
+            if self.redis_url is None:
+                raise ValueError("ingest_mode=queue needs redis_url (uploads wait there)")
+            if self.amqp_url is None and self.amqp_url_file is None:
+                raise ValueError("ingest_mode=queue needs amqp_url or amqp_url_file")
+        return self
+
     def resolved_weaviate_api_key(self) -> str | None:
         return read_secret(self.weaviate_api_key, self.weaviate_api_key_file)
 
     def secret_values(self) -> list[str]:
-        return [*super().secret_values(), *filter(None, [self.resolved_weaviate_api_key()])]
+        amqp = self.resolved_amqp_url()
+        # The URL and its password alone (a client library may log the URL in parts).
+        extra = [self.resolved_weaviate_api_key(), amqp, urlsplit(amqp).password if amqp else None]
+        return [*super().secret_values(), *filter(None, extra)]
 
     @field_validator("weaviate_url", "ml_url", "excel_url")
     @classmethod

@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from ...common.correlation import current_correlation_id
 from ...common.errors import ServiceError, code_for_status, describe_validation_errors, error_body
 from ...common.identity import document_id as content_document_id
+from ...messaging.publisher import QueueUnavailable
 from .. import upload_slots
 from ..cache_control import NoStore
 from ..delimiters import InvalidDelimiter, parse_delimiter
@@ -80,6 +81,8 @@ JobId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="Job id from 
 
 # Weaviate refusing our key does not heal within a job's life: refuse uploads meanwhile.
 RETRY_AFTER_SECONDS = "30"
+# A broker restart takes seconds: clients come back soon.
+QUEUE_RETRY_AFTER_SECONDS = "5"
 
 
 def unavailable(exc: StoreUnavailable) -> ServiceError:
@@ -192,7 +195,7 @@ def check_workbook_size(prepared: Prepared, api: Api) -> None:
     status_code=202,
     summary="Ingest a document: JSON text, or a .txt/.csv/.xlsx file (multipart)",
     response_model=JobAccepted,
-    responses=error_responses(400, 413, 415, 422, 429),
+    responses=error_responses(400, 413, 415, 422, 429, 503),
     openapi_extra=_UPLOAD_BODY,
 )
 async def upload(
@@ -242,7 +245,19 @@ async def _submit(prepared: Prepared, response: Response, api: Api) -> JobAccept
         job_id, document_id=document_id, source=prepared.source, kind=prepared.kind,
         records=len(prepared.records), correlation_id=current_correlation_id(),
     )  # fmt: skip
-    api.ingestor.submit(job, prepared)
+    if api.queue is None:
+        api.ingestor.submit(job, prepared)
+    else:
+        try:
+            await api.queue.submit(job, prepared)
+        except QueueUnavailable as exc:
+            log.warning("upload refused: %s", exc)
+            raise ServiceError(
+                503,
+                "the ingestion queue is unavailable; retry later",
+                code="queue_unavailable",
+                headers={"Retry-After": QUEUE_RETRY_AFTER_SECONDS},
+            ) from exc
     status_url = f"/api/v1/jobs/{job_id}"
     response.headers["Location"] = status_url
     return JobAccepted(
@@ -307,4 +322,6 @@ async def delete_document(document_id: DocumentId, api: Api) -> Deleted:
     if not found:
         raise HTTPException(status_code=404, detail=f"no document {doc}")
     await api.ctx.cache.invalidate_tags(SEARCH_TAG)
+    if api.queue is not None:
+        await api.queue.deleted(doc, removed)
     return Deleted(id=doc, deleted=removed)

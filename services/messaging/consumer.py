@@ -1,0 +1,225 @@
+"""Consume `document.ingest.requested`: validate, hand to a handler, then ack, retry or dead-letter.
+
+The broker side of the worker, independent of what a job does:
+
+* at most `prefetch` unacked messages per worker (each handled in its own task);
+* a message is acked only after the handler returned (for ingestion: after Weaviate
+  confirmed every write), or after its retry copy / dead letter was confirmed by the broker.
+  Dying before that leaves it unacked, so the broker hands it to another worker;
+* an invalid body (not JSON, wrong schema, wrong type for this queue) goes to the DLQ with
+  the reason in `x-indexforge-reason`, and the consumer carries on with the next message;
+* `Retry(delay)` publishes a copy to the retry queue with that expiration and the attempt
+  count + 1 in `x-indexforge-attempt`; expiry dead-letters it back to the ingest queue;
+* a broken connection (broker restart) is reconnected with backoff, forever: messages that
+  were in flight are redelivered by the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from .retry import Decision, after_failure
+from .schemas import IngestRequested, InvalidMessage, parse
+from .topology import ATTEMPT_HEADER, REASON_HEADER, Names, Topology, declare
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_seconds: float = 2.0
+    cap_seconds: float = 300.0
+
+    def after(self, reason: str, attempt: int) -> Decision:
+        return after_failure(
+            reason,
+            attempt,
+            max_attempts=self.max_attempts,
+            base=self.base_seconds,
+            cap=self.cap_seconds,
+        )
+
+
+# The handler's answer: None when done (ack), else a decision (retry or dead-letter; "fail"
+# means the handler already failed the job for good, so the message is acked).
+Handler = Callable[[IngestRequested, int], Awaitable[Decision | None]]
+
+
+def attempt_of(message: AbstractIncomingMessage) -> int:
+    """1-based attempt of this delivery (retries carry it in a header)."""
+    try:
+        return max(1, int(str((message.headers or {}).get(ATTEMPT_HEADER, 1))))
+    except ValueError:
+        return 1
+
+
+class Consumer:
+    def __init__(
+        self,
+        url: str,
+        names: Names,
+        handler: Handler,
+        *,
+        prefetch: int,
+        policy: RetryPolicy,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.names = names
+        self.handler = handler
+        self.prefetch = prefetch
+        self.policy = policy
+        self.connect_timeout = connect_timeout
+        self.consuming = asyncio.Event()  # set while a consumer is registered (tests, health)
+        self._channel: AbstractChannel | None = None
+        self._topology: Topology | None = None
+        self._tag: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self, *, grace_seconds: float = 8.0) -> None:
+        """Stop taking messages, let the ones in hand finish (within the grace period: the
+        pod's termination grace is longer), then disconnect. A job still running after that
+        is not acked, so the broker hands it to another worker."""
+        topology, tag = self._topology, self._tag
+        if topology is not None and tag is not None:
+            try:
+                await asyncio.wait_for(topology.ingest.cancel(tag), timeout=2.0)
+            except Exception as exc:  # the connection may be gone already
+                log.debug("cancelling the consumer failed: %s", exc)
+        if self._inflight:
+            await asyncio.wait(set(self._inflight), timeout=grace_seconds)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def run(self) -> None:
+        delay = RECONNECT_MIN_SECONDS
+        while True:
+            try:
+                await self._consume_until_closed()
+                delay = RECONNECT_MIN_SECONDS  # it was up: reconnect quickly
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # refused, handshake timeout, declare refused...
+                log.warning("broker connection failed (%s); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(RECONNECT_MAX_SECONDS, delay * 2)
+
+    async def _consume_until_closed(self) -> None:
+        connection = await aio_pika.connect(self.url, timeout=self.connect_timeout)
+        closed = asyncio.Event()
+        connection.close_callbacks.add(lambda *_: closed.set())
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            # A channel closed by the broker (e.g. an ack it refuses) ends this round too.
+            channel.close_callbacks.add(lambda *_: closed.set())
+            await channel.set_qos(prefetch_count=self.prefetch)
+            self._topology = await declare(channel, self.names)
+            self._channel = channel
+            self._tag = await self._topology.ingest.consume(self._on_message)
+            self.consuming.set()
+            log.info("consuming %s (prefetch %d)", self.names.ingest, self.prefetch)
+            await closed.wait()
+            log.warning("broker connection closed; reconnecting")
+        finally:
+            self.consuming.clear()
+            self._channel = self._topology = None
+            self._tag = None
+            if not connection.is_closed:
+                await asyncio.shield(connection.close())
+
+    # -- one message ------------------------------------------------------------------------
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        try:
+            await self._handle(message)
+        except asyncio.CancelledError:
+            raise  # shutting down: unacked, so the broker redelivers it elsewhere
+        except Exception as exc:  # the broker went away mid-way: it will redeliver
+            log.warning("message %s left unacked: %s", message.message_id, exc)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            request = parse(message.body)
+            if not isinstance(request, IngestRequested):
+                raise InvalidMessage(f"a {request.type} message does not belong on this queue")
+        except InvalidMessage as exc:
+            log.warning("dead-lettering message %s: %s", message.message_id, exc.reason)
+            await self._dead_letter(message, exc.reason)
+            return
+        attempt = attempt_of(message)
+        try:
+            decision = await self.handler(request, attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug in the handler: retried like any internal failure
+            log.exception("handling %s crashed", request.payload.job_id)
+            decision = self.policy.after("internal", attempt)
+        if decision is None or decision.action == "fail":
+            await message.ack()
+        elif decision.action == "retry":
+            await self._retry(message, attempt + 1, decision.delay_seconds)
+        else:
+            await self._dead_letter(message, decision.why, attempt=attempt)
+
+    def _copy(
+        self,
+        message: AbstractIncomingMessage,
+        headers: dict[str, Any],
+        *,
+        expiration: float | None = None,
+    ) -> aio_pika.Message:
+        return aio_pika.Message(
+            message.body,
+            content_type=message.content_type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            type=message.type,
+            headers={**(message.headers or {}), **headers},
+            expiration=expiration,  # seconds; sent as milliseconds
+        )
+
+    async def _retry(self, message: AbstractIncomingMessage, attempt: int, delay: float) -> None:
+        channel = self._require_channel()
+        copy = self._copy(message, {ATTEMPT_HEADER: attempt}, expiration=max(0.001, delay))
+        await channel.default_exchange.publish(copy, routing_key=self.names.retry)
+        await message.ack()  # only once the copy is confirmed: a crash between = a duplicate
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, reason: str, *, attempt: int | None = None
+    ) -> None:
+        channel = self._require_channel()
+        headers: dict[str, Any] = {REASON_HEADER: reason[:500]}
+        if attempt is not None:
+            headers[ATTEMPT_HEADER] = attempt
+        await channel.default_exchange.publish(
+            self._copy(message, headers), routing_key=self.names.dead
+        )
+        await message.ack()
+
+    def _require_channel(self) -> AbstractChannel:
+        if self._channel is None:
+            raise ConnectionError("no broker channel")
+        return self._channel
