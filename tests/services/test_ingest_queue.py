@@ -219,7 +219,13 @@ def test_kill_9_of_the_worker_mid_job_completes_elsewhere_exactly_once(
         os.kill(victim.pid, signal.SIGKILL)
         written_before = weaviate_count(wiring.weaviate_url, wiring.collection)
         assert 0 < written_before < rows, written_before
+        killed_at = time.monotonic()
         done = wait_job(c, job_id, timeout=120)
+        print(
+            f"kill -9: {written_before} of {rows} rows were written; completed elsewhere in",
+            end=" ",
+        )
+        print(f"{time.monotonic() - killed_at:.1f}s")
         assert done["status"] == "completed", done
         survivor = next(w for w in workers if w is not victim)
         assert job_record(wiring, job_id)["worker"].endswith(f":{survivor.pid}")
@@ -227,6 +233,47 @@ def test_kill_9_of_the_worker_mid_job_completes_elsewhere_exactly_once(
         document = c.get(f"/api/v1/documents/{done['document_id']}").json()
         assert document["records"] == rows
     # One object per distinct row text, one document entry: nothing twice.
+    assert weaviate_count(wiring.weaviate_url, wiring.collection) == rows
+    assert weaviate_count(wiring.weaviate_url, f"{wiring.collection}Documents") == 1
+
+
+def test_sigterm_of_the_worker_mid_job_drains_or_hands_over(
+    make_api: ApiFactory,
+    rabbitmq: RabbitMQNode,
+    wiring_for: Any,
+    workers: list[Any],
+    tmp_path: Path,
+) -> None:
+    """A rollout: the worker stops taking messages, finishes the job in hand within its grace
+    period, or leaves it unacked for the next worker. Either way: done once."""
+    wiring: QueueWiring = wiring_for(rabbitmq)
+    slow = {"WEAVIATE_BATCH_SIZE": "5", "EMBED_BATCH_SIZE": "4", "QUEUE_PREFETCH": "1"}
+    first = start_worker(wiring, tmp_path / "worker-0", **slow)
+    workers.append(first)
+    rows = 300
+    with (
+        make_api(**wiring.api_overrides()) as server,
+        httpx.Client(base_url=server.url, timeout=60) as c,
+    ):
+        response = c.post(
+            "/api/v1/documents",
+            files={"file": ("items.csv", csv_rows(rows, uuid.uuid4().hex[:6]), "text/csv")},
+        )
+        job_id = response.json()["job_id"]
+        wait_for(
+            lambda: c.get(f"/api/v1/jobs/{job_id}").json().get("stage") == "writing",
+            timeout=60,
+            interval=0.05,
+            what="the job writing",
+        )
+        began = time.monotonic()
+        first.stop()  # SIGTERM, then waits (up to 15 s) for the process to exit
+        stopped_in = time.monotonic() - began
+        workers.append(start_worker(wiring, tmp_path / "worker-1", **slow))
+        done = wait_job(c, job_id, timeout=120)
+        assert done["status"] == "completed", done
+        print(f"SIGTERM: worker exited in {stopped_in:.1f}s; job run by", end=" ")
+        print(job_record(wiring, job_id)["worker"])
     assert weaviate_count(wiring.weaviate_url, wiring.collection) == rows
     assert weaviate_count(wiring.weaviate_url, f"{wiring.collection}Documents") == 1
 
@@ -268,6 +315,8 @@ def test_broker_restart_mid_stream_loses_nothing(
         assert private_rabbitmq.amqp_port and len(private_rabbitmq.start_seconds) == 2
         finished = [wait_job(c, job_id, timeout=180) for job_id in jobs]
     assert [j["status"] for j in finished] == ["completed"] * documents
+    print(f"restart: {refused} uploads refused (503) meanwhile, broker start", end=" ")
+    print(f"{private_rabbitmq.start_seconds}")
     assert refused > 0, "no upload met the outage: the test proved nothing"
     assert weaviate_count(wiring.weaviate_url, wiring.collection) == documents
     assert weaviate_count(wiring.weaviate_url, f"{wiring.collection}Documents") == documents
