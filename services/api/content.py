@@ -5,15 +5,14 @@ the write lock, the slow part), then, under the lock, the objects are read again
 gets the document's rows merged into its references. An object whose references do not
 change is not written at all, so re-running a batch or re-uploading a file is a no-op.
 
-Read-merge-write needs the writes of one object serialised: this process holds one lock
-for them (jobs of one API replica). Two replicas writing the same text at the same moment
-can still lose one reference; the event-driven ingestion (one consumer per content id
-partition) is where that window closes.
+Read-merge-write needs the writes of one object serialised (`write_lock.py`): one lock per
+process for inline jobs; in queue mode also a lock in the shared Redis, so workers in other
+pods never merge the same object at once. Inline jobs of two API replicas writing the same
+text at the same moment can still lose one reference: queue mode closes that window.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from ..common.identity import content_id
 from ..common.tabular import JsonScalar, Record
 from . import refs as refs_
 from .store import StoredObject, WeaviateStore, content_properties
+from .write_lock import WriteLock, process_lock
 
 Embed = Callable[[Sequence[str]], Awaitable[list[list[float]] | None]]
 # Objects changed per round while removing a document (each is read with its vector).
@@ -54,9 +54,9 @@ def group_records(collection: str, records: Sequence[Record]) -> dict[str, _Grou
 
 
 class ContentWriter:
-    def __init__(self, store: WeaviateStore) -> None:
+    def __init__(self, store: WeaviateStore, *, lock: WriteLock | None = None) -> None:
         self.store = store
-        self._lock = asyncio.Lock()
+        self._lock = lock or process_lock()
 
     async def write(
         self,
@@ -72,7 +72,7 @@ class ContentWriter:
         fresh = [cid for cid in groups if cid not in known]
         vectors = await embed([groups[cid].text for cid in fresh]) if fresh else None
         new_vectors = dict(zip(fresh, vectors, strict=True)) if vectors is not None else {}
-        async with self._lock:
+        async with self._lock():
             stored = await self.store.fetch(list(groups), with_vectors=True)
             objects: list[DataObject[object, object]] = []
             for cid, group in groups.items():
@@ -112,7 +112,7 @@ class ContentWriter:
         """Drop a document's references (and objects left without any); records removed."""
         removed = 0
         rounds = max_rows // REMOVE_PAGE + 3  # bounded: each round takes objects off the doc
-        async with self._lock:
+        async with self._lock():
             for _ in range(rounds):
                 found = await self.store.objects_of_document(
                     document_id, limit=REMOVE_PAGE, with_vectors=True

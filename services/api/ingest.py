@@ -40,6 +40,7 @@ from .settings import ApiSettings
 from .store import StoreUnavailable, WeaviateStore
 from .uploads import Prepared
 from .upstream import Upstream, UpstreamRejected, UpstreamUnavailable
+from .write_lock import WriteLockUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +277,8 @@ class Ingestor:
                     records=records[start : start + step],
                     embed=self._embed,
                 )
+            except WriteLockUnavailable as exc:
+                raise IngestFailed("redis_unavailable", str(exc)) from exc
             except StoreUnavailable as exc:
                 raise IngestFailed("weaviate_unavailable", str(exc)) from exc
             written += counts.records

@@ -25,7 +25,7 @@ PUBLIC_ERRORS: dict[str, str] = {
     "ml_unavailable": "the embedding service is unavailable; upload again later",
     "weaviate_unavailable": "the search backend is unavailable; upload again later",
     "internal": "internal error while ingesting",
-    "payload_unavailable": "the job store is unavailable; upload again later",
+    "redis_unavailable": "the job store is unavailable; upload again later",
 }
 
 

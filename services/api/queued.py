@@ -150,11 +150,11 @@ class QueuedIngest:
         try:
             payload = await self.payloads.get(p.payload_key)
         except PayloadUnavailable:
-            decision = self.policy.after("payload_unavailable", attempt)
+            decision = self.policy.after("redis_unavailable", attempt)
             if decision.action == "retry":
-                await self.jobs.update(job, status="queued", reason="payload_unavailable")
+                await self.jobs.update(job, status="queued", reason="redis_unavailable")
                 return decision
-            down = IngestFailed("payload_unavailable", "the job store (Redis) is unavailable")
+            down = IngestFailed("redis_unavailable", "the job store (Redis) is unavailable")
             return await self._give_up(request, job, down, attempt, wrote=False)
         if payload is None:
             expired = IngestFailed("payload_expired", "the upload expired before it was indexed")

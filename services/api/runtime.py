@@ -30,6 +30,7 @@ from .settings import ApiSettings
 from .store import WeaviateStore
 from .upload_slots import UploadSlots
 from .upstream import Upstream
+from .write_lock import WriteLock, redis_lock
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class ApiService:
         self.ctx = ctx
         self.metrics = ApiMetrics(ctx.registry)
         self.store = WeaviateStore(settings)
-        self.writer = ContentWriter(self.store)
+        self.writer = ContentWriter(self.store, lock=self._write_lock())
         self.uploads = UploadSlots(
             settings.max_concurrent_uploads,
             in_progress=self.metrics.uploads_in_progress,
@@ -80,6 +81,15 @@ class ApiService:
             ctx.health.add("excel", self.excel.healthy, required=False)
         if self.ml is not None:
             ctx.health.add("ml", self.ml.healthy, required=False)
+
+    def _write_lock(self) -> WriteLock | None:
+        """Queue mode: workers in other processes merge the same objects, lock in Redis."""
+        s = self.settings
+        if s.ingest_mode != "queue" or self.ctx.cache.redis is None:
+            return None
+        name = f"{s.cache_namespace}:content-write-lock:{s.weaviate_collection}"
+        # Two Weaviate calls are made under the lock, each bounded by the timeout.
+        return redis_lock(self.ctx.cache.redis, name, ttl=2 * s.weaviate_timeout_seconds + 5)
 
     def _queue_mode(self) -> None:
         s = self.settings

@@ -15,7 +15,7 @@ RETRYABLE = frozenset(
         "excel_unavailable",
         "ml_unavailable",
         "weaviate_unavailable",
-        "payload_unavailable",
+        "redis_unavailable",
         "internal",
     }
 )

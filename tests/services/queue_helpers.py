@@ -15,6 +15,8 @@ import httpx
 import pytest
 import redis
 
+from indexforge_services.api.settings import ApiSettings
+from indexforge_services.api.store import StoredObject, WeaviateStore
 from indexforge_services.common.cache import decode_entry
 from indexforge_services.messaging.topology import Names, declare
 from tests.services.rabbitmq import RabbitMQNode, rabbitmq_binary
@@ -154,3 +156,30 @@ def job_record(wiring: QueueWiring, job_id: str) -> dict[str, Any]:
     assert entry is not None, f"no record of job {job_id}"
     record: dict[str, Any] = entry.value
     return record
+
+
+async def _all_objects(wiring: QueueWiring) -> list[StoredObject]:
+    listing = httpx.get(
+        f"{wiring.weaviate_url}/v1/objects",
+        params={"class": wiring.collection, "limit": 10_000},
+        timeout=30,
+    ).json()
+    ids = [o["id"] for o in listing.get("objects", [])]
+    store = WeaviateStore(
+        ApiSettings(
+            weaviate_url=wiring.weaviate_url,
+            weaviate_grpc_port=wiring.weaviate_grpc_port,
+            weaviate_collection=wiring.collection,
+            redis_url=None,
+        )
+    )
+    try:
+        found = await store.fetch(ids, with_vectors=False)
+    finally:
+        await store.close()
+    return list(found.values())
+
+
+def all_objects(wiring: QueueWiring) -> list[StoredObject]:
+    """Every object of the test's collection, with its references (read by id)."""
+    return asyncio.run(_all_objects(wiring))

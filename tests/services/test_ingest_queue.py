@@ -33,6 +33,7 @@ from tests.waiting import wait_for
 from .conftest import ApiFactory, RedisProcess, ServerThread, wait_job
 from .queue_helpers import (
     QueueWiring,
+    all_objects,
     dead_letters,
     job_record,
     private_rabbitmq,
@@ -276,6 +277,47 @@ def test_sigterm_of_the_worker_mid_job_drains_or_hands_over(
         print(job_record(wiring, job_id)["worker"])
     assert weaviate_count(wiring.weaviate_url, wiring.collection) == rows
     assert weaviate_count(wiring.weaviate_url, f"{wiring.collection}Documents") == 1
+
+
+def test_workers_writing_the_same_texts_at_once_keep_every_reference(
+    make_api: ApiFactory,
+    rabbitmq: RabbitMQNode,
+    wiring_for: Any,
+    workers: list[Any],
+    tmp_path: Path,
+) -> None:
+    """Documents sharing their texts, indexed at once by two workers: each text is stored
+    once and references every document (read-merge-write across processes is serialised)."""
+    wiring: QueueWiring = wiring_for(rabbitmq)
+    for n in range(2):
+        workers.append(
+            start_worker(
+                wiring, tmp_path / f"worker-{n}", QUEUE_PREFETCH="4", WEAVIATE_BATCH_SIZE="5"
+            )
+        )
+    rows, documents = 40, 8
+    content = csv_rows(rows, uuid.uuid4().hex[:6])
+    with (
+        make_api(**wiring.api_overrides()) as server,
+        httpx.Client(base_url=server.url, timeout=60) as c,
+    ):
+        jobs = []
+        for n in range(documents):  # other names: other documents with the same texts
+            response = c.post(
+                "/api/v1/documents", files={"file": (f"copy-{n}.csv", content, "text/csv")}
+            )
+            assert response.status_code == 202, response.text
+            jobs.append(response.json())
+        done = [wait_job(c, j["job_id"], timeout=180) for j in jobs]
+    assert [d["status"] for d in done] == ["completed"] * documents
+    runners = {job_record(wiring, j["job_id"])["worker"] for j in jobs}
+    assert len(runners) == 2, "one worker ran every job: nothing ran at once"
+    objects = all_objects(wiring)
+    assert len(objects) == rows == weaviate_count(wiring.weaviate_url, wiring.collection)
+    expected = {j["document_id"] for j in jobs}
+    missing = {o.text: len(expected - {r.document_id for r in o.refs}) for o in objects}
+    assert sum(missing.values()) == 0, missing
+    assert all(r.records == 1 for o in objects for r in o.refs)
 
 
 def test_broker_restart_mid_stream_loses_nothing(
