@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from ..common.app import ServiceContext
 from ..common.tracing import tracer
 from ..messaging.consumer import Consumer, RetryPolicy
+from ..messaging.metrics import QueueMetrics
 from ..messaging.payloads import PayloadStore
 from ..messaging.publisher import Publisher
 from ..messaging.topology import Names
@@ -103,7 +104,10 @@ class ApiService:
             base_seconds=s.queue_retry_base_seconds,
             cap_seconds=s.queue_retry_max_seconds,
         )
-        self.publisher = Publisher(url, names, confirm_timeout=s.queue_confirm_timeout_seconds)
+        metrics = QueueMetrics(self.ctx.registry)
+        self.publisher = Publisher(
+            url, names, metrics=metrics, confirm_timeout=s.queue_confirm_timeout_seconds
+        )
         payloads = PayloadStore(redis, namespace=s.cache_namespace, ttl=s.cache_session_ttl_seconds)
         self.queue = QueuedIngest(
             ingestor=self.ingestor,
@@ -114,7 +118,12 @@ class ApiService:
         )
         if s.ingest_worker:
             self.consumer = Consumer(
-                url, names, self.queue.handle, prefetch=s.queue_prefetch, policy=policy
+                url,
+                names,
+                self.queue.handle,
+                prefetch=s.queue_prefetch,
+                policy=policy,
+                metrics=metrics,
             )
 
     def _upstream(self, name: str, url: str | None, timeout: float) -> Upstream | None:

@@ -25,6 +25,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from .metrics import QueueMetrics
 from .retry import Decision, after_failure
 from .schemas import IngestRequested, InvalidMessage, parse
 from .topology import ATTEMPT_HEADER, REASON_HEADER, Names, Topology, declare
@@ -73,8 +74,10 @@ class Consumer:
         *,
         prefetch: int,
         policy: RetryPolicy,
+        metrics: QueueMetrics | None = None,
         connect_timeout: float = 5.0,
     ) -> None:
+        self.metrics = metrics
         self.url = url
         self.names = names
         self.handler = handler
@@ -135,11 +138,15 @@ class Consumer:
             self._channel = channel
             self._tag = await self._topology.ingest.consume(self._on_message)
             self.consuming.set()
+            if self.metrics is not None:
+                self.metrics.consuming.set(1)
             log.info("consuming %s (prefetch %d)", self.names.ingest, self.prefetch)
             await closed.wait()
             log.warning("broker connection closed; reconnecting")
         finally:
             self.consuming.clear()
+            if self.metrics is not None:
+                self.metrics.consuming.set(0)
             self._channel = self._topology = None
             self._tag = None
             if not connection.is_closed:
@@ -167,6 +174,7 @@ class Consumer:
         except InvalidMessage as exc:
             log.warning("dead-lettering message %s: %s", message.message_id, exc.reason)
             await self._dead_letter(message, exc.reason)
+            self._count("invalid")
             return
         attempt = attempt_of(message)
         try:
@@ -178,10 +186,17 @@ class Consumer:
             decision = self.policy.after("internal", attempt)
         if decision is None or decision.action == "fail":
             await message.ack()
+            self._count("done" if decision is None else "failed")
         elif decision.action == "retry":
             await self._retry(message, attempt + 1, decision.delay_seconds)
+            self._count("retried")
         else:
             await self._dead_letter(message, decision.why, attempt=attempt)
+            self._count("exhausted")
+
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.messages.labels(outcome).inc()
 
     def _copy(
         self,

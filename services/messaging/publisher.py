@@ -17,6 +17,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
+from .metrics import QueueMetrics
 from .schemas import Message, encode
 from .topology import Names, Topology, declare
 
@@ -29,8 +30,15 @@ class QueueUnavailable(Exception):
 
 class Publisher:
     def __init__(
-        self, url: str, names: Names, *, connect_timeout: float = 3.0, confirm_timeout: float = 5.0
+        self,
+        url: str,
+        names: Names,
+        *,
+        metrics: QueueMetrics | None = None,
+        connect_timeout: float = 3.0,
+        confirm_timeout: float = 5.0,
     ) -> None:
+        self.metrics = metrics
         self.url = url
         self.names = names
         self.connect_timeout = connect_timeout
@@ -88,6 +96,8 @@ class Publisher:
             raise
         except Exception as exc:  # connection refused, closed, timeout, nack, returned
             log.warning("publish of %s failed: %s", message.type, exc)
+            if self.metrics is not None:
+                self.metrics.publish_failures.labels(message.type).inc()
             async with self._lock:
                 await self._drop()
             raise QueueUnavailable(f"the broker did not confirm: {type(exc).__name__}") from exc

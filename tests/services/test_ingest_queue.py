@@ -30,7 +30,7 @@ from tests.procs import free_port
 from tests.stack.weaviate import WeaviateProcess
 from tests.waiting import wait_for
 
-from .conftest import ApiFactory, RedisProcess, ServerThread, wait_job
+from .conftest import ApiFactory, RedisProcess, ServerThread, metric, wait_job
 from .queue_helpers import (
     QueueWiring,
     all_objects,
@@ -101,6 +101,10 @@ def test_malformed_messages_are_dead_lettered_and_consuming_goes_on(
         later = accepted(c, "a second document, after the garbage")
         for job_id in (valid["job_id"], later["job_id"]):
             assert wait_job(c, job_id)["status"] == "completed"
+        app = server.app
+        assert metric(app, "api_queue_messages_total", outcome="invalid") == 3
+        assert metric(app, "api_queue_messages_total", outcome="done") == 2
+        assert metric(app, "api_queue_consuming") == 1
 
     letters = wait_for(
         lambda: (found := dead_letters(wiring.amqp_url, wiring.names)) and found,
@@ -134,6 +138,9 @@ def test_a_job_whose_dependency_stays_down_is_retried_then_dead_lettered(
         # Two delays through the retry queue: 0.3 s then 0.6 s.
         assert took >= 0.9
         assert c.get(f"/api/v1/documents/{job['document_id']}").status_code == 404
+        app = server.app
+        assert metric(app, "api_queue_messages_total", outcome="retried") == 2
+        assert metric(app, "api_queue_messages_total", outcome="exhausted") == 1
     (letter,) = wait_for(
         lambda: dead_letters(wiring.amqp_url, wiring.names) or None, timeout=30, what="letter"
     )
@@ -159,6 +166,8 @@ def test_broker_down_is_503_with_retry_after_then_202_when_back(
         assert refused.json()["code"] == "queue_unavailable"
         assert refused.headers["Retry-After"] == "5"
         assert refused.headers["Cache-Control"] == "no-store"
+        kind = "document.ingest.requested"
+        assert metric(server.app, "api_queue_publish_failures_total", type=kind) == 1
         private_rabbitmq.start()
         # The publisher reconnects on the next upload; the worker's consumer by itself.
         again = upload(c, "during the outage")
