@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-
-from pydantic import Field
+from typing import Literal
 
 from ..common.runner import run_service
 from .app import create_app
@@ -18,7 +17,7 @@ from .settings import ApiSettings
 
 class WorkerSettings(ApiSettings):
     service_name: str = "indexforge-worker"
-    ingest_mode: str = Field(default="queue")  # type: ignore[assignment]
+    ingest_mode: Literal["inline", "queue"] = "queue"
     ingest_worker: bool = True
 
 
