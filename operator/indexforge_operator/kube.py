@@ -57,6 +57,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
     Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
     Resource("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig", "alertmanagerconfigs"),
+    Resource("batch/v1", "CronJob", "cronjobs"),
 )
 _BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
 

@@ -22,6 +22,7 @@ Component = Literal[
     "alertmanager",
     "grafana",
     "jaeger",
+    "backup",  # the backup CronJobs' pods (one NetworkPolicy, one ServiceAccount)
 ]
 
 APP_NAME: Final = "indexforge"
@@ -44,6 +45,10 @@ LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 # Marks the headless Services that monitoring selects, so a ServiceMonitor never picks up
 # the ClusterIP Service of the same component (that would scrape every pod twice).
 LABEL_SCRAPE: Final = "indexforge.io/scrape"
+
+
+# Abbreviated components in backup CronJob names (see Names.backup).
+_BACKUP_ABBREVIATIONS: Final[dict[str, str]] = {"prometheus": "prom", "grafana": "graf"}
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,11 @@ class Names:
 
     def url(self, component: Component, port: int, *, scheme: str = "http") -> str:
         return f"{scheme}://{self.fqdn(self.component(component))}:{port}"
+
+    def backup(self, source: Component) -> str:
+        """CronJob backing up one component. A CronJob name has at most 52 characters (its
+        Jobs append 11), so the component is abbreviated: 40 + len("-prom-backup") = 52."""
+        return f"{self.instance}-{_BACKUP_ABBREVIATIONS.get(source, source)}-backup"
 
     @property
     def default_deny(self) -> str:

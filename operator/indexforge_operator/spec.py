@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
+from .spec_backup import BackupSpec
 from .spec_common import (
     Autoscaling,
     DisruptionBudget,
@@ -343,3 +344,4 @@ class IndexForgeSpec(SpecModel):
     gateway: GatewaySpec = Field(default=GatewaySpec(), description="Kong gateway.")
     monitoring: MonitoringSpec = Field(default=MonitoringSpec(), description="Monitoring stack.")
     sentry: SentrySpec = Field(default=SentrySpec(), description="Sentry reporting.")
+    backup: BackupSpec = Field(default=BackupSpec(), description="Scheduled backups.")

@@ -20,6 +20,7 @@ from .spec_common import (
     rules,
 )
 
+StorageSize = Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9]+(Mi|Gi)$")]
 Retention = Annotated[str, StringConstraints(max_length=8, pattern=r"^[1-9][0-9]{0,4}(h|d|w)$")]
 Interval = Annotated[str, StringConstraints(max_length=8, pattern=r"^[1-9][0-9]{0,3}(s|m)$")]
 HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s]+$")]
@@ -39,8 +40,11 @@ class PrometheusSpec(SpecModel):
     # The platform plan's 15 s: alerts `for: 5m` then rest on ~20 samples, not ~10.
     scrape_interval: Interval = Field(default="15s", description="Scrape interval of every target.")
     evaluation_interval: Interval = Field(default="15s", description="Rule evaluation interval.")
-    storage_size: Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9]+(Mi|Gi)$")] = (
-        Field(default="10Gi", description="Size limit of the TSDB volume (emptyDir).")
+    storage_size: StorageSize = Field(
+        default="10Gi",
+        description="Size of the TSDB's PersistentVolumeClaim (a StatefulSet claim template, "
+        "so it cannot change after creation).",
+        json_schema_extra=rules(cel("self == oldSelf", "prometheus.storageSize is immutable")),
     )
     external_url: HttpUrl | None = Field(
         default=None,
@@ -72,6 +76,12 @@ class GrafanaSpec(SpecModel):
         memory_limit="1Gi",
         what="Grafana",
     )
+    storage_size: StorageSize = Field(
+        default="1Gi",
+        description="Size of Grafana's PersistentVolumeClaim (grafana.db: users, preferences, "
+        "annotations); a StatefulSet claim template, so it cannot change after creation.",
+        json_schema_extra=rules(cel("self == oldSelf", "grafana.storageSize is immutable")),
+    )
 
 
 class JaegerSpec(SpecModel):
@@ -96,6 +106,17 @@ class JaegerSpec(SpecModel):
         memory_limit="2Gi",
         what="Jaeger",
     )
+
+
+class ConfigReloaderSpec(SpecModel):
+    """The sidecar that makes Prometheus and Alertmanager reload a changed config or rule file
+    (POST /-/reload) instead of restarting: a restart would lose the in-memory head block's
+    unflushed state and interrupt alert evaluation."""
+
+    image: Image = image_field(
+        "quay.io/prometheus-operator/prometheus-config-reloader:v0.93.0", "the config reloader"
+    )
+    image_pull_policy: PullPolicy = pull_policy_field()
 
 
 class ScrapeFrom(SpecModel):
@@ -172,4 +193,8 @@ class MonitoringSpec(SpecModel):
     alerts: AlertsSpec = Field(default=AlertsSpec(), description="Alerting rules and thresholds.")
     alertmanager: AlertmanagerSpec = Field(
         default=AlertmanagerSpec(), description="Alert delivery (Alertmanager and its receivers)."
+    )
+    config_reloader: ConfigReloaderSpec = Field(
+        default=ConfigReloaderSpec(),
+        description="Sidecar reloading Prometheus/Alertmanager when their config changes.",
     )

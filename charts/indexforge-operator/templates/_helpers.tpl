@@ -99,4 +99,7 @@ what blockOwnerDeletion on the children's ownerReferences needs. No wildcards.
 - apiGroups: [monitoring.coreos.com]
   resources: [servicemonitors, prometheusrules, alertmanagerconfigs]
   verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [batch]
+  resources: [cronjobs]
+  verbs: [get, list, watch, create, patch, delete]
 {{- end -}}

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..decisions import monitoring_mode
+from ..decisions import components, monitoring_mode
 from ..generated import GeneratedSecrets
 from ..naming import Names
 from ..spec import IndexForgeSpec
 from .alertmanager import build_alertmanager, build_alertmanager_config
 from .api import build_api
+from .backup import build_backups
 from .common import Obj
 from .credentials import build_internal_auth
 from .excel import build_excel
@@ -35,6 +36,7 @@ __all__ = [
     "build_alertmanager_config",
     "build_all",
     "build_api",
+    "build_backups",
     "build_excel",
     "build_gateway",
     "build_grafana",
@@ -62,6 +64,7 @@ APPLY_ORDER = (
     "ServiceMonitor",
     "PrometheusRule",
     "AlertmanagerConfig",
+    "CronJob",
 )
 
 
@@ -109,4 +112,5 @@ def build_all(
         objs += build_grafana(spec, names, secrets=secrets, prometheus_operator=prometheus_operator)
     if mon.enabled and mon.jaeger.enabled:
         objs += build_jaeger(spec, names)
+    objs += build_backups(spec, names, components(spec, prometheus_operator=prometheus_operator))
     return sorted(objs, key=_order)

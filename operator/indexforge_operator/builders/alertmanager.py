@@ -26,7 +26,6 @@ from ..yamlio import dump
 from . import ports
 from .common import (
     Obj,
-    checksum,
     container_security,
     headless_service,
     http_probe,
@@ -43,6 +42,7 @@ from .common import (
     tmp_volume,
     wants_pdb,
 )
+from .reloader import config_reloader
 from .storage import DATA_VOLUME, data_volume_claim, data_volumes, statefulset
 
 ALERTMANAGER_UID = 65534  # "nobody", as in the upstream image
@@ -276,10 +276,19 @@ def build_alertmanager(
         spec=spec,
         pod_spec={
             "securityContext": pod_security(ALERTMANAGER_UID),
-            "containers": [container],
+            "containers": [
+                container,
+                config_reloader(
+                    spec,
+                    volume="config",
+                    watched_dir=CONFIG_DIR,
+                    reload_url=f"http://127.0.0.1:{ports.ALERTMANAGER}/-/reload",
+                ),
+            ],
             "volumes": [*volumes, *data_volumes(claim)],
         },
-        config_checksum=checksum(data),
+        # No config checksum: the reloader sidecar makes Alertmanager re-read a changed
+        # alertmanager.yml; a restart would interrupt notification delivery.
     )
     http = [service_port("http", ports.ALERTMANAGER)]
     out = [

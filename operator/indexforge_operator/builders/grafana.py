@@ -1,4 +1,5 @@
-"""Grafana: admin Secret, provisioning (datasources + dashboard provider), dashboard, Deployment."""
+"""Grafana: admin Secret, provisioning (datasources + dashboard provider), dashboard, and a
+StatefulSet of one with grafana.db on a PersistentVolumeClaim."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from ..generated import GRAFANA_PASSWORD_KEY, GRAFANA_USER_KEY, GeneratedSecrets
 from ..naming import Names
 from ..spec import IndexForgeSpec
+from ..spec_common import Persistence
 from ..yamlio import dump
 from . import ports
 from .common import (
@@ -14,9 +16,8 @@ from .common import (
     checksum,
     config_map,
     container_security,
-    deployment,
-    empty_dir,
     env,
+    headless_service,
     http_probe,
     pod_security,
     pod_template,
@@ -29,9 +30,11 @@ from .common import (
     tmp_volume,
 )
 from .dashboard import dashboard
+from .storage import DATA_VOLUME, data_volume_claim, statefulset
 
 GRAFANA_UID = 472  # the "grafana" user of the upstream image
 DASHBOARDS_DIR = "/var/lib/grafana-dashboards"
+DATA_DIR = "/var/lib/grafana"  # grafana.db lives here (the backup job reads it)
 
 
 def prometheus_url(spec: IndexForgeSpec, names: Names, *, prometheus_operator: bool) -> str:
@@ -108,6 +111,9 @@ def build_grafana(
             "valueFrom": {"secretKeyRef": {"name": names.grafana_admin, "key": key}},
         }
 
+    claim = data_volume_claim(
+        names, "grafana", Persistence.model_validate({"size": grafana.storage_size})
+    )
     template = pod_template(
         names,
         "grafana",
@@ -122,7 +128,7 @@ def build_grafana(
                     "env": [
                         from_secret("GF_SECURITY_ADMIN_USER", GRAFANA_USER_KEY),
                         from_secret("GF_SECURITY_ADMIN_PASSWORD", GRAFANA_PASSWORD_KEY),
-                        env("GF_PATHS_DATA", "/var/lib/grafana"),
+                        env("GF_PATHS_DATA", DATA_DIR),
                         env("GF_PATHS_PROVISIONING", "/etc/grafana/provisioning"),
                         env("GF_AUTH_ANONYMOUS_ENABLED", False),
                         env("GF_ANALYTICS_REPORTING_ENABLED", False),
@@ -134,7 +140,7 @@ def build_grafana(
                     "livenessProbe": http_probe("/api/health", "http"),
                     "readinessProbe": http_probe("/api/health", "http", period=5),
                     "volumeMounts": [
-                        {"name": "data", "mountPath": "/var/lib/grafana"},
+                        {"name": DATA_VOLUME, "mountPath": DATA_DIR},
                         {
                             "name": "provisioning",
                             "mountPath": "/etc/grafana/provisioning",
@@ -146,7 +152,6 @@ def build_grafana(
                 }
             ],
             "volumes": [
-                empty_dir("data", size_limit="1Gi"),
                 {
                     "name": "provisioning",
                     "configMap": {
@@ -170,6 +175,10 @@ def build_grafana(
         secret(names, "grafana", names.grafana_admin, admin),
         config_map(names, "grafana", names.grafana_provisioning, prov),
         config_map(names, "grafana", names.grafana_dashboards, boards),
-        deployment(names, "grafana", replicas=1, template=template, recreate=True),
         service(names, "grafana", [service_port("http", ports.GRAFANA)]),
+        # The StatefulSet's governing Service.
+        headless_service(names, "grafana", [service_port("http", ports.GRAFANA)], scrape=False),
+        # One replica: grafana.db is SQLite (one writer); a StatefulSet never runs two pods of
+        # one identity, even while rolling.
+        statefulset(spec, names, "grafana", replicas=1, template=template, claim=claim),
     ]

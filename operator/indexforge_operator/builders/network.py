@@ -15,6 +15,7 @@ from ..decisions import components, monitoring_mode
 from ..naming import Component, Names, instance_pod_selector, selector_labels
 from ..spec import IndexForgeSpec
 from . import ports
+from .backup import backup_sources
 from .common import Obj, meta
 from .targets import scrape_targets
 
@@ -135,6 +136,9 @@ def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
             out.append(Flow("alertmanager", None, notify))
     if spec.sentry.enabled:
         out += [Flow(s, None, (ports.HTTPS,)) for s in services]
+    if "prometheus" in backup_sources(spec, list(present)):
+        # The snapshot admin API; with Grafana's datasource, the only client of port 9090.
+        out.append(Flow("backup", "prometheus", (ports.PROMETHEUS,)))
     return out
 
 
@@ -194,4 +198,6 @@ def build_network_policies(
         },
     }
     present = components(spec, prometheus_operator=prometheus_operator)
+    if backup_sources(spec, present):
+        present = [*present, "backup"]
     return [deny, *(_policy(names, c, all_flows) for c in present)]

@@ -1,4 +1,6 @@
-"""Standalone Prometheus (no prometheus-operator): config + rules ConfigMap, Deployment.
+"""Standalone Prometheus (no prometheus-operator): config + rules ConfigMap, a StatefulSet of
+one with the TSDB on a PersistentVolumeClaim, reloaded (not restarted) when config or rules
+change.
 
 Targets are found through DNS (A records of each headless Service), so Prometheus needs no
 Kubernetes API access and no RBAC; relabelling attaches the same target labels a
@@ -10,17 +12,16 @@ from __future__ import annotations
 from ..alerts import rule_file
 from ..naming import Names
 from ..spec import IndexForgeSpec
+from ..spec_common import Persistence
 from ..telemetry import target_labels
 from ..yamlio import dump
 from . import ports
 from .alertmanager import alerting_config
 from .common import (
     Obj,
-    checksum,
     config_map,
     container_security,
-    deployment,
-    empty_dir,
+    headless_service,
     http_probe,
     pod_security,
     pod_template,
@@ -31,10 +32,13 @@ from .common import (
     tmp_mount,
     tmp_volume,
 )
+from .reloader import config_reloader
+from .storage import DATA_VOLUME, data_volume_claim, statefulset
 from .targets import scrape_targets
 
 PROMETHEUS_UID = 65534  # "nobody", as in the upstream image
 CONFIG_DIR = "/etc/prometheus"
+DATA_DIR = "/prometheus"
 RULES_FILE = "indexforge-alerts.yml"
 
 
@@ -90,10 +94,35 @@ def prometheus_data(spec: IndexForgeSpec, names: Names) -> dict[str, str]:
     }
 
 
+def admin_api(spec: IndexForgeSpec) -> bool:
+    """The TSDB admin API (snapshots) is on only while backups need it."""
+    return spec.backup.enabled
+
+
+def prometheus_args(spec: IndexForgeSpec) -> list[str]:
+    prom = spec.monitoring.prometheus
+    args = [
+        f"--config.file={CONFIG_DIR}/prometheus.yml",
+        f"--storage.tsdb.path={DATA_DIR}",
+        f"--storage.tsdb.retention.time={prom.retention}",
+        f"--web.listen-address=0.0.0.0:{ports.PROMETHEUS}",
+        # POST /-/reload: what the config-reloader sidecar calls after a ConfigMap update.
+        "--web.enable-lifecycle",
+    ]
+    if admin_api(spec):
+        # Snapshots for the backup job. Port 9090 is reachable only from Grafana and the
+        # backup job (NetworkPolicy), both of this instance.
+        args.append("--web.enable-admin-api")
+    return args
+
+
 def build_prometheus(spec: IndexForgeSpec, names: Names) -> list[Obj]:
     """Only for standalone mode; the caller decides the mode."""
     prom = spec.monitoring.prometheus
     data = prometheus_data(spec, names)
+    claim = data_volume_claim(
+        names, "prometheus", Persistence.model_validate({"size": prom.storage_size})
+    )
     template = pod_template(
         names,
         "prometheus",
@@ -105,12 +134,7 @@ def build_prometheus(spec: IndexForgeSpec, names: Names) -> list[Obj]:
                     "name": "prometheus",
                     "image": prom.image,
                     "imagePullPolicy": prom.image_pull_policy,
-                    "args": [
-                        f"--config.file={CONFIG_DIR}/prometheus.yml",
-                        "--storage.tsdb.path=/prometheus",
-                        f"--storage.tsdb.retention.time={prom.retention}",
-                        f"--web.listen-address=0.0.0.0:{ports.PROMETHEUS}",
-                    ],
+                    "args": prometheus_args(spec),
                     "ports": [
                         {"name": "http", "containerPort": ports.PROMETHEUS, "protocol": "TCP"}
                     ],
@@ -120,23 +144,34 @@ def build_prometheus(spec: IndexForgeSpec, names: Names) -> list[Obj]:
                     "readinessProbe": http_probe("/-/ready", "http", period=5),
                     "volumeMounts": [
                         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-                        {"name": "data", "mountPath": "/prometheus"},
+                        {"name": DATA_VOLUME, "mountPath": DATA_DIR},
                         tmp_mount(),
                     ],
-                }
+                },
+                config_reloader(
+                    spec,
+                    volume="config",
+                    watched_dir=CONFIG_DIR,
+                    reload_url=f"http://127.0.0.1:{ports.PROMETHEUS}/-/reload",
+                ),
             ],
             "volumes": [
                 {"name": "config", "configMap": {"name": names.config("prometheus")}},
-                empty_dir("data", size_limit=prom.storage_size),
                 tmp_volume(),
             ],
         },
-        config_checksum=checksum(data),
+        # No config checksum: config and rules reach the running process through the volume
+        # and the reloader; a pod restart would only interrupt scraping and alerting.
     )
     return [
         service_account(names, "prometheus"),
         config_map(names, "prometheus", names.config("prometheus"), data),
-        # One replica: two would scrape and alert twice; the data is an emptyDir anyway.
-        deployment(names, "prometheus", replicas=1, template=template, recreate=True),
         service(names, "prometheus", [service_port("http", ports.PROMETHEUS)]),
+        # The StatefulSet's governing Service (Prometheus scrapes itself on localhost).
+        headless_service(
+            names, "prometheus", [service_port("http", ports.PROMETHEUS)], scrape=False
+        ),
+        # One replica: two would scrape and alert twice. A StatefulSet never runs two pods of
+        # one identity, so the TSDB (one writer per directory) is never opened twice.
+        statefulset(spec, names, "prometheus", replicas=1, template=template, claim=claim),
     ]

@@ -1,0 +1,158 @@
+"""Scheduled backups: one CronJob per backed-up component (Prometheus, Grafana).
+
+The jobs run `python -m indexforge_services.common.backup` from the API image: the stack
+pulls it anyway, it carries Python and this repository's package, and the backup module
+needs only the standard library (no extra image to build, pin and scan).
+
+Prometheus and Grafana keep their data on ReadWriteOnce volumes, which pods on one node only
+can mount: each job is pinned to the node of the pod whose volume it reads (required pod
+affinity on the hostname). The snapshot API writes the snapshot into Prometheus's own volume,
+and SQLite's backup API needs the database file, so reading the volume is unavoidable; the
+alternative, a sidecar in each pod, would hold memory all day for a nightly task.
+"""
+
+from __future__ import annotations
+
+from ..naming import Component, Names, labels, selector_labels
+from ..spec import IndexForgeSpec
+from . import ports
+from .common import Obj, container_security, meta, service_account, tmp_mount, tmp_volume
+from .grafana import DATA_DIR as GRAFANA_DATA_DIR
+from .grafana import GRAFANA_UID
+from .prometheus import DATA_DIR as PROMETHEUS_DATA_DIR
+from .prometheus import PROMETHEUS_UID
+from .storage import DATA_VOLUME
+
+TARGET_DIR = "/backup"
+MODULE = "indexforge_services.common.backup"
+LABEL_SOURCE = "indexforge.io/backup-of"
+# Group of every backup pod (fsGroup): the target volume stays owned by one group whichever
+# job ran last, so kubelet never re-chowns a growing backup volume.
+BACKUP_GID = 65534
+# A backup that has not started within an hour of its slot waits for the next one.
+STARTING_DEADLINE_SECONDS = 3600
+ACTIVE_DEADLINE_SECONDS = 3600
+
+
+def claim_of(names: Names, component: Component) -> str:
+    """The PVC a StatefulSet of one created from its `data` claim template."""
+    return f"{DATA_VOLUME}-{names.component(component)}-0"
+
+
+def backup_sources(spec: IndexForgeSpec, present: list[Component]) -> list[Component]:
+    """Components backed up: those deployed by this instance that have a backup."""
+    if not spec.backup.enabled:
+        return []
+    return [c for c in ("prometheus", "grafana") if c in present]
+
+
+def _command(spec: IndexForgeSpec, names: Names, source: Component) -> list[str]:
+    keep = ["--target", f"{TARGET_DIR}/{source}", "--keep", str(spec.backup.retention)]
+    if source == "prometheus":
+        return [
+            "python",
+            "-m",
+            MODULE,
+            "prometheus",
+            "--url",
+            names.url("prometheus", ports.PROMETHEUS),
+            "--data-dir",
+            PROMETHEUS_DATA_DIR,
+            *keep,
+        ]
+    return ["python", "-m", MODULE, "grafana", "--db", f"{GRAFANA_DATA_DIR}/grafana.db", *keep]
+
+
+def _cronjob(spec: IndexForgeSpec, names: Names, source: Component) -> Obj:
+    backup = spec.backup
+    assert backup.target is not None  # the spec requires it when enabled
+    uid = PROMETHEUS_UID if source == "prometheus" else GRAFANA_UID
+    data_dir = PROMETHEUS_DATA_DIR if source == "prometheus" else GRAFANA_DATA_DIR
+    pod_labels = {LABEL_SOURCE: source, **labels(names, "backup")}
+    pod_spec: Obj = {
+        "serviceAccountName": names.component("backup"),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "restartPolicy": "Never",
+        # The source volume is ReadWriteOnce: run where its pod runs.
+        "affinity": {
+            "podAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": selector_labels(names, source)},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        },
+        "securityContext": {
+            # The source's own user: its files are readable (and the snapshot deletable).
+            "runAsNonRoot": True,
+            "runAsUser": uid,
+            "runAsGroup": uid,
+            "fsGroup": BACKUP_GID,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [
+            {
+                "name": "backup",
+                "image": spec.api.image,
+                "imagePullPolicy": spec.api.image_pull_policy,
+                "command": _command(spec, names, source),
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "64Mi"},
+                    "limits": {"cpu": "500m", "memory": "256Mi"},
+                },
+                "securityContext": container_security(),
+                "volumeMounts": [
+                    # Read-write: the job deletes Prometheus's snapshot after copying it, and
+                    # SQLite may need to roll back a hot journal before reading grafana.db.
+                    {"name": "source", "mountPath": data_dir},
+                    {"name": "target", "mountPath": TARGET_DIR},
+                    tmp_mount(),
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "source", "persistentVolumeClaim": {"claimName": claim_of(names, source)}},
+            {
+                "name": "target",
+                "persistentVolumeClaim": {"claimName": backup.target.volume.claim_name},
+            },
+            tmp_volume(),
+        ],
+    }
+    if spec.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in spec.image_pull_secrets]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": meta(
+            names, "backup", names.backup(source), extra_labels={LABEL_SOURCE: source}
+        ),
+        "spec": {
+            "schedule": backup.schedule,
+            # Never two backups of one source at once (a slow copy overlapping the next slot).
+            "concurrencyPolicy": "Forbid",
+            "startingDeadlineSeconds": STARTING_DEADLINE_SECONDS,
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "backoffLimit": 2,
+                    "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
+                    "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+                },
+            },
+        },
+    }
+
+
+def build_backups(spec: IndexForgeSpec, names: Names, present: list[Component]) -> list[Obj]:
+    """`present`: the components this instance deploys (decisions.components)."""
+    sources = backup_sources(spec, present)
+    if not sources:
+        return []
+    return [service_account(names, "backup"), *(_cronjob(spec, names, s) for s in sources)]
