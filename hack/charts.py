@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-from hack import chart_readme
+from hack import chart_readme, monitoring_files
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_SOURCE = REPO / "crds" / "indexforge.io_indexforges.yaml"
@@ -366,6 +366,7 @@ def outputs() -> list[Output]:
         Output(STATIC_README, static_readme(spec)),
         Output(OPERATOR_README, operator_readme()),
     ]
+    out += [Output(path, text) for path, text in monitoring_files.outputs(STATIC_CHART)]
     return out
 
 

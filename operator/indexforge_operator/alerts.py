@@ -13,9 +13,11 @@ from typing import Any
 
 from .naming import Names
 from .quantity import parse_quantity
+from .slo import slo_groups
 from .spec import IndexForgeSpec
 from .spec_common import Resources
 from .telemetry import (
+    ALERTMANAGER_NOTIFICATIONS_FAILED,
     COMPONENT_LABEL,
     GROUP_BY,
     HTTP_COMPONENTS,
@@ -71,8 +73,9 @@ def _per_component(spec: IndexForgeSpec, names: Names, *, resource: str, series:
     return " or ".join(terms) if terms else None
 
 
-def alerts(spec: IndexForgeSpec, names: Names) -> list[Alert]:
-    """Every alert of one instance (empty when alerts are off)."""
+def alerts(spec: IndexForgeSpec, names: Names, *, standalone: bool = False) -> list[Alert]:
+    """Every alert of one instance (empty when alerts are off). `standalone`: the operator
+    deploys Alertmanager (standalone mode), which is then watched too."""
     cfg = spec.monitoring.alerts
     if not (spec.monitoring.enabled and cfg.enabled):
         return []
@@ -140,6 +143,21 @@ def alerts(spec: IndexForgeSpec, names: Names) -> list[Alert]:
             "maxmemory; eviction is about to start or has started.",
         )
     )
+    if standalone and spec.monitoring.alertmanager.enabled:
+        # Alerts that cannot be delivered are silent: watch the deliverer itself.
+        am = matcher(names, **{COMPONENT_LABEL: "alertmanager"})
+        out.append(
+            Alert(
+                "IndexForgeAlertmanagerNotificationsFailing",
+                f"sum by ({GROUP_BY}, integration) "
+                f"(rate({ALERTMANAGER_NOTIFICATIONS_FAILED}{am}[{WINDOW}]))\n  > 0",
+                "critical",
+                "Alertmanager fails to send notifications via {{ $labels.integration }}",
+                "Alertmanager could not deliver notifications through the "
+                "{{ $labels.integration }} integration over the last 5m; alerts may reach "
+                "no one.",
+            )
+        )
     out.append(
         Alert(
             "IndexForgeTargetDown",
@@ -152,8 +170,12 @@ def alerts(spec: IndexForgeSpec, names: Names) -> list[Alert]:
     return out
 
 
-def rule_groups(spec: IndexForgeSpec, names: Names) -> list[dict[str, Any]]:
-    """Prometheus rule groups (the `groups` of a rule file and of a PrometheusRule spec)."""
+def rule_groups(
+    spec: IndexForgeSpec, names: Names, *, standalone: bool = False
+) -> list[dict[str, Any]]:
+    """Prometheus rule groups (the `groups` of a rule file and of a PrometheusRule spec):
+    the alerts, then the SLO groups (recorded even when alerts are off: the SLO dashboard
+    reads them)."""
     rules = [
         {
             "alert": a.name,
@@ -169,14 +191,25 @@ def rule_groups(spec: IndexForgeSpec, names: Names) -> list[dict[str, Any]]:
                 "runbook_url": runbook_url(spec, a.name),
             },
         }
-        for a in alerts(spec, names)
+        for a in alerts(spec, names, standalone=standalone)
     ]
-    return (
+    groups = (
         [{"name": f"indexforge.{names.namespace}.{names.instance}", "rules": rules}]
         if rules
         else []
     )
+    mon = spec.monitoring
+    if mon.enabled and mon.slo.enabled:
+        groups += slo_groups(
+            mon.slo,
+            names,
+            gateway=spec.gateway.enabled,
+            alerts=mon.alerts.enabled,
+            runbook_base=mon.alerts.runbook_base_url.rstrip("/"),
+        )
+    return groups
 
 
 def rule_file(spec: IndexForgeSpec, names: Names) -> dict[str, Any]:
-    return {"groups": rule_groups(spec, names)}
+    """The standalone Prometheus's rule file (standalone mode: Alertmanager is ours)."""
+    return {"groups": rule_groups(spec, names, standalone=True)}

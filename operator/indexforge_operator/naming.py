@@ -118,6 +118,10 @@ class Names:
     def grafana_dashboards(self) -> str:
         return f"{self.instance}-grafana-dashboards"
 
+    def grafana_dashboard(self, key: str) -> str:
+        """One ConfigMap per dashboard (a ConfigMap holds at most 1 MiB)."""
+        return f"{self.instance}-grafana-dashboard-{key}"
+
     @property
     def prometheus_rules(self) -> str:
         """PrometheusRule (operator mode) and the rules ConfigMap (standalone mode)."""

@@ -19,6 +19,7 @@ from .spec_common import (
     resources_field,
     rules,
 )
+from .spec_slo import SloSpec
 
 StorageSize = Annotated[str, StringConstraints(max_length=32, pattern=r"^[0-9]+(Mi|Gi)$")]
 Retention = Annotated[str, StringConstraints(max_length=8, pattern=r"^[1-9][0-9]{0,4}(h|d|w)$")]
@@ -194,6 +195,7 @@ class MonitoringSpec(SpecModel):
     alertmanager: AlertmanagerSpec = Field(
         default=AlertmanagerSpec(), description="Alert delivery (Alertmanager and its receivers)."
     )
+    slo: SloSpec = Field(default=SloSpec(), description="Service level objectives.")
     config_reloader: ConfigReloaderSpec = Field(
         default=ConfigReloaderSpec(),
         description="Sidecar reloading Prometheus/Alertmanager when their config changes.",

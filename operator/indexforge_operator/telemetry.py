@@ -7,18 +7,26 @@ alerts and dashboards select one instance's series the same way everywhere.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
 from .naming import Names
 
 HTTP_REQUESTS: Final = "http_requests_total"
 HTTP_LATENCY_BUCKET: Final = "http_request_duration_seconds_bucket"
+HTTP_LATENCY_COUNT: Final = "http_request_duration_seconds_count"
+HTTP_IN_FLIGHT: Final = "http_requests_in_flight"
 ML_INFERENCE_BUCKET: Final = "ml_model_inference_seconds_bucket"
 CACHE_REQUESTS: Final = "cache_requests_total"  # label result: hit | stale | miss
 PROCESS_RSS: Final = "process_resident_memory_bytes"
 PROCESS_CPU: Final = "process_cpu_seconds_total"
 REDIS_MEMORY_USED: Final = "redis_memory_used_bytes"
 REDIS_MEMORY_MAX: Final = "redis_memory_max_bytes"
+# Kong 3.x prometheus plugin (kong/plugins/prometheus/exporter.lua): requests by
+# service/route/code/source/consumer, total latency histogram in ms by service/route.
+KONG_REQUESTS: Final = "kong_http_requests_total"
+KONG_LATENCY_BUCKET: Final = "kong_request_latency_ms_bucket"
+KONG_LATENCY_COUNT: Final = "kong_request_latency_ms_count"
+ALERTMANAGER_NOTIFICATIONS_FAILED: Final = "alertmanager_notifications_failed_total"
 
 INSTANCE_LABEL: Final = "indexforge_instance"
 NAMESPACE_LABEL: Final = "indexforge_namespace"
@@ -35,7 +43,17 @@ def target_labels(names: Names, component: str) -> dict[str, str]:
     }
 
 
-def matcher(names: Names, **extra: str) -> str:
+class Scope(Protocol):
+    """What selects one instance's series: `Names`, or placeholders the chart substitutes."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def instance(self) -> str: ...
+
+
+def matcher(names: Scope, **extra: str) -> str:
     """PromQL label matcher of one instance; `extra` values are regexes (=~)."""
     parts = [f'{NAMESPACE_LABEL}="{names.namespace}"', f'{INSTANCE_LABEL}="{names.instance}"']
     parts += [f'{key}=~"{value}"' for key, value in sorted(extra.items())]

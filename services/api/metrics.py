@@ -1,4 +1,4 @@
-"""API metrics: ingestion jobs and records, uploads in progress, search cache results,
+"""API metrics: ingestion jobs, records and upload bytes, uploads in progress, search cache results,
 per-consumer requests."""
 
 from __future__ import annotations
@@ -12,6 +12,12 @@ class ApiMetrics:
             "api_ingest_jobs_total",
             "Finished ingestion jobs by document kind and result.",
             ["kind", "result"],
+            registry=registry,
+        )
+        self.upload_bytes = Counter(
+            "api_upload_bytes_total",
+            "Bytes of accepted uploads (documents queued for ingestion) by document kind.",
+            ["kind"],
             registry=registry,
         )
         self.records = Counter(

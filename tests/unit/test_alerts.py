@@ -278,11 +278,15 @@ def test_standalone_config_and_rules_pass_promtool_check(
 
 
 def test_both_modes_load_the_same_rules() -> None:
+    """The same rules, except that standalone also watches the Alertmanager it deploys."""
     standalone = find(build({}), "ConfigMap", NAMES.config("prometheus"))
     from_file = yaml.safe_load(standalone["data"][RULES_FILE])["groups"]
     operator_mode = find(
         build({}, prometheus_operator=True), "PrometheusRule", NAMES.prometheus_rules
     )
+    own = "IndexForgeAlertmanagerNotificationsFailing"
+    assert [r["alert"] for r in from_file[0]["rules"] if r.get("alert") == own] == [own]
+    from_file[0]["rules"] = [r for r in from_file[0]["rules"] if r.get("alert") != own]
     assert from_file == operator_mode["spec"]["groups"]
 
 
@@ -302,7 +306,8 @@ RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
 def test_every_alert_has_a_runbook_file_and_every_runbook_an_alert() -> None:
     """The default runbookBaseUrl is docs/runbooks in the repository: each alert's link must
     land on a file there, and no runbook may describe an alert that no longer exists."""
-    alerts = {r["alert"] for r in rule_groups(make_spec({}), NAMES)[0]["rules"]}
+    groups = rule_groups(make_spec({}), NAMES, standalone=True)
+    alerts = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
     assert {"IndexForgeHighMemory", "IndexForgeHighCPU"} <= alerts  # every optional alert is on
     files = {p.stem for p in RUNBOOKS.glob("*.md") if p.name != "README.md"}
     assert alerts == files, f"alerts without runbook: {sorted(alerts - files)}; " + (
@@ -318,8 +323,14 @@ def test_every_alert_has_a_runbook_file_and_every_runbook_an_alert() -> None:
 
 
 def test_no_rules_when_alerts_are_off() -> None:
-    assert rule_groups(make_spec({"monitoring": {"alerts": {"enabled": False}}}), NAMES) == []
-    objs = build({"monitoring": {"alerts": {"enabled": False}}}, prometheus_operator=True)
+    """Alerts off: only the SLO recording rules stay (the SLO dashboard reads them); with
+    the SLOs off too, there is no rule and no PrometheusRule."""
+    groups = rule_groups(make_spec({"monitoring": {"alerts": {"enabled": False}}}), NAMES)
+    assert [g["name"].rsplit(".", 1)[-1] for g in groups] == ["slo-services", "slo-gateway"]
+    assert all("record" in r for g in groups for r in g["rules"])
+    off = {"monitoring": {"alerts": {"enabled": False}, "slo": {"enabled": False}}}
+    assert rule_groups(make_spec(off), NAMES) == []
+    objs = build(off, prometheus_operator=True)
     assert not [o for o in objs if o["kind"] == "PrometheusRule"]
 
 
@@ -340,3 +351,18 @@ def test_service_monitors_carry_user_labels_and_select_headless_services() -> No
         port = monitor["spec"]["endpoints"][0]["port"]
         assert port in [p["name"] for p in services[0]["spec"]["ports"]]
     assert not [o for o in objs if o["metadata"]["name"] == NAMES.component("prometheus")]
+
+
+def test_standalone_prometheus_scrapes_its_alertmanager() -> None:
+    """Failed notifications are only visible in Alertmanager's own metrics; with
+    prometheus-operator the cluster's Alertmanager is not ours to scrape."""
+    config = prometheus_config(make_spec({}), NAMES)
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    job = jobs[NAMES.component("alertmanager")]
+    assert job["metrics_path"] == "/metrics"
+    assert job["dns_sd_configs"][0]["port"] == 9093
+    assert job["dns_sd_configs"][0]["names"] == [NAMES.fqdn(NAMES.headless("alertmanager"))]
+    off = prometheus_config(make_spec({"monitoring": {"alertmanager": {"enabled": False}}}), NAMES)
+    assert NAMES.component("alertmanager") not in {j["job_name"] for j in off["scrape_configs"]}
+    monitors = [o for o in build({}, prometheus_operator=True) if o["kind"] == "ServiceMonitor"]
+    assert NAMES.component("alertmanager") not in {m["metadata"]["name"] for m in monitors}

@@ -13,7 +13,7 @@ the operator's builders/targets.py and alerts.py. Results are JSON.
 {{- end -}}
 {{- end -}}
 
-{{/* indexforge.scrapeTargets: pods behind a component's headless Service, scraped on a named port (dict spec). */}}
+{{/* indexforge.scrapeTargets: pods behind a component's headless Service, scraped on a named port (dict spec, standalone). */}}
 {{- define "indexforge.scrapeTargets" -}}
 {{- $spec := .spec -}}
 {{- /* The Python services' metrics listen apart from their serving port. */ -}}
@@ -25,6 +25,8 @@ the operator's builders/targets.py and alerts.py. Results are JSON.
 {{- $out = append $out (dict "component" "weaviate" "portName" "metrics" "port" 2112) -}}
 {{- /* Spans refused or dropped by the collector show up only in Jaeger's own metrics. */ -}}
 {{- if and $spec.monitoring.enabled $spec.monitoring.jaeger.enabled }}{{ $out = append $out (dict "component" "jaeger" "portName" "metrics" "port" 8888) }}{{ end -}}
+{{- /* standalone: the Alertmanager this chart deploys in that mode (failed notifications show up only in its metrics). */ -}}
+{{- if and .standalone $spec.monitoring.enabled $spec.monitoring.alertmanager.enabled }}{{ $out = append $out (dict "component" "alertmanager" "portName" "http" "port" 9093) }}{{ end -}}
 {{- toJson $out -}}
 {{- end -}}
 
@@ -50,8 +52,42 @@ the operator's builders/targets.py and alerts.py. Results are JSON.
 {{- join " or " $terms -}}
 {{- end -}}
 
-{{/* indexforge.ruleGroups: Prometheus rule groups (dict root, spec); [] when alerts are off. */}}
+{{/* indexforge.ruleGroups: Prometheus rule groups (dict root, spec, standalone): the alerts (when on), then the SLO groups. */}}
 {{- define "indexforge.ruleGroups" -}}
+{{- $groups := include "indexforge.alertGroups" . | fromJsonArray -}}
+{{- $groups = concat $groups (include "indexforge.sloGroups" . | fromJsonArray) -}}
+{{- toJson $groups -}}
+{{- end -}}
+
+{{/*
+indexforge.sloGroups: SLO recording rules and burn-rate alerts (dict root, spec), generated
+from the operator's slo.py into files/monitoring/slo-rules.json (hack/monitoring_files.py)
+with placeholders filled here. Recorded even when alerts are off (the SLO dashboard reads them).
+*/}}
+{{- define "indexforge.sloGroups" -}}
+{{- $mon := .spec.monitoring -}}
+{{- $groups := list -}}
+{{- if and $mon.enabled $mon.slo.enabled -}}
+{{- $slo := $mon.slo -}}
+{{- $base := regexReplaceAll "/+$" $mon.alerts.runbookBaseUrl "" | toJson | trimPrefix "\"" | trimSuffix "\"" -}}
+{{- $text := .root.Files.Get "files/monitoring/slo-rules.json" | replace "__NAMESPACE__" .root.Release.Namespace | replace "__INSTANCE__" .root.Release.Name | replace "__RUNBOOK_BASE__" $base -}}
+{{- $text = $text | replace "__OBJECTIVE_SERVICES_AVAILABILITY__" (include "indexforge.decimal" (divf $slo.services.availabilityPercent 100)) | replace "__OBJECTIVE_SERVICES_LATENCY__" (include "indexforge.decimal" (divf $slo.services.latencyPercent 100)) -}}
+{{- $text = $text | replace "__OBJECTIVE_GATEWAY_AVAILABILITY__" (include "indexforge.decimal" (divf $slo.gateway.availabilityPercent 100)) | replace "__OBJECTIVE_GATEWAY_LATENCY__" (include "indexforge.decimal" (divf $slo.gateway.latencyPercent 100)) -}}
+{{- $families := $text | fromJson -}}
+{{- $names := list "services" -}}
+{{- if .spec.gateway.enabled }}{{ $names = append $names "gateway" }}{{ end -}}
+{{- range $names -}}
+{{- $f := index $families . -}}
+{{- $rules := $f.records -}}
+{{- if $mon.alerts.enabled }}{{ $rules = concat $rules $f.alerts }}{{ end -}}
+{{- $groups = append $groups (dict "name" $f.name "rules" $rules) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $groups -}}
+{{- end -}}
+
+{{/* indexforge.alertGroups: the alert group (dict root, spec, standalone); [] when alerts are off. */}}
+{{- define "indexforge.alertGroups" -}}
 {{- $spec := .spec -}}
 {{- $cfg := $spec.monitoring.alerts -}}
 {{- if not (and $spec.monitoring.enabled $cfg.enabled) -}}
@@ -90,6 +126,14 @@ the operator's builders/targets.py and alerts.py. Results are JSON.
   (printf "(redis_memory_used_bytes%s / (redis_memory_max_bytes%s > 0))\n  > %s" $every $every $memory)
   "warning" "{{ $labels.component }} is close to maxmemory"
   (printf "{{ $labels.component }} holds more than %d%% of its maxmemory; eviction is about to start or has started." (int $cfg.memoryPercent))) -}}
+{{- if and .standalone $spec.monitoring.alertmanager.enabled -}}
+{{- /* Alerts that cannot be delivered are silent: watch the deliverer itself. */ -}}
+{{- $am := include "indexforge.matcher" (dict "root" .root "extra" (dict "component" "alertmanager")) -}}
+{{- $alerts = append $alerts (list "IndexForgeAlertmanagerNotificationsFailing"
+  (printf "sum by (%s, integration) (rate(alertmanager_notifications_failed_total%s[5m]))\n  > 0" $by $am)
+  "critical" "Alertmanager fails to send notifications via {{ $labels.integration }}"
+  "Alertmanager could not deliver notifications through the {{ $labels.integration }} integration over the last 5m; alerts may reach no one.") -}}
+{{- end -}}
 {{- $alerts = append $alerts (list "IndexForgeTargetDown" (printf "up%s == 0" $every)
   "warning" "{{ $labels.component }} metrics endpoint is down"
   "Prometheus cannot scrape {{ $labels.component }} ({{ $labels.instance }}).") -}}

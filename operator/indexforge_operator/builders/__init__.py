@@ -18,6 +18,7 @@ from .api import build_api
 from .backup import build_backups
 from .common import Obj
 from .credentials import build_internal_auth
+from .dashboards import build_dashboards
 from .excel import build_excel
 from .gateway import build_gateway, entry_url
 from .grafana import build_grafana
@@ -110,6 +111,7 @@ def build_all(
             objs += build_alertmanager_config(spec, names, receiver_keys=receiver_keys)
     if mon.enabled and mon.grafana.enabled:
         objs += build_grafana(spec, names, secrets=secrets, prometheus_operator=prometheus_operator)
+    objs += build_dashboards(spec, names, prometheus_operator=prometheus_operator)
     if mon.enabled and mon.jaeger.enabled:
         objs += build_jaeger(spec, names)
     objs += build_backups(spec, names, components(spec, prometheus_operator=prometheus_operator))

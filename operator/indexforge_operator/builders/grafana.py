@@ -3,8 +3,6 @@ StatefulSet of one with grafana.db on a PersistentVolumeClaim."""
 
 from __future__ import annotations
 
-import json
-
 from ..generated import GRAFANA_PASSWORD_KEY, GRAFANA_USER_KEY, GeneratedSecrets
 from ..naming import Names
 from ..spec import IndexForgeSpec
@@ -29,7 +27,7 @@ from .common import (
     tmp_mount,
     tmp_volume,
 )
-from .dashboard import dashboard
+from .dashboards import dashboard_files, dashboards_volume
 from .storage import DATA_VOLUME, data_volume_claim, statefulset
 
 GRAFANA_UID = 472  # the "grafana" user of the upstream image
@@ -103,7 +101,8 @@ def build_grafana(
         GRAFANA_PASSWORD_KEY: secrets.grafana_admin_password,
     }
     prov = provisioning(spec, names, prometheus_operator=prometheus_operator)
-    boards = {"indexforge.json": json.dumps(dashboard(names), indent=2, sort_keys=True) + "\n"}
+    # The dashboards' ConfigMaps are built by dashboards.build_dashboards (one each).
+    boards = dashboard_files(names)
 
     def from_secret(name: str, key: str) -> Obj:
         return {
@@ -163,7 +162,7 @@ def build_grafana(
                         ],
                     },
                 },
-                {"name": "dashboards", "configMap": {"name": names.grafana_dashboards}},
+                dashboards_volume(names, "dashboards"),
                 tmp_volume(),
             ],
         },
@@ -174,7 +173,6 @@ def build_grafana(
         service_account(names, "grafana"),
         secret(names, "grafana", names.grafana_admin, admin),
         config_map(names, "grafana", names.grafana_provisioning, prov),
-        config_map(names, "grafana", names.grafana_dashboards, boards),
         service(names, "grafana", [service_port("http", ports.GRAFANA)]),
         # The StatefulSet's governing Service.
         headless_service(names, "grafana", [service_port("http", ports.GRAFANA)], scrape=False),

@@ -57,7 +57,7 @@ def prometheus_config(spec: IndexForgeSpec, names: Names) -> Obj:
             "static_configs": [{"targets": [f"localhost:{ports.PROMETHEUS}"]}],
         }
     ]
-    for target in scrape_targets(spec):
+    for target in scrape_targets(spec, standalone=True):
         jobs.append(
             {
                 "job_name": names.component(target.component),

@@ -19,7 +19,9 @@ class ScrapeTarget:
     path: str = "/metrics"
 
 
-def scrape_targets(spec: IndexForgeSpec) -> list[ScrapeTarget]:
+def scrape_targets(spec: IndexForgeSpec, *, standalone: bool = False) -> list[ScrapeTarget]:
+    """`standalone`: the standalone Prometheus's jobs, which also scrape the Alertmanager the
+    operator deploys in that mode (with prometheus-operator, Alertmanager is the cluster's)."""
     out = [
         ScrapeTarget("api", "metrics", ports.SERVICE_METRICS),
         ScrapeTarget("ml", "metrics", ports.SERVICE_METRICS),
@@ -36,4 +38,7 @@ def scrape_targets(spec: IndexForgeSpec) -> list[ScrapeTarget]:
     if spec.monitoring.enabled and spec.monitoring.jaeger.enabled:
         # Spans refused or dropped by the collector show up only here.
         out.append(ScrapeTarget("jaeger", "metrics", ports.JAEGER_METRICS))
+    if standalone and spec.monitoring.enabled and spec.monitoring.alertmanager.enabled:
+        # Failed notifications show up only in Alertmanager's own metrics.
+        out.append(ScrapeTarget("alertmanager", "http", ports.ALERTMANAGER))
     return out

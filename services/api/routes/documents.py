@@ -258,6 +258,7 @@ async def _submit(prepared: Prepared, response: Response, api: Api) -> JobAccept
                 code="queue_unavailable",
                 headers={"Retry-After": QUEUE_RETRY_AFTER_SECONDS},
             ) from exc
+    api.metrics.upload_bytes.labels(prepared.kind).inc(prepared.size)
     status_url = f"/api/v1/jobs/{job_id}"
     response.headers["Location"] = status_url
     return JobAccepted(
