@@ -183,3 +183,41 @@ async def _all_objects(wiring: QueueWiring) -> list[StoredObject]:
 def all_objects(wiring: QueueWiring) -> list[StoredObject]:
     """Every object of the test's collection, with its references (read by id)."""
     return asyncio.run(_all_objects(wiring))
+
+
+EVENTS = ("document.indexed", "document.failed", "document.deleted")
+
+
+async def _bind_events(url: str, names: Names, queue_name: str) -> None:
+    connection = await aio_pika.connect(url, timeout=5)
+    async with connection:
+        channel = await connection.channel()
+        topology = await declare(channel, names)
+        queue = await channel.declare_queue(queue_name, durable=True)
+        for event in EVENTS:
+            await queue.bind(topology.exchange, routing_key=event)
+
+
+def bind_events(url: str, names: Names, queue_name: str) -> None:
+    """A queue of the test receiving every event the services publish."""
+    asyncio.run(_bind_events(url, names, queue_name))
+
+
+async def _take(url: str, queue_name: str, limit: int) -> list[bytes]:
+    connection = await aio_pika.connect(url, timeout=5)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(queue_name, durable=True)
+        bodies = []
+        for _ in range(limit):
+            message = await queue.get(fail=False, timeout=5)
+            if message is None:
+                break
+            await message.ack()
+            bodies.append(message.body)
+        return bodies
+
+
+def take(url: str, queue_name: str, *, limit: int = 50) -> list[bytes]:
+    """Take the messages waiting in a queue (bodies)."""
+    return asyncio.run(_take(url, queue_name, limit))

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
+from indexforge_services.messaging.schemas import parse
 from indexforge_services.messaging.topology import ATTEMPT_HEADER, INGEST_REQUESTED, REASON_HEADER
 from tests.procs import free_port
 from tests.stack.weaviate import WeaviateProcess
@@ -34,12 +35,14 @@ from .conftest import ApiFactory, RedisProcess, ServerThread, metric, wait_job
 from .queue_helpers import (
     QueueWiring,
     all_objects,
+    bind_events,
     dead_letters,
     job_record,
     private_rabbitmq,
     publish_raw,
     rabbitmq,
     start_worker,
+    take,
     weaviate_count,
 )
 from .rabbitmq import RabbitMQNode
@@ -174,6 +177,37 @@ def test_broker_down_is_503_with_retry_after_then_202_when_back(
         assert again.status_code == 202, again.text
         assert wait_job(c, again.json()["job_id"])["status"] == "completed"
     assert weaviate_count(wiring.weaviate_url, wiring.collection) == 2
+
+
+def test_job_outcomes_and_deletions_are_published_as_valid_events(
+    make_api: ApiFactory, rabbitmq: RabbitMQNode, wiring_for: Any
+) -> None:
+    wiring: QueueWiring = wiring_for(rabbitmq)
+    events = f"{wiring.prefix}.test-events"
+    bind_events(wiring.amqp_url, wiring.names, events)
+    with (
+        make_api(**wiring.api_overrides(ingest_worker=True)) as server,
+        httpx.Client(base_url=server.url, timeout=60) as c,
+    ):
+        indexed = wait_job(c, accepted(c, "a document to index, then delete")["job_id"])
+        assert c.delete(f"/api/v1/documents/{indexed['document_id']}").status_code == 200
+    dead_ml = f"http://127.0.0.1:{free_port()}"
+    failing = wiring.api_overrides(ingest_worker=True, ml_url=dead_ml, queue_max_attempts=1)
+    with make_api(**failing) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+        failed = wait_job(c, accepted(c, "nobody can embed this one")["job_id"])
+    bodies = wait_for(
+        lambda: (found := take(wiring.amqp_url, events)) and found, timeout=30, what="events"
+    )
+    parsed = {m.type: m for m in map(parse, bodies)}  # each validates against its schema
+    assert sorted(parsed) == ["document.deleted", "document.failed", "document.indexed"]
+    done = parsed["document.indexed"].payload
+    assert (done.job_id, done.document_id) == (indexed["id"], indexed["document_id"])
+    assert (done.records, done.written) == (indexed["records"], indexed["written"])
+    assert parsed["document.deleted"].payload.document_id == indexed["document_id"]
+    gone = parsed["document.failed"].payload
+    assert (gone.job_id, gone.reason, gone.attempts) == (failed["id"], "ml_unavailable", 1)
+    assert gone.error == failed["error"]
+    assert parsed["document.indexed"].correlation_id == indexed["correlation_id"]
 
 
 # -- worker and broker failures -----------------------------------------------------------------
