@@ -46,10 +46,12 @@ from .queue_helpers import (
     weaviate_count,
 )
 from .rabbitmq import RabbitMQNode
+from .workbooks import PRODUCTS, products_xlsx
 
 __all__ = ["private_rabbitmq", "rabbitmq"]  # fixtures, used by name
 
 pytestmark = pytest.mark.slow
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @pytest.fixture
@@ -208,6 +210,23 @@ def test_job_outcomes_and_deletions_are_published_as_valid_events(
     assert (gone.job_id, gone.reason, gone.attempts) == (failed["id"], "ml_unavailable", 1)
     assert gone.error == failed["error"]
     assert parsed["document.indexed"].correlation_id == indexed["correlation_id"]
+
+
+def test_a_workbook_travels_through_the_queue_and_is_read_by_the_worker(
+    make_api: ApiFactory, excel_server: ServerThread, rabbitmq: RabbitMQNode, wiring_for: Any
+) -> None:
+    """The workbook's bytes wait in Redis; the worker sends them to the Excel processor."""
+    wiring: QueueWiring = wiring_for(rabbitmq)
+    overrides = wiring.api_overrides(ingest_worker=True, excel_url=excel_server.url)
+    with make_api(**overrides) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+        response = c.post(
+            "/api/v1/documents", files={"file": ("products.xlsx", products_xlsx(), XLSX)}
+        )
+        assert response.status_code == 202, response.text
+        job = wait_job(c, response.json()["job_id"])
+        assert (job["status"], job["records"]) == ("completed", len(PRODUCTS)), job
+        assert job["written"] == len(PRODUCTS)
+    assert weaviate_count(wiring.weaviate_url, wiring.collection) == len(PRODUCTS)
 
 
 # -- worker and broker failures -----------------------------------------------------------------
