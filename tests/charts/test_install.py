@@ -175,7 +175,15 @@ def test_static_chart_install_upgrade_uninstall(
     left = wait_for(only_pvcs, timeout=120, what="only retained PVCs left")
     assert sorted(left["PersistentVolumeClaim"]) == [
         f"data-{release}-{c}-0"
-        for c in ("alertmanager", "jaeger", "redis-app", "redis-ml", "weaviate")
+        for c in (
+            "alertmanager",
+            "grafana",
+            "jaeger",
+            "prometheus",
+            "redis-app",
+            "redis-ml",
+            "weaviate",
+        )
     ]
 
 
