@@ -117,6 +117,19 @@ BAD: list[Case] = [
         _resources({"weaviate": {}}, {"memory": "8Gi", "cpu": "3"}, {"memory": "4Gi", "cpu": "2"}),
         _over("cpu", "3", "2"),
     ),
+    # Messaging (not in the static chart yet: helm=False)
+    Case(
+        "even rabbitmq replicas",
+        {"messaging": {"rabbitmq": {"replicas": 2}}},
+        "rabbitmq.replicas must be odd",
+        helm=False,
+    ),
+    Case(
+        "workers min over max",
+        {"messaging": {"workers": {"minReplicas": 5, "maxReplicas": 2}}},
+        "workers.minReplicas must be less than or equal to maxReplicas",
+        helm=False,
+    ),
 ]
 
 GOOD: list[Case] = [

@@ -72,11 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def credentials_data(spec: IndexForgeSpec, *, token: Callable[[], str]) -> dict[str, str]:
+def credentials_data(
+    spec: IndexForgeSpec, names: Names, *, token: Callable[[], str]
+) -> dict[str, str]:
     """Every key the static chart reads from credentials.existingSecret under `spec`, with
     fresh values: the operator's internal-auth layout plus the chart's own keys."""
     generated = complete(spec, current=GeneratedSecrets(), token=token)
-    data = internal_auth_data(generated)
+    data = internal_auth_data(names, generated)
     data[GATEWAY_TOKEN_KEY] = generated.gateway_tokens[0]
     for username, key in generated.consumer_keys.items():
         data[f"{CONSUMER_KEY_PREFIX}{username}"] = key
@@ -112,7 +114,7 @@ def credentials_secret(
             },
         },
         "type": "Opaque",
-        "stringData": credentials_data(spec, token=token),
+        "stringData": credentials_data(spec, names, token=token),
     }
 
 

@@ -35,6 +35,16 @@ log = logging.getLogger("indexforge_operator")
 
 
 @dataclass(frozen=True)
+class Integrations:
+    """Which optional CRDs exist at the start of a pass (read once, so a pass is coherent)."""
+
+    prometheus_operator: bool
+    alertmanager_configs: bool | None  # None: as prometheus_operator
+    rabbitmq_cluster: bool
+    keda: bool
+
+
+@dataclass(frozen=True)
 class Timing:
     """Seconds. ``resync`` is the safety net only: watches deliver every change sooner."""
 
@@ -58,6 +68,9 @@ class Controller:
     known_keys: Callable[[], list[Key]]  # every CR the watches know
     # Whether the AlertmanagerConfig CRD exists (None: as prometheus_operator).
     alertmanager_configs: Callable[[], bool | None] = lambda: None
+    # Whether the RabbitmqCluster and KEDA ScaledObject CRDs exist.
+    rabbitmq_cluster: Callable[[], bool] = lambda: False
+    keda: Callable[[], bool] = lambda: False
     timing: Timing = field(default_factory=Timing)
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff = field(default_factory=Backoff)
@@ -133,7 +146,12 @@ class Controller:
             self.forget(key)
             return
         view = self.children(key[0])
-        integrations = (self.prometheus_operator(), self.alertmanager_configs())
+        integrations = Integrations(
+            prometheus_operator=self.prometheus_operator(),
+            alertmanager_configs=self.alertmanager_configs(),
+            rabbitmq_cluster=self.rabbitmq_cluster(),
+            keda=self.keda(),
+        )
         started = time.monotonic()
         try:
             outcome = await asyncio.to_thread(self._pass, key, body, view, integrations)
@@ -168,12 +186,8 @@ class Controller:
         if phase == "Progressing":
             self.queue.add_after(key, self.timing.progressing_requeue)
 
-    def _pass(
-        self, key: Key, body: Obj, view: ChildView, integrations: tuple[bool, bool | None]
-    ) -> Outcome:
-        """Runs in a worker thread: reconcile, then status and Events (sync client).
-
-        ``integrations``: (prometheus-operator CRDs exist, AlertmanagerConfig CRD exists)."""
+    def _pass(self, key: Key, body: Obj, view: ChildView, integrations: Integrations) -> Outcome:
+        """Runs in a worker thread: reconcile, then status and Events (sync client)."""
         full: Obj = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "IndexForge",
@@ -183,13 +197,14 @@ class Controller:
             # transitions against a stale status would repeat or lose Events.
             "status": dict(self._last_status.get(key) or body.get("status") or {}),
         }
-        prometheus_operator, alertmanager_configs = integrations
         outcome = reconcile(
             self.kube,
             full,
             view=view,
-            prometheus_operator=prometheus_operator,
-            alertmanager_configs=alertmanager_configs,
+            prometheus_operator=integrations.prometheus_operator,
+            alertmanager_configs=integrations.alertmanager_configs,
+            rabbitmq_cluster=integrations.rabbitmq_cluster,
+            keda=integrations.keda,
             now=_now(),
         )
         if outcome.status is None:

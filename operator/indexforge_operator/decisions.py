@@ -46,6 +46,58 @@ def mode_message(mode: MonitoringMode) -> Finding:
     return Finding(f"Monitoring{mode}", messages[mode])
 
 
+def resolve_integrations(
+    spec: IndexForgeSpec, *, rabbitmq_cluster: bool, keda: bool
+) -> IndexForgeSpec:
+    """`spec` with every `auto` choice of an optional integration made from the cluster's CRDs:
+    builders then read one concrete value instead of taking flags.
+
+    Broker: the RabbitMQ cluster operator when its CRD exists (`rabbitmq_cluster`), else the
+    operator's own StatefulSet. Worker scaler: KEDA when its CRDs exist, else an HPA."""
+    messaging = spec.messaging
+    provider = messaging.provider
+    if provider == "auto":
+        provider = "rabbitmqClusterOperator" if rabbitmq_cluster else "builtin"
+    scaler = messaging.workers.scaler
+    if scaler == "auto":
+        scaler = "keda" if keda else "hpa"
+    workers = messaging.workers.model_copy(update={"scaler": scaler})
+    resolved = messaging.model_copy(update={"provider": provider, "workers": workers})
+    return spec.model_copy(update={"messaging": resolved})
+
+
+def uses_cluster_operator(spec: IndexForgeSpec) -> bool:
+    """The broker is a RabbitmqCluster (after `resolve_integrations`)."""
+    return spec.messaging.enabled and spec.messaging.provider == "rabbitmqClusterOperator"
+
+
+def check_integrations(
+    spec: IndexForgeSpec, *, rabbitmq_cluster: bool, keda: bool
+) -> list[Finding]:
+    """An integration the spec forces whose CRDs are not installed cannot be created."""
+    if not spec.messaging.enabled:
+        return []
+    found = []
+    if spec.messaging.provider == "rabbitmqClusterOperator" and not rabbitmq_cluster:
+        found.append(
+            Finding(
+                "RabbitmqClusterCRDMissing",
+                "messaging.provider is rabbitmqClusterOperator but the "
+                "rabbitmqclusters.rabbitmq.com CRD is not installed: install the RabbitMQ "
+                "cluster operator or set provider auto",
+            )
+        )
+    if spec.messaging.workers.scaler == "keda" and not keda:
+        found.append(
+            Finding(
+                "KedaCRDMissing",
+                "messaging.workers.scaler is keda but the scaledobjects.keda.sh CRD is not "
+                "installed: install KEDA or set scaler auto",
+            )
+        )
+    return found
+
+
 def components(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Component]:
     """Components this spec deploys, in a stable order (status reports exactly these)."""
     out: list[Component] = ["api", "ml"]
@@ -63,6 +115,8 @@ def components(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Compo
         out.append("grafana")
     if mon.enabled and mon.jaeger.enabled:
         out.append("jaeger")
+    if spec.messaging.enabled:
+        out += ["rabbitmq", "worker"]
     return out
 
 

@@ -23,6 +23,8 @@ GRAFANA_PASSWORD_KEY = "admin-password"
 # services accept every listed token and Kong sends the first, so a rotation can overlap.
 GATEWAY_TOKENS_KEY = "gateway-tokens"
 WEAVIATE_API_KEY_KEY = "weaviate-api-key"
+RABBITMQ_PASSWORD_KEY = "rabbitmq-password"
+RABBITMQ_COOKIE_KEY = "rabbitmq-erlang-cookie"
 REDIS_INSTANCES = ("redis-app", "redis-ml")
 
 
@@ -39,6 +41,9 @@ class GeneratedSecrets:
     gateway_tokens: tuple[str, ...] = ()
     redis_passwords: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     weaviate_api_key: str = ""
+    # RabbitMQ's default user and the Erlang cookie its nodes share (messaging enabled).
+    rabbitmq_password: str = ""
+    erlang_cookie: str = ""
 
     def __repr__(self) -> str:  # keeps keys out of tracebacks and debug logs
         return f"GeneratedSecrets(consumers={sorted(self.consumer_keys)}, values=<hidden>)"
@@ -70,12 +75,19 @@ def complete(
     # Always: without the gateway the API still authenticates itself to ML and Excel with it.
     tokens = current.gateway_tokens or (token(),)
     redis = {name: current.redis_password(name) or token() for name in REDIS_INSTANCES}
+    # Kept once generated: switching messaging off and on again must not change them (a
+    # node's database keeps the first default user; the cookie must match its peers').
+    messaging = spec.messaging.enabled
+    rabbitmq_password = current.rabbitmq_password or (token() if messaging else "")
+    cookie = current.erlang_cookie or (token() if messaging else "")
     return GeneratedSecrets(
         consumer_keys=MappingProxyType(keys),
         grafana_admin_password=password,
         gateway_tokens=tokens,
         redis_passwords=MappingProxyType(redis),
         weaviate_api_key=current.weaviate_api_key or token(),
+        rabbitmq_password=rabbitmq_password,
+        erlang_cookie=cookie,
     )
 
 
@@ -101,4 +113,6 @@ def from_secret_data(
         gateway_tokens=tokens,
         redis_passwords=MappingProxyType({n: p for n, p in redis.items() if p}),
         weaviate_api_key=_decode(internal, WEAVIATE_API_KEY_KEY),
+        rabbitmq_password=_decode(internal, RABBITMQ_PASSWORD_KEY),
+        erlang_cookie=_decode(internal, RABBITMQ_COOKIE_KEY),
     )

@@ -37,7 +37,12 @@ MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 # AlertmanagerConfig only when that CRD is installed too).
 SERVICE_MONITOR_CRD = "servicemonitors.monitoring.coreos.com"
 ALERTMANAGER_CONFIG_CRD = "alertmanagerconfigs.monitoring.coreos.com"
-INTEGRATION_CRDS = frozenset({SERVICE_MONITOR_CRD, ALERTMANAGER_CONFIG_CRD})
+# The RabbitMQ cluster operator runs the broker; KEDA scales the workers on queue length.
+RABBITMQ_CLUSTER_CRD = "rabbitmqclusters.rabbitmq.com"
+SCALED_OBJECT_CRD = "scaledobjects.keda.sh"
+INTEGRATION_CRDS = frozenset(
+    {SERVICE_MONITOR_CRD, ALERTMANAGER_CONFIG_CRD, RABBITMQ_CLUSTER_CRD, SCALED_OBJECT_CRD}
+)
 log = logging.getLogger("indexforge_operator")
 # A deleted integration CRD must not stop the operator (see kopf_compat).
 kopf_compat.install()
@@ -147,6 +152,8 @@ async def start(
         prometheus_operator=lambda: SERVICE_MONITOR_CRD in integrations,
         known_keys=lambda: list(indexforges),
         alertmanager_configs=lambda: ALERTMANAGER_CONFIG_CRD in integrations,
+        rabbitmq_cluster=lambda: RABBITMQ_CLUSTER_CRD in integrations,
+        keda=lambda: SCALED_OBJECT_CRD in integrations,
         timing=timing_from_env(),
         leading=leading,
     )
@@ -244,6 +251,7 @@ async def user_secret_event(namespace: str | None, name: str, memo: Any, **_: An
     when=lambda name, **_: name in INTEGRATION_CRDS,
 )
 async def integration_event(memo: Any, **_: Any) -> None:
-    """prometheus-operator installed or removed: every CR switches its monitoring mode."""
+    """An integration (prometheus-operator, RabbitMQ cluster operator, KEDA) installed or
+    removed: every CR re-decides what it deploys."""
     controller: Controller = memo.controller
     controller.enqueue_all()

@@ -58,6 +58,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
     Resource("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig", "alertmanagerconfigs"),
     Resource("batch/v1", "CronJob", "cronjobs"),
+    Resource("rabbitmq.com/v1beta1", "RabbitmqCluster", "rabbitmqclusters"),
+    Resource("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
+    Resource("keda.sh/v1alpha1", "TriggerAuthentication", "triggerauthentications"),
 )
 _BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
 

@@ -23,6 +23,8 @@ Component = Literal[
     "grafana",
     "jaeger",
     "backup",  # the backup CronJobs' pods (one NetworkPolicy, one ServiceAccount)
+    "rabbitmq",
+    "worker",  # ingestion workers (the API image in worker mode)
 ]
 
 APP_NAME: Final = "indexforge"

@@ -193,6 +193,8 @@ def reconcile(
     prometheus_operator: bool,
     now: str,
     alertmanager_configs: bool | None = None,
+    rabbitmq_cluster: bool = False,
+    keda: bool = False,
 ) -> Outcome:
     meta = body["metadata"]
     if LEGACY_FINALIZER in (meta.get("finalizers") or []):
@@ -212,6 +214,8 @@ def reconcile(
     errors = secret_store.problems(
         kube, spec, names, prometheus_operator=prometheus_operator, receivers=receivers
     )
+    missing = decisions.check_integrations(spec, rabbitmq_cluster=rabbitmq_cluster, keda=keda)
+    errors = [*errors, *((f.reason, f.message) for f in missing)]
     secrets = secret_store.load_or_create(kube, names, spec, view=view)
     built = build_all(
         spec,
@@ -220,6 +224,8 @@ def reconcile(
         prometheus_operator=prometheus_operator,
         alertmanager_configs=alertmanager_configs,
         receiver_keys=receivers or (),
+        rabbitmq_cluster=rabbitmq_cluster,
+        keda=keda,
     )
     desired = [ownership.with_owner(obj, body) for obj in built]
     outcome = Outcome(status={})

@@ -24,6 +24,7 @@ from .spec_common import (
     SecretKeyRef,
     SpecModel,
     Toleration,
+    TopologySpread,
     cel,
     disruption_field,
     image_field,
@@ -34,6 +35,7 @@ from .spec_common import (
     rules,
 )
 from .spec_gateway import GatewaySpec
+from .spec_messaging import MessagingSpec
 from .spec_monitoring import MonitoringSpec
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -333,6 +335,9 @@ class IndexForgeSpec(SpecModel):
     deletion_policy: Literal["Retain", "Delete"] = Field(
         default="Retain", description="What happens to PVCs when the IndexForge is deleted."
     )
+    topology_spread: TopologySpread = Field(
+        default=TopologySpread(), description="How every component's replicas spread."
+    )
     image_pull_secrets: list[DnsSubdomain] = Field(
         default_factory=list, max_length=8, description="Secrets used to pull every image."
     )
@@ -345,3 +350,6 @@ class IndexForgeSpec(SpecModel):
     monitoring: MonitoringSpec = Field(default=MonitoringSpec(), description="Monitoring stack.")
     sentry: SentrySpec = Field(default=SentrySpec(), description="Sentry reporting.")
     backup: BackupSpec = Field(default=BackupSpec(), description="Scheduled backups.")
+    messaging: MessagingSpec = Field(
+        default=MessagingSpec(), description="Event-driven ingestion (RabbitMQ and workers)."
+    )

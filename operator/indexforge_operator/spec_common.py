@@ -278,3 +278,22 @@ class SecretKeyRef(SpecModel):
 
 def disruption_field() -> Any:
     return Field(default=DisruptionBudget(), description="PodDisruptionBudget settings.")
+
+
+SpreadPolicy = Literal["DoNotSchedule", "ScheduleAnyway"]
+
+
+class TopologySpread(SpecModel):
+    """How replicas of one component spread over nodes and zones (every workload's pods)."""
+
+    node: SpreadPolicy = Field(
+        default="DoNotSchedule",
+        description="Replicas on different nodes: DoNotSchedule keeps two replicas off one "
+        "node while another eligible node exists (the loss of a node takes at most the skew); "
+        "ScheduleAnyway only prefers it.",
+    )
+    zone: SpreadPolicy = Field(
+        default="ScheduleAnyway",
+        description="Replicas over topology.kubernetes.io/zone (preferred by default: many "
+        "clusters have one zone or unlabelled nodes).",
+    )

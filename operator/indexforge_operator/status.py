@@ -27,6 +27,8 @@ COMPONENT_CONDITIONS: dict[str, str] = {
     "alertmanager": "AlertmanagerAvailable",
     "grafana": "GrafanaAvailable",
     "jaeger": "JaegerAvailable",
+    "rabbitmq": "RabbitMQAvailable",
+    "worker": "WorkersAvailable",
 }
 
 
@@ -45,11 +47,16 @@ class WorkloadState:
 
 
 def autoscaled_minimums(desired: list[Obj]) -> dict[str, int]:
-    """Workload name -> HPA minReplicas: an autoscaled workload is available only at its floor."""
+    """Workload name -> floor of its HPA (or KEDA ScaledObject, which may scale to zero): an
+    autoscaled workload is available only at its floor."""
+    floors = {
+        "HorizontalPodAutoscaler": ("minReplicas", 1),
+        "ScaledObject": ("minReplicaCount", 0),
+    }
     return {
-        hpa["spec"]["scaleTargetRef"]["name"]: int(hpa["spec"].get("minReplicas", 1))
-        for hpa in desired
-        if hpa["kind"] == "HorizontalPodAutoscaler"
+        obj["spec"]["scaleTargetRef"]["name"]: int(obj["spec"].get(*floors[obj["kind"]]))
+        for obj in desired
+        if obj["kind"] in floors
     }
 
 

@@ -378,3 +378,13 @@ def test_helper_names_are_prefixed_with_the_chart(chart: Path) -> None:
     assert names, "no helpers"
     assert [n for n in names if not n.startswith(f"{chart.name}.")] == []
     assert len(names) == len(set(names)), "a helper is defined twice"
+
+
+def test_static_chart_refuses_messaging_loudly(tmp_path: Path) -> None:
+    """The static chart has no broker or workers yet: enabling messaging must fail the
+    release with a message saying so, never render a stack whose uploads cannot work."""
+    path = tmp_path / "values.yaml"
+    path.write_text("messaging: {enabled: true}\n")
+    out = helm("template", "demo", str(STATIC_CHART), "--kube-version", KUBE_VERSION,
+               "-f", str(path), check=False)  # fmt: skip
+    assert "messaging is not in the static chart yet" in out, out[-2000:]

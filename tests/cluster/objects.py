@@ -16,6 +16,9 @@ PROVISIONER_NAME = "indexforge.test/fake-hostpath"
 
 CPU_NODES = ("kwok-cpu-0", "kwok-cpu-1")
 GPU_NODES = ("kwok-gpu-0",)
+# Two zones, as a small cloud cluster would have: spreading is tested over nodes and zones.
+ZONES = {"kwok-cpu-0": "zone-a", "kwok-cpu-1": "zone-b", "kwok-gpu-0": "zone-a"}
+ZONE_LABEL = "topology.kubernetes.io/zone"
 
 
 def node(name: str, *, gpu: bool) -> dict[str, Any]:
@@ -27,6 +30,8 @@ def node(name: str, *, gpu: bool) -> dict[str, Any]:
         "kubernetes.io/arch": "amd64",
         "type": "kwok",
     }
+    if name in ZONES:
+        labels[ZONE_LABEL] = ZONES[name]
     taints: list[dict[str, str]] = []
     if gpu:
         capacity[GPU_RESOURCE] = str(GPU_COUNT)

@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from indexforge_operator.naming import Component
 from tests.cluster import tools
 from tests.cluster.tools import REPO_ROOT
 from tests.procs import ProcessBook, StartupError, free_port
@@ -130,7 +131,8 @@ def up(
     deadline = time.monotonic() + READY_TIMEOUT_S
     ports = {name: free_port() for name in ("redis_app", "redis_ml", "ml", "excel", "api")}
     # With monitoring, services serve /metrics on their own port, as in the cluster.
-    metrics_ports = {name: free_port() for name in ("ml", "excel", "api")} if monitoring else {}
+    served: tuple[Component, ...] = ("ml", "excel", "api")
+    metrics_ports = {name: free_port() for name in served} if monitoring else {}
 
     def metrics_env(service: str) -> dict[str, str]:
         return {"metrics_port": str(metrics_ports[service])} if service in metrics_ports else {}
@@ -238,7 +240,7 @@ def _start_monitoring(
     launcher: ProcessBook,
     state: Path,
     monitoring_spec: dict[str, Any] | None,
-    metrics_ports: dict[str, int],
+    metrics_ports: dict[Component, int],
     ports: dict[str, int],
     deadline: float,
 ) -> dict[str, str]:

@@ -32,7 +32,7 @@ from indexforge_operator.builders import build_all
 from indexforge_operator.builders.alertmanager import CONFIG_FILE
 from indexforge_operator.builders.prometheus import RULES_FILE
 from indexforge_operator.generated import GeneratedSecrets, complete
-from indexforge_operator.naming import Names
+from indexforge_operator.naming import Component, Names
 from indexforge_operator.spec import IndexForgeSpec
 from tests.procs import ProcessBook, free_port
 
@@ -41,7 +41,7 @@ ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertman
 REDIS_EXPORTER = shutil.which("prometheus-redis-exporter") or shutil.which("redis_exporter")
 NAMES = Names(instance="stack", namespace="local")
 # Scrape jobs of the rendered config that have no process here, and why.
-NOT_RUN_HERE = {
+NOT_RUN_HERE: dict[Component, str] = {
     "weaviate": "weaviate-server's metrics listener binds every interface (`:<port>`)",
 }
 # `make stack-up MONITORING=1`: quick enough to watch an alert arrive within a minute or two.
@@ -166,7 +166,7 @@ def query(prometheus_url: str, expr: str) -> list[dict[str, Any]]:
 class Scraped:
     """A process Prometheus scrapes here: its job's component and its host:port."""
 
-    component: str
+    component: Component
     address: str
 
 
@@ -176,7 +176,7 @@ def start(
     *,
     spec: IndexForgeSpec,
     scraped: list[Scraped],
-    redis: dict[str, int],
+    redis: dict[Component, int],
     deadline: float,
     names: Names = NAMES,
 ) -> dict[str, str]:

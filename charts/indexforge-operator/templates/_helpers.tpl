@@ -102,4 +102,10 @@ what blockOwnerDeletion on the children's ownerReferences needs. No wildcards.
 - apiGroups: [batch]
   resources: [cronjobs]
   verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [rabbitmq.com]
+  resources: [rabbitmqclusters]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [keda.sh]
+  resources: [scaledobjects, triggerauthentications]
+  verbs: [get, list, watch, create, patch, delete]
 {{- end -}}

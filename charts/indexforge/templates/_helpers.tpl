@@ -187,6 +187,25 @@ imagePullSecrets:
   - name: {{ . }}
   {{- end }}
 {{- end }}
+{{- /* One component's replicas over nodes, then zones (the operator's
+       common.spread_constraints): only usable nodes count (Honor), one Deployment revision
+       at a time (pod-template-hash), so a rollout never waits for old pods. Backup Job pods
+       are pinned to their source's node instead. */}}
+{{- if ne .component "backup" }}
+topologySpreadConstraints:
+{{- $ctx := . }}
+{{- range $key, $policy := dict "kubernetes.io/hostname" .spec.topologySpread.node "topology.kubernetes.io/zone" .spec.topologySpread.zone }}
+  - maxSkew: 1
+    topologyKey: {{ $key }}
+    whenUnsatisfiable: {{ $policy }}
+    labelSelector:
+      matchLabels:
+        {{- include "indexforge.selectorLabels" $ctx | nindent 8 }}
+    matchLabelKeys: [pod-template-hash]
+    nodeAffinityPolicy: Honor
+    nodeTaintsPolicy: Honor
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* indexforge.serviceAccount (dict root, component). */}}

@@ -34,7 +34,8 @@ INDEXFORGE_* environment variables.
 indexforge.pythonService: every object of one service. dict:
   root, spec, component, svc (the component's spec part), replicas ("" when an HPA owns the
   count), maxReplicas, port, env (YAML list text), podFields (YAML map text, GPU scheduling),
-  extraLimits (map), slowStart (bool), redis (the Redis instance whose password it needs).
+  extraLimits (map), slowStart (bool), redis (the Redis instance whose password it needs),
+  rollout ("surge" default, "replace", "recreate"; the operator's common.deployment).
 Metrics listen on their own port (9102), so a scrape rule never opens the serving port. The
 gateway tokens are a file the service re-reads, so an overlapping rotation needs no restart.
 */}}
@@ -56,10 +57,17 @@ spec:
       {{- include "indexforge.selectorLabels" $ctx | nindent 6 }}
   revisionHistoryLimit: 5
   strategy:
+    {{- /* surge: a new pod first; replace: an old pod first (whole GPUs: a surge pod may
+           never schedule); recreate: every old pod first (a single GPU replica). */}}
+    {{- $rollout := .rollout | default "surge" }}
+    {{- if eq $rollout "recreate" }}
+    type: Recreate
+    {{- else }}
     type: RollingUpdate
     rollingUpdate:
-      maxSurge: 1
-      maxUnavailable: 0
+      maxSurge: {{ ternary 0 1 (eq $rollout "replace") }}
+      maxUnavailable: {{ ternary 1 0 (eq $rollout "replace") }}
+    {{- end }}
   template:
     metadata:
       labels:

@@ -17,6 +17,7 @@ bounds, enums and patterns.
 {{- end -}}
 {{- if hasKey $spec.sentry "dsn" }}{{ $errors = append $errors "sentry.dsn must not be set inline; put it in a Secret and set sentry.dsnSecretRef" }}{{ end -}}
 {{- if and $spec.sentry.enabled (not $spec.sentry.dsnSecretRef) }}{{ $errors = append $errors "sentry.dsnSecretRef is required when sentry is enabled" }}{{ end -}}
+{{- if $spec.messaging.enabled }}{{ $errors = append $errors "messaging is not in the static chart yet: deploy it with the operator (indexforge-operator chart) or keep messaging.enabled false" }}{{ end -}}
 {{- $gw := $spec.gateway -}}
 {{- if eq $gw.routes.api $gw.routes.ml }}{{ $errors = append $errors "routes.api and routes.ml must differ" }}{{ end -}}
 {{- if and $gw.cors.credentials (has "*" $gw.cors.origins) }}{{ $errors = append $errors "cors.credentials requires explicit origins (browsers reject '*' with credentials)" }}{{ end -}}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..decisions import components, monitoring_mode
+from ..decisions import components, monitoring_mode, resolve_integrations, uses_cluster_operator
 from ..generated import GeneratedSecrets
 from ..naming import Names
 from ..spec import IndexForgeSpec
@@ -23,9 +23,11 @@ from .excel import build_excel
 from .gateway import build_gateway, entry_url
 from .grafana import build_grafana
 from .jaeger import build_jaeger
+from .messaging import build_rabbitmq_cluster, build_workers
 from .ml import build_ml
 from .network import build_network_policies
 from .prometheus import build_prometheus
+from .rabbitmq import build_rabbitmq
 from .redis import build_redis
 from .servicemonitors import build_prometheus_rule, build_service_monitors
 from .weaviate import build_weaviate
@@ -46,9 +48,12 @@ __all__ = [
     "build_network_policies",
     "build_prometheus",
     "build_prometheus_rule",
+    "build_rabbitmq",
+    "build_rabbitmq_cluster",
     "build_redis",
     "build_service_monitors",
     "build_weaviate",
+    "build_workers",
     "entry_url",
 ]
 
@@ -62,6 +67,9 @@ APPLY_ORDER = (
     "Deployment",
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
+    "RabbitmqCluster",
+    "TriggerAuthentication",
+    "ScaledObject",
     "ServiceMonitor",
     "PrometheusRule",
     "AlertmanagerConfig",
@@ -81,16 +89,21 @@ def build_all(
     prometheus_operator: bool,
     alertmanager_configs: bool | None = None,
     receiver_keys: Iterable[str] = (),
+    rabbitmq_cluster: bool = False,
+    keda: bool = False,
 ) -> list[Obj]:
     """Every object of one instance, sorted by APPLY_ORDER then name.
 
     `alertmanager_configs`: the AlertmanagerConfig CRD exists (None: as prometheus_operator,
     the whole prometheus-operator CRD set); `receiver_keys`: key names of the Alertmanager
-    receivers Secret (never its values).
+    receivers Secret (never its values); `rabbitmq_cluster`, `keda`: the RabbitmqCluster
+    and KEDA ScaledObject CRDs exist.
     """
+    spec = resolve_integrations(spec, rabbitmq_cluster=rabbitmq_cluster, keda=keda)
     mon = spec.monitoring
+    messaging = spec.messaging.enabled
     objs = [
-        *build_internal_auth(names, secrets=secrets),
+        *build_internal_auth(names, secrets=secrets, messaging=messaging),
         *build_api(spec, names),
         *build_ml(spec, names),
         *build_excel(spec, names),
@@ -115,4 +128,11 @@ def build_all(
     if mon.enabled and mon.jaeger.enabled:
         objs += build_jaeger(spec, names)
     objs += build_backups(spec, names, components(spec, prometheus_operator=prometheus_operator))
+    if messaging:
+        broker = build_rabbitmq_cluster if uses_cluster_operator(spec) else build_rabbitmq
+        objs += [*broker(spec, names), *build_workers(spec, names)]
+    # A kind the spec forces whose CRD is missing is left out (the status says why:
+    # decisions.check_integrations) rather than failing its apply on every pass.
+    missing = {"rabbitmq.com/v1beta1": not rabbitmq_cluster, "keda.sh/v1alpha1": not keda}
+    objs = [o for o in objs if not missing.get(o["apiVersion"], False)]
     return sorted(objs, key=_order)

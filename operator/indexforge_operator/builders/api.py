@@ -9,16 +9,17 @@ from . import ports
 from .common import Obj, env, meta
 from .credentials import secret_env
 from .python_service import ServiceShape, build_python_service, common_env
+from .queue_env import queue_env
 
 MIB = 1024 * 1024
 TMP_BASE_MIB = 256  # what every service's /tmp gets
 
 
-def api_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
-    """Where the API finds its dependencies, and its cache TTLs."""
+def api_env(spec: IndexForgeSpec, names: Names, *, component: str = "api") -> list[Obj]:
+    """Where the API (or a worker, same image) finds its dependencies, and its cache TTLs."""
     cache = spec.api.cache
     out = [
-        *common_env(spec, names, "api", spec.api.log_level),
+        *common_env(spec, names, component, spec.api.log_level),
         env("INDEXFORGE_REDIS_URL", f"redis://{names.fqdn(names.component('redis-app'))}:6379/0"),
         env("INDEXFORGE_WEAVIATE_URL", names.url("weaviate", ports.WEAVIATE_HTTP)),
         env("INDEXFORGE_WEAVIATE_GRPC_PORT", ports.WEAVIATE_GRPC),
@@ -91,6 +92,7 @@ def hpa(spec: IndexForgeSpec, names: Names) -> Obj:
 def build_api(spec: IndexForgeSpec, names: Names) -> list[Obj]:
     api = spec.api
     scaled = api.autoscaling.enabled
+    extra = queue_env(spec, names) if spec.messaging.enabled else []
     shape = ServiceShape(
         component="api",
         image=api.image,
@@ -100,7 +102,7 @@ def build_api(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         port=ports.API,
         resources=api.resources,
         budget=api.pod_disruption_budget,
-        env=api_env(spec, names),
+        env=[*api_env(spec, names), *extra],
         redis="redis-app",
         tmp_size=tmp_size(spec),
     )

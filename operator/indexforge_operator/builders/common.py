@@ -10,7 +10,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from ..naming import LABEL_SCRAPE, Component, Names, labels, selector_labels
 from ..spec import IndexForgeSpec
@@ -132,7 +132,46 @@ def pod_template(
     }
     if spec.image_pull_secrets:
         full["imagePullSecrets"] = [{"name": n} for n in spec.image_pull_secrets]
+    full["topologySpreadConstraints"] = spread_constraints(spec, names, component)
     return {"metadata": template_meta, "spec": full}
+
+
+def spread_constraints(spec: IndexForgeSpec, names: Names, component: Component) -> list[Obj]:
+    """One component's replicas over nodes, then zones.
+
+    Only nodes the pod may use count (its node selector/affinity and taints: `Honor`), so
+    GPU pods are spread over GPU nodes and a tainted node is not an empty domain nobody can
+    fill. `pod-template-hash` limits the count to one Deployment revision: during a rollout
+    the new pods spread among themselves instead of waiting for old ones to go (StatefulSet
+    pods lack that label, and a missing key is ignored)."""
+    spread = spec.topology_spread
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": key,
+            "whenUnsatisfiable": policy,
+            "labelSelector": {"matchLabels": selector_labels(names, component)},
+            "matchLabelKeys": ["pod-template-hash"],
+            "nodeAffinityPolicy": "Honor",
+            "nodeTaintsPolicy": "Honor",
+        }
+        for key, policy in (
+            ("kubernetes.io/hostname", spread.node),
+            ("topology.kubernetes.io/zone", spread.zone),
+        )
+    ]
+
+
+Rollout = Literal["surge", "replace", "recreate"]
+_STRATEGIES: dict[str, Obj] = {
+    # A new pod first: no capacity lost, but it needs room for one more pod.
+    "surge": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+    # An old pod first: for pods holding a scarce resource (whole GPUs) a surge pod may
+    # never schedule, and the rollout would never end.
+    "replace": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+    # Every old pod first: singletons owning something exclusive.
+    "recreate": {"type": "Recreate"},
+}
 
 
 def deployment(
@@ -141,17 +180,10 @@ def deployment(
     *,
     replicas: int | None,
     template: Obj,
-    recreate: bool = False,
+    rollout: Rollout = "surge",
 ) -> Obj:
-    """A Deployment; `replicas=None` leaves the count to an HPA (no apply fights).
-
-    `recreate` is for singletons owning an exclusive volume (the old pod must stop first).
-    """
-    strategy: Obj = (
-        {"type": "Recreate"}
-        if recreate
-        else {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
-    )
+    """A Deployment; `replicas=None` leaves the count to an HPA (no apply fights)."""
+    strategy = _STRATEGIES[rollout]
     dep_spec: Obj = {
         "selector": {"matchLabels": selector_labels(names, component)},
         "revisionHistoryLimit": 5,

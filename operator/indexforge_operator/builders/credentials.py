@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from ..generated import (
     GATEWAY_TOKENS_KEY,
+    RABBITMQ_COOKIE_KEY,
+    RABBITMQ_PASSWORD_KEY,
     REDIS_INSTANCES,
     WEAVIATE_API_KEY_KEY,
     GeneratedSecrets,
@@ -23,6 +25,9 @@ TOKENS_VOLUME = "gateway-tokens"
 TOKENS_DIR = "/var/run/indexforge/gateway"
 TOKENS_FILE = f"{TOKENS_DIR}/tokens"
 WEAVIATE_USER = "indexforge"
+RABBITMQ_USER = "indexforge"
+RABBITMQ_AUTH_CONF_KEY = "rabbitmq-auth.conf"
+RABBITMQ_USERNAME_KEY = "rabbitmq-username"
 
 
 def redis_auth_conf_key(instance: str) -> str:
@@ -34,21 +39,41 @@ def redis_auth_conf(password: str) -> str:
     return f"requirepass {password}\nmasterauth {password}\n"
 
 
-def internal_auth_data(secrets: GeneratedSecrets) -> dict[str, str]:
+def rabbitmq_auth_conf(password: str) -> str:
+    """conf.d file of the default user: applied when a node creates its database."""
+    return (
+        f"default_user = {RABBITMQ_USER}\n"
+        f"default_pass = {password}\n"
+        "default_permissions.configure = .*\n"
+        "default_permissions.read = .*\n"
+        "default_permissions.write = .*\n"
+    )
+
+
+def internal_auth_data(names: Names, secrets: GeneratedSecrets) -> dict[str, str]:
     data = {WEAVIATE_API_KEY_KEY: secrets.weaviate_api_key}
     for instance in REDIS_INSTANCES:
         password = secrets.redis_password(instance)
         data[redis_password_key(instance)] = password
         data[redis_auth_conf_key(instance)] = redis_auth_conf(password)
     data[GATEWAY_TOKENS_KEY] = "\n".join(secrets.gateway_tokens) + "\n"
+    if secrets.rabbitmq_password:
+        data[RABBITMQ_USERNAME_KEY] = RABBITMQ_USER
+        data[RABBITMQ_PASSWORD_KEY] = secrets.rabbitmq_password
+        data[RABBITMQ_AUTH_CONF_KEY] = rabbitmq_auth_conf(secrets.rabbitmq_password)
+        data[RABBITMQ_COOKIE_KEY] = secrets.erlang_cookie
     return data
 
 
-def build_internal_auth(names: Names, *, secrets: GeneratedSecrets) -> list[Obj]:
+def build_internal_auth(
+    names: Names, *, secrets: GeneratedSecrets, messaging: bool = False
+) -> list[Obj]:
     missing = [i for i in REDIS_INSTANCES if not secrets.redis_password(i)]
     if missing or not secrets.weaviate_api_key or not secrets.gateway_tokens:
         raise ValueError("internal credentials were not generated (tokens, Redis, Weaviate)")
-    return [secret(names, None, names.internal_auth, internal_auth_data(secrets))]
+    if messaging and not (secrets.rabbitmq_password and secrets.erlang_cookie):
+        raise ValueError("RabbitMQ credentials were not generated")
+    return [secret(names, None, names.internal_auth, internal_auth_data(names, secrets))]
 
 
 def secret_env(names: Names, variable: str, key: str) -> Obj:

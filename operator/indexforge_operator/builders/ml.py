@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..naming import Names
 from ..spec import IndexForgeSpec
 from . import ports
-from .common import Obj, env
+from .common import Obj, Rollout, env
 from .python_service import ServiceShape, build_python_service, common_env
 
 
@@ -35,6 +35,14 @@ def gpu_pod_fields(spec: IndexForgeSpec) -> Obj:
     if gpu.runtime_class_name:
         fields["runtimeClassName"] = gpu.runtime_class_name
     return fields
+
+
+def ml_rollout(spec: IndexForgeSpec) -> Rollout:
+    """With whole GPUs per pod a surge pod may find no free GPU and never schedule: replace
+    pods instead (one at a time; all at once for a single replica)."""
+    if not spec.ml.gpu.enabled:
+        return "surge"
+    return "recreate" if spec.ml.replicas == 1 else "replace"
 
 
 def build_ml(spec: IndexForgeSpec, names: Names) -> list[Obj]:
@@ -65,5 +73,6 @@ def build_ml(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         limits_extra={gpu.resource_name: str(gpu.count)} if gpu.enabled else {},
         slow_start=True,
         redis="redis-ml",
+        rollout=ml_rollout(spec),
     )
     return build_python_service(spec, names, shape)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ..decisions import components, monitoring_mode
+from ..decisions import components, monitoring_mode, uses_cluster_operator
 from ..naming import Component, Names, instance_pod_selector, selector_labels
 from ..spec import IndexForgeSpec
 from . import ports
@@ -19,7 +19,9 @@ from .backup import backup_sources
 from .common import Obj, meta
 from .targets import scrape_targets
 
-_SERVICES: tuple[Component, ...] = ("api", "ml", "excel")
+_SERVICES: tuple[Component, ...] = ("api", "ml", "excel", "worker")
+# The KEDA operator polls the ingest queue's length (its chart's pod label, any namespace).
+KEDA_OPERATOR = (("app.kubernetes.io/name", "keda-operator"),)
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,20 @@ class Outside:
 
 
 @dataclass(frozen=True)
+class Foreign:
+    """Pods of this namespace that are not ours, picked by their own labels (the RabbitMQ
+    cluster operator's broker pods)."""
+
+    pod_labels: tuple[tuple[str, str], ...]
+
+    def peer(self) -> Obj:
+        return {"podSelector": {"matchLabels": dict(self.pod_labels)}}
+
+
+@dataclass(frozen=True)
 class Flow:
     source: Component | Outside | None
-    dest: Component | None
+    dest: Component | Foreign | None
     ports: tuple[int, ...]
     udp: tuple[int, ...] = ()  # UDP ports besides the TCP ones (Alertmanager's gossip)
 
@@ -134,11 +147,42 @@ def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
         notify = receiver_ports(spec)
         if notify:
             out.append(Flow("alertmanager", None, notify))
+    if "rabbitmq" in present:
+        out += _messaging_flows(spec, broker_peer(spec), present)
     if spec.sentry.enabled:
         out += [Flow(s, None, (ports.HTTPS,)) for s in services]
     if "prometheus" in backup_sources(spec, list(present)):
         # The snapshot admin API; with Grafana's datasource, the only client of port 9090.
         out.append(Flow("backup", "prometheus", (ports.PROMETHEUS,)))
+    return out
+
+
+def broker_peer(spec: IndexForgeSpec) -> Component | Foreign:
+    """Where clients find the broker's pods: ours, or the cluster operator's (its pods carry
+    `app.kubernetes.io/name: <RabbitmqCluster name>`; the name is not known here, so the
+    component label it sets on every broker pod stands in, within this namespace)."""
+    if uses_cluster_operator(spec):
+        return Foreign((("app.kubernetes.io/component", "rabbitmq"),))
+    return "rabbitmq"
+
+
+def _messaging_flows(
+    spec: IndexForgeSpec, broker: Component | Foreign, present: set[Component]
+) -> list[Flow]:
+    """Publishers and workers to the broker, workers to what indexing uses, nodes to nodes."""
+    amqp = (ports.RABBITMQ_AMQP,)
+    out = [Flow("api", broker, amqp), Flow("worker", broker, amqp)]
+    out += [
+        Flow("worker", "redis-app", (ports.REDIS,)),
+        Flow("worker", "weaviate", (ports.WEAVIATE_HTTP, ports.WEAVIATE_GRPC)),
+        Flow("worker", "ml", (ports.ML,)),
+    ]
+    if "excel" in present:
+        out.append(Flow("worker", "excel", (ports.EXCEL,)))
+    if broker == "rabbitmq":  # our StatefulSet: clustering, and KEDA reading queue lengths
+        out.append(Flow("rabbitmq", "rabbitmq", (ports.RABBITMQ_EPMD, ports.RABBITMQ_DIST)))
+        if spec.messaging.workers.scaler == "keda":
+            out.append(Flow(Outside((), KEDA_OPERATOR), "rabbitmq", amqp))
     return out
 
 
@@ -167,7 +211,9 @@ def _policy(names: Names, component: Component, all_flows: list[Flow]) -> Obj:
             ingress.append(rule)
         if flow.source == component:
             rule = {"ports": _ports(flow)}
-            if flow.dest is not None:
+            if isinstance(flow.dest, Foreign):
+                rule = {"to": [flow.dest.peer()], **rule}
+            elif flow.dest is not None:
                 rule = {"to": [_peer(names, flow.dest)], **rule}
             egress.append(rule)
     spec: Obj = {
@@ -198,6 +244,9 @@ def build_network_policies(
         },
     }
     present = components(spec, prometheus_operator=prometheus_operator)
+    if uses_cluster_operator(spec):
+        # Its pods are the cluster operator's (and need its API access); no policy of ours.
+        present = [c for c in present if c != "rabbitmq"]
     if backup_sources(spec, present):
         present = [*present, "backup"]
     return [deny, *(_policy(names, c, all_flows) for c in present)]

@@ -34,3 +34,7 @@ JAEGER_HEALTH: Final = 13133  # healthcheckv2 extension: /status
 JAEGER_METRICS: Final = 8888  # the collector's own telemetry (Prometheus format)
 DNS: Final = 53
 HTTPS: Final = 443
+RABBITMQ_AMQP: Final = 5672
+RABBITMQ_EPMD: Final = 4369  # Erlang port mapper: how nodes find each other's dist port
+RABBITMQ_DIST: Final = 25672  # Erlang distribution between broker nodes (clustering)
+RABBITMQ_METRICS: Final = 15692  # the rabbitmq_prometheus plugin

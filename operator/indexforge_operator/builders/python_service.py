@@ -17,6 +17,7 @@ from ..spec_common import DisruptionBudget, Resources
 from . import ports
 from .common import (
     Obj,
+    Rollout,
     container_security,
     deployment,
     env,
@@ -37,7 +38,7 @@ from .credentials import TOKENS_FILE, redis_password_env, tokens_mount, tokens_v
 
 # The uid the service images run as (their Dockerfiles create this user).
 SERVICE_UID = 10001
-PythonComponent = Literal["api", "ml", "excel"]
+PythonComponent = Literal["api", "ml", "excel", "worker"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class ServiceShape:
     slow_start: bool = False  # ML loads its model before it is ready
     redis: str | None = None  # the Redis instance whose password the service needs
     tmp_size: str | None = None  # /tmp sizeLimit when the default is too small (API uploads)
+    rollout: Rollout = "surge"  # how the Deployment replaces pods (see common.deployment)
+    program: str | None = None  # the console script; default indexforge-<component>
+    extra_args: Sequence[str] = ()  # after --host/--port (the worker's --worker)
 
 
 def common_env(spec: IndexForgeSpec, names: Names, component: str, log_level: str) -> list[Obj]:
@@ -104,11 +108,12 @@ def _container(names: Names, shape: ServiceShape) -> Obj:
         "image": shape.image,
         "imagePullPolicy": shape.pull_policy,
         "command": [
-            f"indexforge-{shape.component}",
+            shape.program or f"indexforge-{shape.component}",
             "--host",
             "0.0.0.0",
             "--port",
             str(shape.port),
+            *shape.extra_args,
         ],
         "ports": [
             {"name": "http", "containerPort": shape.port, "protocol": "TCP"},
@@ -146,7 +151,9 @@ def build_python_service(spec: IndexForgeSpec, names: Names, shape: ServiceShape
     metrics = service_port("metrics", ports.SERVICE_METRICS)
     out = [
         service_account(names, component),
-        deployment(names, component, replicas=shape.replicas, template=template),
+        deployment(
+            names, component, replicas=shape.replicas, template=template, rollout=shape.rollout
+        ),
         service(names, component, http),
         headless_service(names, component, [*http, metrics]),
     ]

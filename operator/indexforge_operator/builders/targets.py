@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..decisions import uses_cluster_operator
 from ..naming import Component
 from ..spec import IndexForgeSpec
 from . import ports
@@ -41,4 +42,9 @@ def scrape_targets(spec: IndexForgeSpec, *, standalone: bool = False) -> list[Sc
     if standalone and spec.monitoring.enabled and spec.monitoring.alertmanager.enabled:
         # Failed notifications show up only in Alertmanager's own metrics.
         out.append(ScrapeTarget("alertmanager", "http", ports.ALERTMANAGER))
+    if spec.messaging.enabled:
+        out.append(ScrapeTarget("worker", "metrics", ports.SERVICE_METRICS))
+        if not uses_cluster_operator(spec):
+            # The cluster operator's brokers are scraped the way its docs describe.
+            out.append(ScrapeTarget("rabbitmq", "metrics", ports.RABBITMQ_METRICS))
     return out
