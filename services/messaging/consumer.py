@@ -8,8 +8,9 @@ The broker side of the worker, independent of what a job does:
   Dying before that leaves it unacked, so the broker hands it to another worker;
 * an invalid body (not JSON, wrong schema, wrong type for this queue) goes to the DLQ with
   the reason in `x-indexforge-reason`, and the consumer carries on with the next message;
-* `Retry(delay)` publishes a copy to the retry queue with that expiration and the attempt
-  count + 1 in `x-indexforge-attempt`; expiry dead-letters it back to the ingest queue;
+* `Retry(delay)` publishes a copy to the retry queue of that delay (`topology.py`) with the
+  attempt count + 1 in `x-indexforge-attempt`; expiry dead-letters it back to the ingest
+  queue;
 * a broken connection (broker restart) is reconnected with backoff, forever: messages that
   were in flight are redelivered by the broker.
 """
@@ -28,7 +29,15 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from .metrics import QueueMetrics
 from .retry import Decision, after_failure
 from .schemas import IngestRequested, InvalidMessage, parse
-from .topology import ATTEMPT_HEADER, REASON_HEADER, Names, Topology, declare
+from .topology import (
+    ATTEMPT_HEADER,
+    REASON_HEADER,
+    Names,
+    Topology,
+    declare,
+    declare_retry,
+    delay_ms,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +99,7 @@ class Consumer:
         self._tag: str | None = None
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[Any]] = set()
+        self._retry_queues: set[int] = set()  # delays (ms) declared on the current channel
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -149,6 +159,7 @@ class Consumer:
                 self.metrics.consuming.set(0)
             self._channel = self._topology = None
             self._tag = None
+            self._retry_queues = set()
             if not connection.is_closed:
                 await asyncio.shield(connection.close())
 
@@ -198,13 +209,7 @@ class Consumer:
         if self.metrics is not None:
             self.metrics.messages.labels(outcome).inc()
 
-    def _copy(
-        self,
-        message: AbstractIncomingMessage,
-        headers: dict[str, Any],
-        *,
-        expiration: float | None = None,
-    ) -> aio_pika.Message:
+    def _copy(self, message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
         return aio_pika.Message(
             message.body,
             content_type=message.content_type,
@@ -213,14 +218,21 @@ class Consumer:
             correlation_id=message.correlation_id,
             type=message.type,
             headers={**(message.headers or {}), **headers},
-            expiration=expiration,  # seconds; sent as milliseconds
         )
 
     async def _retry(self, message: AbstractIncomingMessage, attempt: int, delay: float) -> None:
         channel = self._require_channel()
-        copy = self._copy(message, {ATTEMPT_HEADER: attempt}, expiration=max(0.001, delay))
-        await channel.default_exchange.publish(copy, routing_key=self.names.retry)
+        queue = await self._retry_queue(channel, delay_ms(delay))
+        copy = self._copy(message, {ATTEMPT_HEADER: attempt})
+        await channel.default_exchange.publish(copy, routing_key=queue)
         await message.ack()  # only once the copy is confirmed: a crash between = a duplicate
+
+    async def _retry_queue(self, channel: AbstractChannel, delay: int) -> str:
+        """Declared on first use per channel (the delays follow from the retry policy)."""
+        if delay not in self._retry_queues:
+            await declare_retry(channel, self.names, delay)
+            self._retry_queues.add(delay)
+        return self.names.retry(delay)
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, reason: str, *, attempt: int | None = None

@@ -1,17 +1,22 @@
 """The RabbitMQ objects of ingestion, declared by every publisher and worker (idempotent).
 
     events (topic exchange) --document.ingest.requested--> <prefix>.ingest (quorum)
-    <prefix>.ingest.retry (quorum): per-message TTL, dead-letters back to <prefix>.ingest
+    <prefix>.ingest.retry.<ms>ms (quorum, one per retry delay): x-message-ttl <ms>, then
+                                 dead-lettered back to <prefix>.ingest
     <prefix>.ingest.dead  (quorum): the dead-letter queue (invalid, poison, exhausted)
 
 Quorum queues: replicated, and durable messages survive a broker restart. A worker that
 dies mid-message never acks it, so the broker redelivers it; `x-delivery-limit` bounds
 those redeliveries (a message that kills every worker that takes it) and the broker then
 dead-letters it to the DLQ itself. Retries with backoff do not use redelivery: the worker
-publishes a copy to the retry queue with an expiration, and expiry dead-letters it back.
+publishes a copy to the retry queue of that delay, and expiry dead-letters it back.
+
+One retry queue per delay, not one queue with per-message TTLs: RabbitMQ expires messages
+only at the head of a queue, so a 2 s retry queued behind a 5 min one would wait 5 min.
+In a queue whose messages all have the same TTL, the head always expires first.
 
 Queue arguments cannot change on an existing queue (declare fails PRECONDITION_FAILED),
-so they are constants here, not settings.
+so they are constants here, not settings; a retry queue's name carries its TTL.
 """
 
 from __future__ import annotations
@@ -41,9 +46,8 @@ class Names:
     def ingest(self) -> str:
         return f"{self.prefix}.ingest"
 
-    @property
-    def retry(self) -> str:
-        return f"{self.prefix}.ingest.retry"
+    def retry(self, delay_ms: int) -> str:
+        return f"{self.prefix}.ingest.retry.{delay_ms}ms"
 
     @property
     def dead(self) -> str:
@@ -54,7 +58,6 @@ class Names:
 class Topology:
     exchange: AbstractExchange
     ingest: AbstractQueue
-    retry: AbstractQueue
     dead: AbstractQueue
 
 
@@ -76,13 +79,24 @@ async def declare(channel: AbstractChannel, names: Names) -> Topology:
         },
     )
     await ingest.bind(exchange, routing_key=INGEST_REQUESTED)
-    retry = await channel.declare_queue(
-        names.retry,
+    return Topology(exchange=exchange, ingest=ingest, dead=dead)
+
+
+def delay_ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+async def declare_retry(channel: AbstractChannel, names: Names, delay: int) -> str:
+    """The retry queue of `delay` milliseconds; returns its name."""
+    name = names.retry(delay)
+    await channel.declare_queue(
+        name,
         durable=True,
         arguments={
             "x-queue-type": "quorum",
+            "x-message-ttl": delay,
             "x-dead-letter-exchange": "",
             "x-dead-letter-routing-key": names.ingest,
         },
     )
-    return Topology(exchange=exchange, ingest=ingest, retry=retry, dead=dead)
+    return name

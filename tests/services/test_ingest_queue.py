@@ -12,6 +12,7 @@ ML service: what the queue promises, shown by breaking things.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -22,11 +23,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
 
 from indexforge_services.messaging.schemas import parse
-from indexforge_services.messaging.topology import ATTEMPT_HEADER, INGEST_REQUESTED, REASON_HEADER
+from indexforge_services.messaging.topology import (
+    ATTEMPT_HEADER,
+    INGEST_REQUESTED,
+    REASON_HEADER,
+    Names,
+    declare,
+    declare_retry,
+)
 from tests.procs import free_port
 from tests.stack.weaviate import WeaviateProcess
 from tests.waiting import wait_for
@@ -154,6 +163,35 @@ def test_a_job_whose_dependency_stays_down_is_retried_then_dead_lettered(
     assert headers[REASON_HEADER] == "ml_unavailable after 3 attempts"
     assert headers[ATTEMPT_HEADER] == 3
     assert weaviate_count(wiring.weaviate_url, wiring.collection) == 0
+
+
+async def _retry_order(url: str, names: Names) -> list[tuple[bytes, float]]:
+    connection = await aio_pika.connect(url, timeout=5)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        topology = await declare(channel, names)
+        began = time.monotonic()
+        for body, delay in ((b"slow", 3000), (b"fast", 300)):
+            queue = await declare_retry(channel, names, delay)
+            await channel.default_exchange.publish(aio_pika.Message(body), routing_key=queue)
+        arrived: list[tuple[bytes, float]] = []
+        deadline = began + 30
+        while len(arrived) < 2 and time.monotonic() < deadline:
+            message = await topology.ingest.get(fail=False, timeout=5)
+            if message is None:
+                await asyncio.sleep(0.05)
+                continue
+            await message.ack()
+            arrived.append((message.body, time.monotonic() - began))
+        return arrived
+
+
+def test_a_short_retry_never_waits_behind_a_long_one(rabbitmq: RabbitMQNode) -> None:
+    """RabbitMQ expires messages at a queue's head only: one retry queue per delay."""
+    names = Names(f"t{uuid.uuid4().hex[:10]}")
+    (first, at_first), (second, at_second) = asyncio.run(_retry_order(rabbitmq.url, names))
+    assert (first, second) == (b"fast", b"slow")
+    assert 0.3 <= at_first < 2.5 and at_second >= 3.0, (at_first, at_second)
 
 
 def test_broker_down_is_503_with_retry_after_then_202_when_back(
