@@ -5,7 +5,8 @@
 - A rule change reaches the ConfigMap but not the Prometheus pod template (the reloader
   sidecar applies it; the StatefulSet's generation does not move).
 - Backup CronJobs are accepted by the API server, owned by the CR and run under the chart's
-  RBAC (the operator applies them with exactly the verbs test_rbac checks).
+  RBAC (the operator applies them with exactly the verbs test_rbac checks); a pass with
+  nothing drifted does not write them again.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from indexforge_operator.naming import Names, labels, selector_labels
+from tests.conftest import REACTION_SECONDS
 from tests.integration.test_operator import _apply, _cr, _sample, _wait_ready
+from tests.operator_runner import OperatorProcess
 from tests.waiting import wait_for
 
-pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator_process")]
+pytestmark = [pytest.mark.cluster]
 
 BACKUP = {"enabled": True, "retention": 3, "target": {"volume": {"claimName": "backups"}}}
 
@@ -80,6 +83,12 @@ def _ready(api_client: Any, namespace: str) -> None:
         raise AssertionError(f"{exc}\nstatus: {status}\nwarnings: {warnings[-15:]}") from None
 
 
+def _ours(obj: Any) -> str:
+    """The operator's managedFields entry (moves only when its apply changed something)."""
+    (entry,) = [m for m in obj.metadata.managed_fields if m.manager == "indexforge-operator"]
+    return f"{entry.time}{entry.fields_v1}"
+
+
 def _gone(read: Any) -> bool:
     try:
         read()
@@ -89,7 +98,7 @@ def _gone(read: Any) -> bool:
 
 
 def test_upgrade_prunes_deployments_and_rules_reload_without_rolling(
-    api_client: Any, kubeconfig: Path, namespace: str
+    api_client: Any, kubeconfig: Path, namespace: str, operator_process: OperatorProcess
 ) -> None:
     names = Names("demo", namespace)
     apps, batch = client.AppsV1Api(api_client), client.BatchV1Api(api_client)
@@ -105,6 +114,21 @@ def test_upgrade_prunes_deployments_and_rules_reload_without_rolling(
     for job in jobs.values():
         assert [o.kind for o in job.metadata.owner_references] == ["IndexForge"]
         assert job.spec.schedule == "30 2 * * *"
+
+    # No drift on a pass: a label that is not ours triggers one; our apply entry stays.
+    ours_before = {name: _ours(job) for name, job in jobs.items()}
+    passes = operator_process.metric("indexforge_operator_reconciles_total")
+    batch.patch_namespaced_cron_job(
+        names.backup("grafana"), namespace, {"metadata": {"labels": {"team": "search"}}}
+    )
+    wait_for(
+        lambda: operator_process.metric("indexforge_operator_reconciles_total") > passes,
+        timeout=REACTION_SECONDS,
+        what="a pass triggered by the CronJob's watch event",
+    )
+    time.sleep(2)
+    after = {j.metadata.name: _ours(j) for j in batch.list_namespaced_cron_job(namespace).items}
+    assert after == ours_before
 
     # The upgrade: Deployments of the old layout appear (as if left by the old version).
     owner = _cr(api_client, namespace, "demo")
