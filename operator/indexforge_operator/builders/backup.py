@@ -9,6 +9,11 @@ can mount: each job is pinned to the node of the pod whose volume it reads (requ
 affinity on the hostname). The snapshot API writes the snapshot into Prometheus's own volume,
 and SQLite's backup API needs the database file, so reading the volume is unavoidable; the
 alternative, a sidecar in each pod, would hold memory all day for a nightly task.
+
+The snapshot needs Prometheus's admin API (`--web.enable-admin-api`, on only while backups
+are). It also offers delete_series, so who reaches port 9090 matters: per NetworkPolicy only
+Grafana and the backup job, and Grafana's datasource proxy refuses every Prometheus POST but
+the query endpoints (grafana/grafana#7459, #33491), so a Grafana user cannot reach it either.
 """
 
 from __future__ import annotations
