@@ -129,3 +129,13 @@ def test_spooled_payload_round_trips() -> None:
     for workbook in (None, b"PK\x03\x04" + bytes(range(256))):
         p = payloads.Payload("csv", "a.csv", "d" * 64, 99, records, workbook)
         assert payloads.decode(payloads.encode(p)) == p
+
+
+def test_the_operator_scales_and_alerts_on_the_queues_the_services_declare() -> None:
+    from indexforge_operator import queues
+    from indexforge_services.api.settings import ApiSettings
+    from indexforge_services.messaging.topology import Names
+
+    names = Names(queues.QUEUE_PREFIX)
+    assert (names.ingest, names.dead) == (queues.INGEST_QUEUE, queues.DEAD_LETTER_QUEUE)
+    assert ApiSettings.model_fields["queue_prefix"].default == queues.QUEUE_PREFIX
