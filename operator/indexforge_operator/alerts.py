@@ -7,10 +7,11 @@ both monitoring modes without cAdvisor access.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from .alert_model import Alert
+from .messaging_alerts import messaging_alerts
 from .naming import Names
 from .quantity import parse_quantity
 from .slo import slo_groups
@@ -31,15 +32,6 @@ from .telemetry import (
 )
 
 WINDOW = "5m"
-
-
-@dataclass(frozen=True)
-class Alert:
-    name: str
-    expr: str
-    severity: str
-    summary: str
-    description: str
 
 
 def runbook_url(spec: IndexForgeSpec, alert: str) -> str:
@@ -158,6 +150,7 @@ def alerts(spec: IndexForgeSpec, names: Names, *, standalone: bool = False) -> l
                 "no one.",
             )
         )
+    out += messaging_alerts(spec, names)
     out.append(
         Alert(
             "IndexForgeTargetDown",

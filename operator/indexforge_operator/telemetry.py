@@ -27,6 +27,12 @@ KONG_REQUESTS: Final = "kong_http_requests_total"
 KONG_LATENCY_BUCKET: Final = "kong_request_latency_ms_bucket"
 KONG_LATENCY_COUNT: Final = "kong_request_latency_ms_count"
 ALERTMANAGER_NOTIFICATIONS_FAILED: Final = "alertmanager_notifications_failed_total"
+# rabbitmq_prometheus with per-object metrics (labels vhost, queue); alarms are 0/1 gauges.
+RABBITMQ_QUEUE_READY: Final = "rabbitmq_queue_messages_ready"
+RABBITMQ_QUEUE_MESSAGES: Final = "rabbitmq_queue_messages"
+RABBITMQ_QUEUE_CONSUMERS: Final = "rabbitmq_queue_consumers"
+RABBITMQ_MEMORY_ALARM: Final = "rabbitmq_alarms_memory_used_watermark"
+RABBITMQ_DISK_ALARM: Final = "rabbitmq_alarms_free_disk_space_watermark"
 
 INSTANCE_LABEL: Final = "indexforge_instance"
 NAMESPACE_LABEL: Final = "indexforge_namespace"

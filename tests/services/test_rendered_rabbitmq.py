@@ -31,6 +31,7 @@ from indexforge_operator.builders.rabbitmq import CONF_KEY, PLUGINS_KEY, build_r
 from indexforge_operator.generated import GeneratedSecrets, complete
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
+from tests.waiting import wait_for
 
 from .rabbitmq import RabbitMQNode, rabbitmq_binary
 
@@ -187,6 +188,14 @@ def test_the_prometheus_plugin_and_the_alarm_thresholds(node: tuple[RenderedNode
     disk = _gauge(text, "rabbitmq_disk_space_available_limit_bytes")
     assert disk == 200 * 1024 * 1024 // 10
     assert broker.prometheus_port != ports.RABBITMQ_METRICS  # really rewritten to loopback
+
+
+def test_queues_have_their_own_series(node: tuple[RenderedNode, str]) -> None:
+    """prometheus.return_per_object_metrics: the alerts select the ingest queue and the DLQ."""
+    broker, password = node
+    asyncio.run(_declare_quorum_queue(broker.amqp_url(RABBITMQ_USER, password)))
+    series = 'rabbitmq_queue_messages{vhost="/",queue="rendered-check"}'
+    wait_for(lambda: series in broker.metrics(), timeout=30, what="per-queue series")
 
 
 def test_the_loopback_rewrite_touches_addresses_only() -> None:

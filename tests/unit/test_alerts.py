@@ -100,6 +100,46 @@ def _latency(slow_share: int) -> list[dict[str, str]]:
     ]
 
 
+def _queue(metric: str, queue: str, values: str) -> dict[str, str]:
+    return _series(metric, values, component="rabbitmq", queue=queue, vhost="/")
+
+
+def _messaging_cases() -> list[tuple[str, dict[str, Any], list[dict[str, str]], str, str, bool]]:
+    on: dict[str, Any] = {"messaging": {"enabled": True}}  # maxReplicas 10 x 20 per worker
+    ingest, dead = "indexforge.ingest", "indexforge.ingest.dead"
+    alarm = "rabbitmq_alarms_memory_used_watermark"
+    disk = "rabbitmq_alarms_free_disk_space_watermark"
+    return [
+        ("dlq-filled", on, [_queue("rabbitmq_queue_messages", dead, "0 0 3x28")],
+         "IndexForgeIngestDeadLetters", "rabbitmq", True),
+        ("dlq-empty", on, [_queue("rabbitmq_queue_messages", dead, "0x30")],
+         "IndexForgeIngestDeadLetters", "rabbitmq", False),
+        ("backlog-over", on, [_queue("rabbitmq_queue_messages_ready", ingest, "500x30")],
+         "IndexForgeIngestBacklog", "rabbitmq", True),
+        ("backlog-within", on, [_queue("rabbitmq_queue_messages_ready", ingest, "150x30")],
+         "IndexForgeIngestBacklog", "rabbitmq", False),
+        ("backlog-bigger-fleet", {"messaging": {"enabled": True, "workers": {"maxReplicas": 50}}},
+         [_queue("rabbitmq_queue_messages_ready", ingest, "500x30")],
+         "IndexForgeIngestBacklog", "rabbitmq", False),
+        ("waiting-no-consumer", on,
+         [_queue("rabbitmq_queue_messages_ready", ingest, "5x30"),
+          _queue("rabbitmq_queue_consumers", ingest, "0x30")],
+         "IndexForgeIngestNoConsumers", "rabbitmq", True),
+        ("waiting-consumed", on,
+         [_queue("rabbitmq_queue_messages_ready", ingest, "5x30"),
+          _queue("rabbitmq_queue_consumers", ingest, "2x30")],
+         "IndexForgeIngestNoConsumers", "rabbitmq", False),
+        ("memory-alarm", on,
+         [_series(alarm, "1x30", component="rabbitmq"),
+          _series(disk, "0x30", component="rabbitmq")],
+         "IndexForgeRabbitMQResourceAlarm", "rabbitmq", True),
+        ("no-alarm", on,
+         [_series(alarm, "0x30", component="rabbitmq"),
+          _series(disk, "0x30", component="rabbitmq")],
+         "IndexForgeRabbitMQResourceAlarm", "rabbitmq", False),
+    ]  # fmt: skip
+
+
 # (id, spec, input series, alert, component, fires)
 CASES: list[tuple[str, dict[str, Any], list[dict[str, str]], str, str, bool]] = [
     ("errors-2pct", {}, _http(2, 98), "IndexForgeHighErrorRate", "api", True),
@@ -206,6 +246,8 @@ CASES: list[tuple[str, dict[str, Any], list[dict[str, str]], str, str, bool]] = 
         "api",
         False,
     ),
+    # Messaging (built-in broker): per-queue series of rabbitmq_prometheus.
+    *_messaging_cases(),
 ]
 
 
@@ -306,9 +348,10 @@ RUNBOOKS = Path(__file__).resolve().parents[2] / "docs" / "runbooks"
 def test_every_alert_has_a_runbook_file_and_every_runbook_an_alert() -> None:
     """The default runbookBaseUrl is docs/runbooks in the repository: each alert's link must
     land on a file there, and no runbook may describe an alert that no longer exists."""
-    groups = rule_groups(make_spec({}), NAMES, standalone=True)
+    # Messaging on (built-in broker): every optional alert exists.
+    groups = rule_groups(make_spec({"messaging": {"enabled": True}}), NAMES, standalone=True)
     alerts = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
-    assert {"IndexForgeHighMemory", "IndexForgeHighCPU"} <= alerts  # every optional alert is on
+    assert {"IndexForgeHighMemory", "IndexForgeHighCPU", "IndexForgeIngestBacklog"} <= alerts
     files = {p.stem for p in RUNBOOKS.glob("*.md") if p.name != "README.md"}
     assert alerts == files, f"alerts without runbook: {sorted(alerts - files)}; " + (
         f"runbooks without alert: {sorted(files - alerts)}"

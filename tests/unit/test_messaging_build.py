@@ -171,3 +171,32 @@ def test_with_the_cluster_operator_no_policy_claims_its_pods() -> None:
     assert broker[0]["to"] == [
         {"podSelector": {"matchLabels": {"app.kubernetes.io/component": "rabbitmq"}}}
     ]
+
+
+def test_queue_names_are_the_ones_the_services_declare() -> None:
+    from indexforge_operator.queues import DEAD_LETTER_QUEUE, INGEST_QUEUE, QUEUE_PREFIX
+    from indexforge_services.api.settings import ApiSettings
+    from indexforge_services.messaging.topology import Names as QueueNames
+
+    declared = QueueNames(prefix=QUEUE_PREFIX)
+    assert (declared.ingest, declared.dead) == (INGEST_QUEUE, DEAD_LETTER_QUEUE)
+    assert ApiSettings.model_fields["queue_prefix"].default == QUEUE_PREFIX
+
+
+def test_broker_alerts_only_for_the_built_in_broker() -> None:
+    from indexforge_operator.alerts import rule_groups
+
+    def alert_names(**integrations: bool) -> set[str]:
+        spec = make_spec(ON)
+        from indexforge_operator.decisions import resolve_integrations
+
+        resolved = resolve_integrations(
+            spec,
+            rabbitmq_cluster=integrations.get("rabbitmq_cluster", False),
+            keda=integrations.get("keda", False),
+        )
+        groups = rule_groups(resolved, NAMES, standalone=True)
+        return {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
+
+    assert "IndexForgeIngestDeadLetters" in alert_names()
+    assert "IndexForgeIngestDeadLetters" not in alert_names(rabbitmq_cluster=True)

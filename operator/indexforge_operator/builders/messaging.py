@@ -10,12 +10,13 @@ trigger, `QueueLength` = `workers.messagesPerWorker`); without KEDA, an HPA on C
 from __future__ import annotations
 
 from ..naming import Names
+from ..queues import INGEST_QUEUE
 from ..spec import IndexForgeSpec
 from . import ports
 from .api import api_env, tmp_size
 from .common import Obj, meta
 from .python_service import ServiceShape, build_python_service
-from .queue_env import INGEST_QUEUE, broker_host, broker_secret, queue_env
+from .queue_env import broker_host, broker_secret, queue_env
 
 
 def _scaled(spec: IndexForgeSpec) -> bool:

@@ -13,15 +13,12 @@ from dataclasses import dataclass
 from ..decisions import uses_cluster_operator
 from ..generated import RABBITMQ_PASSWORD_KEY
 from ..naming import Names
+from ..queues import QUEUE_PREFIX
 from ..spec import IndexForgeSpec
 from . import ports
 from .common import Obj, env
 from .credentials import RABBITMQ_USERNAME_KEY
 
-# The services' default queue prefix (services/messaging/topology.py), set explicitly so the
-# scaler's queue name and the workers' cannot drift apart.
-QUEUE_PREFIX = "indexforge"
-INGEST_QUEUE = f"{QUEUE_PREFIX}.ingest"
 USERNAME_ENV = "AMQP_USERNAME"
 PASSWORD_ENV = "AMQP_PASSWORD"
 

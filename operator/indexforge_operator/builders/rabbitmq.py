@@ -66,6 +66,8 @@ def rabbitmq_conf(spec: IndexForgeSpec, names: Names) -> str:
     lines = [
         f"listeners.tcp.default = {ports.RABBITMQ_AMQP}",
         f"prometheus.tcp.port = {ports.RABBITMQ_METRICS}",
+        # Per-queue series (a handful of queues): the alerts watch the ingest queue and the DLQ.
+        "prometheus.return_per_object_metrics = true",
         "cluster_formation.peer_discovery_backend = classic_config",
         *(
             f"cluster_formation.classic_config.nodes.{i} = {node}"
