@@ -88,8 +88,8 @@ demo: setup tools-control-plane ## fresh machine -> local control plane -> opera
 demo-down: ## stop what `make demo` started
 	$(PY) -m tests.demo --down
 
-stack-up: setup system-deps ## start the service stack on loopback; prints export INDEXFORGE_API=... (MONITORING=1: + Jaeger, Prometheus, Alertmanager)
-	@$(PY) -m tests.stack up $(if $(filter 1 yes true,$(MONITORING)),--monitoring)
+stack-up: setup system-deps ## start the service stack on loopback; prints export INDEXFORGE_API=... (MONITORING=1: + Jaeger, Prometheus, Alertmanager; MESSAGING=1: + RabbitMQ, a worker)
+	@$(PY) -m tests.stack up $(if $(filter 1 yes true,$(MONITORING)),--monitoring) $(if $(filter 1 yes true,$(MESSAGING)),--messaging)
 
 stack-down: ## stop every process stack-up started
 	@$(PY) -m tests.stack down

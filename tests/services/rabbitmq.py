@@ -76,7 +76,7 @@ class RabbitMQNode:
     def log(self) -> Path:
         return self.workdir / "log" / "server.out"
 
-    def _write_config(self) -> Path:
+    def write_config(self) -> Path:
         lines = [
             f"listeners.tcp.1 = 127.0.0.1:{self.amqp_port}",
             "loopback_users.guest = true",
@@ -96,7 +96,7 @@ class RabbitMQNode:
         plugins.write_text("[rabbitmq_prometheus].\n" if self.prometheus else "[].\n")
         return config
 
-    def _env(self) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         home = self.workdir / "home"  # the Erlang cookie lives here, not in root's home
         home.mkdir(exist_ok=True)
         env = {k: os.environ[k] for k in ("PATH", "LANG") if k in os.environ}
@@ -134,10 +134,10 @@ class RabbitMQNode:
         binary = rabbitmq_binary()
         if binary is None:
             raise RabbitMQError("rabbitmq-server is not installed (make system-deps)")
-        self._write_config()
+        self.write_config()
         (self.workdir / "rabbitmq-env.conf").touch()
         (self.workdir / "log").mkdir(exist_ok=True)
-        env = self._env()
+        env = self.env()
         self._start_epmd(env)
         began = time.monotonic()
         with (self.workdir / "log" / "server.out").open("ab") as out:

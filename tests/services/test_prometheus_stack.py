@@ -1,7 +1,7 @@
 """The rendered monitoring stack over the real services: targets, rules, dashboards, alerts.
 
-`make stack-up MONITORING=1` in a temporary state directory: the real API, ML and Excel
-processes, Redis, Weaviate and Jaeger, plus Debian's Prometheus, Alertmanager and
+`make stack-up MONITORING=1 MESSAGING=1` in a temporary state directory: the real API (queue
+mode), an ingestion worker, ML and Excel processes, Redis, RabbitMQ, Weaviate and Jaeger, plus Debian's Prometheus, Alertmanager and
 redis_exporter running the operator's rendered prometheus.yml, rule file and
 alertmanager.yml (addresses rewritten to loopback, nothing else; `tests/stack/monitoring.py`).
 Timings are spec fields set fast (`FAST`), the webhook URL is the spec's
@@ -82,7 +82,7 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state = tmp_path_factory.mktemp("monitored-stack")
     try:
-        launcher.up(state, monitoring=True, monitoring_spec=FAST)
+        launcher.up(state, monitoring=True, monitoring_spec=FAST, messaging=True)
         yield Stack(state, launcher.read_state(state)["urls"])
     finally:
         launcher.down(state)
@@ -126,14 +126,14 @@ def traffic(stack: Stack) -> Stack:
 
 
 def _rules() -> list[dict[str, Any]]:
-    rendered = mon.rendered(mon.stack_spec(FAST, webhook_url=UNUSED_HOOK))
+    rendered = mon.rendered(mon.stack_spec(FAST, webhook_url=UNUSED_HOOK, messaging=True))
     return [rule for group in yaml.safe_load(rendered.rules)["groups"] for rule in group["rules"]]
 
 
 def _dashboard_queries() -> list[tuple[str, str, str]]:
     """(dashboard title, panel title, expr) of every dashboard the operator provisions."""
     found: list[tuple[str, str, str]] = []
-    for obj in mon.rendered_objects(mon.stack_spec(FAST, webhook_url=UNUSED_HOOK)):
+    for obj in mon.rendered_objects(mon.stack_spec(FAST, webhook_url=UNUSED_HOOK, messaging=True)):
         if obj["kind"] != "ConfigMap":
             continue
         for key, text in (obj.get("data") or {}).items():
@@ -176,7 +176,7 @@ def _selectors(expr: str) -> list[str]:
 
 
 def test_every_rendered_target_is_up(stack: Stack) -> None:
-    config = mon.rendered(mon.stack_spec(FAST, webhook_url=UNUSED_HOOK)).prometheus
+    config = mon.rendered(mon.stack_spec(FAST, webhook_url=UNUSED_HOOK, messaging=True)).prometheus
     skipped = {mon.NAMES.component(c) for c in mon.NOT_RUN_HERE}
     expected = {job["job_name"] for job in config["scrape_configs"]} - skipped
 

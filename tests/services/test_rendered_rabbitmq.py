@@ -11,29 +11,20 @@ memory and disk alarms sit where the spec's limits put them.
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aio_pika
 import pytest
 
 from indexforge_operator.builders import ports
-from indexforge_operator.builders.credentials import (
-    RABBITMQ_AUTH_CONF_KEY,
-    RABBITMQ_USER,
-    build_internal_auth,
-)
-from indexforge_operator.builders.rabbitmq import CONF_KEY, PLUGINS_KEY, build_rabbitmq
-from indexforge_operator.generated import GeneratedSecrets, complete
+from indexforge_operator.builders.credentials import RABBITMQ_USER
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
+from tests.services.rabbitmq import rabbitmq_binary
+from tests.stack.messaging import RenderedNode, loopback_conf, rendered_broker
 from tests.waiting import wait_for
-
-from .rabbitmq import RabbitMQNode, rabbitmq_binary
 
 pytestmark = [
     pytest.mark.slow,
@@ -59,70 +50,7 @@ SPEC = IndexForgeSpec.model_validate(
 
 
 def _rendered() -> tuple[dict[str, str], str, str]:
-    """(conf.d files, enabled_plugins, password) exactly as the operator renders them."""
-    secrets = complete(SPEC, current=GeneratedSecrets(), token=lambda: "s3cr3t-" + "x" * 24)
-    (auth,) = build_internal_auth(NAMES, secrets=secrets, messaging=True)
-    config = next(o for o in build_rabbitmq(SPEC, NAMES) if o["kind"] == "ConfigMap")["data"]
-    conf_d = {
-        "10-indexforge.conf": config[CONF_KEY],
-        "20-auth.conf": base64.b64decode(auth["data"][RABBITMQ_AUTH_CONF_KEY]).decode(),
-    }
-    return conf_d, config[PLUGINS_KEY], secrets.rabbitmq_password
-
-
-def loopback_conf(text: str, *, amqp: int, metrics: int, node: str) -> str:
-    """Addresses only: listeners on loopback ports, the node list is this node."""
-    out = []
-    for line in text.splitlines():
-        key = line.split(" = ", 1)[0]
-        if key == "listeners.tcp.default":
-            line = f"listeners.tcp.1 = 127.0.0.1:{amqp}"
-        elif key == "prometheus.tcp.port":
-            out.append("prometheus.tcp.ip = 127.0.0.1")
-            line = f"prometheus.tcp.port = {metrics}"
-        elif key.startswith("cluster_formation.classic_config.nodes."):
-            if not key.endswith(".1"):
-                continue
-            line = f"{key} = {node}"
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
-class RenderedNode(RabbitMQNode):
-    """A node whose configuration is the rendered conf.d directory."""
-
-    def __init__(self, workdir: Path, conf_d: dict[str, str], plugins: str) -> None:
-        super().__init__(workdir, prometheus=True)
-        self.conf_d, self.plugins = conf_d, plugins
-
-    def _write_config(self) -> Path:
-        assert self.prometheus_port is not None
-        directory = self.workdir / "conf.d"
-        directory.mkdir(exist_ok=True)
-        for name, text in self.conf_d.items():
-            if name.startswith("10-"):
-                text = loopback_conf(
-                    text, amqp=self.amqp_port, metrics=self.prometheus_port, node=self.name
-                )
-            (directory / name).write_text(text)
-        (self.workdir / "enabled_plugins").write_text(self.plugins)
-        # The main file stays empty: every setting comes from the rendered conf.d.
-        config = self.workdir / "rabbitmq.conf"
-        config.write_text("")
-        return config
-
-    def _env(self) -> dict[str, str]:
-        env = super()._env()
-        env["RABBITMQ_CONFIG_FILES"] = str(self.workdir / "conf.d")
-        return env
-
-    def amqp_url(self, user: str, password: str) -> str:
-        return f"amqp://{user}:{password}@127.0.0.1:{self.amqp_port}/"
-
-    def metrics(self) -> str:
-        url = f"http://127.0.0.1:{self.prometheus_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return str(response.read().decode())
+    return rendered_broker(SPEC, NAMES, token=lambda: "s3cr3t-" + "x" * 24)
 
 
 @pytest.fixture(scope="module")

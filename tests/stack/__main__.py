@@ -18,6 +18,7 @@ from tests.cluster.tools import ToolBuildError
 from tests.procs import StartupError
 from tests.stack import launcher
 from tests.stack.jaeger import JaegerError
+from tests.stack.messaging import MessagingError
 from tests.stack.monitoring import MonitoringError
 from tests.stack.weaviate import WeaviateError
 
@@ -27,6 +28,7 @@ EXPORTED = {
     "prometheus": "INDEXFORGE_PROMETHEUS",
     "alertmanager": "INDEXFORGE_ALERTMANAGER",
     "alerts_file": "INDEXFORGE_ALERTS",
+    "rabbitmq": "INDEXFORGE_AMQP_URL",
 }
 
 
@@ -51,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also start the monitoring stack (Jaeger, Prometheus, Alertmanager, redis "
         "exporters, a webhook receiver) with the operator's rendered files",
     )
+    up_cmd.add_argument(
+        "--messaging",
+        action="store_true",
+        help="also start RabbitMQ and an ingestion worker; the API runs in queue mode",
+    )
     sub.add_parser("down", help="stop every process `up` started")
     sub.add_parser("env", help="print the export line of the running stack")
     args = parser.parse_args(argv)
@@ -69,8 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     started = time.monotonic()
     try:
-        api = launcher.up(state, monitoring=args.monitoring)
-    except (StartupError, WeaviateError, JaegerError, MonitoringError, ToolBuildError) as exc:
+        api = launcher.up(state, monitoring=args.monitoring, messaging=args.messaging)
+    except (
+        StartupError,
+        WeaviateError,
+        JaegerError,
+        MonitoringError,
+        MessagingError,
+        ToolBuildError,
+    ) as exc:
         launcher.say(f"stack-up failed: {exc}")
         launcher.say("stopping what was started")
         launcher.down(state)

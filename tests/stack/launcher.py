@@ -33,6 +33,7 @@ from tests.cluster import tools
 from tests.cluster.tools import REPO_ROOT
 from tests.procs import ProcessBook, StartupError, free_port
 from tests.stack import jaeger
+from tests.stack import messaging as stack_messaging
 from tests.stack import monitoring as stack_monitoring
 from tests.stack.weaviate import WeaviatePorts, WeaviateProcess, weaviate_binary
 
@@ -102,13 +103,18 @@ def up(
     *,
     monitoring: bool = False,
     monitoring_spec: dict[str, Any] | None = None,
+    messaging: bool = False,
 ) -> str:
     """Start the stack (or find it running); returns the API URL. `monitoring` adds Jaeger,
     Prometheus, Alertmanager, redis exporters and a webhook sink, each with the operator's
     rendered files for `monitoring_spec` (`spec.monitoring`; default
-    `monitoring.STACK_MONITORING`) on loopback, and points the services' traces at Jaeger."""
+    `monitoring.STACK_MONITORING`) on loopback, and points the services' traces at Jaeger.
+    `messaging` adds RabbitMQ and one worker, and runs the API in queue mode."""
     already = read_state(state)
-    wanted_running = not monitoring or "prometheus" in already.get("pids", {})
+    pids = already.get("pids", {})
+    wanted_running = (not monitoring or "prometheus" in pids) and (
+        not messaging or "worker" in pids
+    )
     if already.get("pids") and set(running(state)) == set(already["pids"]) and wanted_running:
         return str(already["urls"]["api"])
     if already.get("pids"):
@@ -131,7 +137,7 @@ def up(
     deadline = time.monotonic() + READY_TIMEOUT_S
     ports = {name: free_port() for name in ("redis_app", "redis_ml", "ml", "excel", "api")}
     # With monitoring, services serve /metrics on their own port, as in the cluster.
-    served: tuple[Component, ...] = ("ml", "excel", "api")
+    served: tuple[Component, ...] = ("ml", "excel", "api", *(("worker",) if messaging else ()))
     metrics_ports = {name: free_port() for name in served} if monitoring else {}
 
     def metrics_env(service: str) -> dict[str, str]:
@@ -195,32 +201,62 @@ def up(
     launcher.spawn("weaviate", weaviate.argv(), env=weaviate.env(), marker="weaviate-server")
     launcher.wait("weaviate", weaviate.ready, deadline=deadline, watch=["weaviate"])
 
-    say("starting the API")
+    queue: dict[str, str] = {}  # service_env keywords; empty: inline ingestion
+    if messaging:
+        say("starting rabbitmq (its own epmd, loopback ports)")
+        spec = stack_monitoring.stack_spec(
+            monitoring_spec or {}, webhook_url="http://127.0.0.1:9/unused", messaging=True
+        )
+        url = stack_messaging.start_broker(
+            launcher, state, spec, stack_monitoring.NAMES, deadline=deadline
+        )
+        queue = stack_messaging.queue_settings(url)
+    say("starting the API" + (" and a worker (queue mode)" if messaging else ""))
     excel_url = f"http://127.0.0.1:{ports['excel']}"
     api_url = f"http://127.0.0.1:{ports['api']}"
+    api_settings = {
+        "redis_url": f"{app_redis}/0",
+        "weaviate_url": weaviate.url,
+        "weaviate_grpc_port": str(weaviate.ports.grpc),
+        "ml_url": ml_url,
+        "excel_url": excel_url,
+        **tracing,
+        **queue,
+    }
     launcher.spawn(
         "api",
         service_argv("api", ports["api"]),
-        env=service_env(
-            service_name="api",
-            redis_url=f"{app_redis}/0",
-            weaviate_url=weaviate.url,
-            weaviate_grpc_port=str(weaviate.ports.grpc),
-            ml_url=ml_url,
-            excel_url=excel_url,
-            **tracing,
-            **metrics_env("api"),
-        ),
+        env=service_env(service_name="api", **api_settings, **metrics_env("api")),
         marker="indexforge_services.api.main",
     )
+    worker_url = f"http://127.0.0.1:{free_port()}"
+    if messaging:
+        launcher.spawn(
+            "worker",
+            [*service_argv("api", int(worker_url.rpartition(":")[2])), "--worker"],
+            env=service_env(service_name="worker", **api_settings, **metrics_env("worker")),
+            marker="--worker",
+        )
     launcher.wait(
         "excel", lambda: http_ok(f"{excel_url}/readyz"), deadline=deadline, watch=["excel"]
     )
     launcher.wait("api", lambda: http_ok(f"{api_url}/readyz"), deadline=deadline, watch=["api"])
+    if messaging:
+        launcher.wait("worker", lambda: http_ok(f"{worker_url}/readyz"), deadline=deadline,
+                      watch=["worker"])  # fmt: skip
+        record.setdefault("urls", {})["worker"] = worker_url
     if monitoring:
         say("starting prometheus, alertmanager, redis exporters (the rendered files)")
         record.setdefault("urls", {}).update(
-            _start_monitoring(launcher, state, monitoring_spec, metrics_ports, ports, deadline)
+            _start_monitoring(
+                launcher,
+                state,
+                monitoring_spec,
+                metrics_ports,
+                ports,
+                deadline,
+                messaging=messaging,
+            )
         )
     record["urls"] = {
         **record.get("urls", {}),  # the monitoring stack's, when monitoring
@@ -243,6 +279,8 @@ def _start_monitoring(
     metrics_ports: dict[Component, int],
     ports: dict[str, int],
     deadline: float,
+    *,
+    messaging: bool,
 ) -> dict[str, str]:
     """The webhook sink, then Prometheus & co. for the stack spec (services already ready)."""
     sink_port, alerts = free_port(), state / "alerts.jsonl"
@@ -254,12 +292,16 @@ def _start_monitoring(
     spec = stack_monitoring.stack_spec(
         monitoring_spec if monitoring_spec is not None else stack_monitoring.STACK_MONITORING,
         webhook_url=sink_url,
+        messaging=messaging,
     )
     scraped = [
         stack_monitoring.Scraped(service, f"127.0.0.1:{port}")
         for service, port in metrics_ports.items()
     ]
     scraped.append(stack_monitoring.Scraped("jaeger", launcher.record["urls"]["jaeger_metrics"]))
+    if messaging:
+        broker = launcher.record["urls"]["rabbitmq_metrics"]
+        scraped.append(stack_monitoring.Scraped("rabbitmq", broker))
     urls = stack_monitoring.start(
         launcher,
         state / "monitoring",

@@ -70,11 +70,22 @@ def binaries() -> tuple[str, str, str]:
     return PROMETHEUS, ALERTMANAGER, REDIS_EXPORTER
 
 
-def stack_spec(monitoring: dict[str, Any], *, webhook_url: str) -> IndexForgeSpec:
-    """The stack as a spec: no gateway (Kong cannot run here), alerts to `webhook_url`."""
+def stack_spec(
+    monitoring: dict[str, Any], *, webhook_url: str, messaging: bool = False
+) -> IndexForgeSpec:
+    """The stack as a spec: no gateway (Kong cannot run here), alerts to `webhook_url`,
+    messaging as the stack runs it (the built-in broker: a single node here)."""
     merged = json.loads(json.dumps(monitoring))
     merged.setdefault("alertmanager", {})["webhookUrl"] = webhook_url
-    return IndexForgeSpec.model_validate({"gateway": {"enabled": False}, "monitoring": merged})
+    raw: dict[str, Any] = {"gateway": {"enabled": False}, "monitoring": merged}
+    if messaging:
+        # One node; a small volume keeps the free-disk alarm (a tenth of it) under any
+        # machine's free space.
+        raw["messaging"] = {
+            "enabled": True,
+            "rabbitmq": {"replicas": 1, "persistence": {"size": "2Gi"}},
+        }
+    return IndexForgeSpec.model_validate(raw)
 
 
 @dataclass(frozen=True)

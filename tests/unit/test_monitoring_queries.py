@@ -67,6 +67,16 @@ ALERTMANAGER: Final = {  # prometheus/alertmanager v0.28 notify/notify.go
     "alertmanager_notification_requests_total",
     "alertmanager_notification_requests_failed_total",
 }
+# rabbitmq_prometheus with per-object metrics, as a real 3.10 node exposes them
+# (tests/services/test_rendered_rabbitmq.py checks the per-queue series on one).
+RABBITMQ: Final = {
+    "rabbitmq_queue_messages",
+    "rabbitmq_queue_messages_ready",
+    "rabbitmq_queue_messages_unacked",
+    "rabbitmq_queue_consumers",
+    "rabbitmq_alarms_memory_used_watermark",
+    "rabbitmq_alarms_free_disk_space_watermark",
+}
 PROMETHEUS: Final = {"up"}  # written by Prometheus for every scrape
 SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
 
@@ -95,7 +105,11 @@ def services_metrics() -> set[str]:
 
 
 def _specs() -> list[Any]:
-    return [make_spec({}), make_spec({"monitoring": {"alertmanager": {"enabled": True}}})]
+    return [
+        make_spec({}),
+        make_spec({"monitoring": {"alertmanager": {"enabled": True}}}),
+        make_spec({"messaging": {"enabled": True}}),
+    ]
 
 
 def rule_exprs() -> Iterator[tuple[str, str]]:
@@ -124,6 +138,7 @@ def dashboard_exprs() -> Iterator[tuple[str, str]]:
 
 def test_every_query_names_an_exported_metric() -> None:
     known = services_metrics() | KONG | REDIS_EXPORTER | WEAVIATE | ALERTMANAGER | PROMETHEUS
+    known |= RABBITMQ
     known |= recorded()
     unknown = {
         where: sorted(set(SELECTOR.findall(expr)) - known)

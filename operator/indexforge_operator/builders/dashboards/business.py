@@ -1,9 +1,19 @@
 """Business KPIs: documents ingested, jobs by outcome, records written, searches by cache
-result, upload volume (the API's series, services/api/metrics.py)."""
+result, upload volume (the API's series, services/api/metrics.py), and the ingestion queue.
+
+Jobs run in the API (inline mode) or in the workers (queue mode, the same code and metric
+names), so ingestion series are read from both."""
 
 from __future__ import annotations
 
-from ...telemetry import COMPONENT_LABEL, Scope, matcher
+from ...queues import DEAD_LETTER_QUEUE, INGEST_QUEUE
+from ...telemetry import (
+    COMPONENT_LABEL,
+    RABBITMQ_QUEUE_MESSAGES,
+    RABBITMQ_QUEUE_READY,
+    Scope,
+    matcher,
+)
 from .panels import Obj, Query, stat, timeseries
 
 TITLE = "Business KPIs"
@@ -11,7 +21,10 @@ TITLE = "Business KPIs"
 
 def panels(scope: Scope) -> list[Obj]:
     api = matcher(scope, **{COMPONENT_LABEL: "api"})
-    done = matcher(scope, **{COMPONENT_LABEL: "api", "result": "completed"})
+    ingest = matcher(scope, **{COMPONENT_LABEL: "api|worker"})
+    done = matcher(scope, **{COMPONENT_LABEL: "api|worker", "result": "completed"})
+    waiting = matcher(scope, **{COMPONENT_LABEL: "rabbitmq", "queue": INGEST_QUEUE})
+    dead = matcher(scope, **{COMPONENT_LABEL: "rabbitmq", "queue": DEAD_LETTER_QUEUE})
     return [
         stat(
             "Documents ingested (24h)",
@@ -28,7 +41,7 @@ def panels(scope: Scope) -> list[Obj]:
             "Ingestion jobs by outcome",
             [
                 Query(
-                    f"sum by (kind, result) (rate(api_ingest_jobs_total{api}[5m]))",
+                    f"sum by (kind, result) (rate(api_ingest_jobs_total{ingest}[5m]))",
                     "{{kind}} {{result}}",
                 )
             ],
@@ -36,7 +49,7 @@ def panels(scope: Scope) -> list[Obj]:
         ),
         timeseries(
             "Records written to Weaviate",
-            [Query(f"sum(rate(api_ingest_records_total{api}[5m]))", "records")],
+            [Query(f"sum(rate(api_ingest_records_total{ingest}[5m]))", "records")],
             unit="ops",
         ),
         timeseries(
@@ -54,6 +67,15 @@ def panels(scope: Scope) -> list[Obj]:
             [
                 Query(f"sum(api_uploads_in_progress{api})", "in progress"),
                 Query(f"sum(rate(api_uploads_refused_total{api}[5m]))", "refused per s"),
+            ],
+            unit="short",
+        ),
+        timeseries(
+            # Queue mode (messaging enabled): uploads waiting, and those given up on.
+            "Ingestion queue",
+            [
+                Query(f"sum({RABBITMQ_QUEUE_READY}{waiting})", "waiting"),
+                Query(f"sum({RABBITMQ_QUEUE_MESSAGES}{dead})", "dead-lettered"),
             ],
             unit="short",
         ),
