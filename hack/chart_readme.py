@@ -212,7 +212,26 @@ adds for the services, the Redis passwords, the Weaviate API key).
   its output is the same on every render. Kong's config then comes from an environment
   variable whose secret parts are references resolved in the pod. The Secret's keys are
   listed under `credentials.existingSecret` below; add a `consumer-<username>` key when you
-  add a gateway consumer.
+  add a gateway consumer. Create it again with `-f` once `messaging.enabled` is turned on
+  (it then also holds RabbitMQ's default user and Erlang cookie).
+
+### Optional integrations (monitoring, messaging)
+
+Like the operator, the chart looks at which APIs the cluster serves
+(`.Capabilities.APIVersions`; `helm template` learns them from `--api-versions`):
+ServiceMonitors and a PrometheusRule instead of its own Prometheus when
+`monitoring.coreos.com/v1/ServiceMonitor` is served; with `messaging.enabled`, a
+`RabbitmqCluster` instead of the built-in RabbitMQ StatefulSet when
+`rabbitmq.com/v1beta1/RabbitmqCluster` is served (`messaging.provider: auto`), and a KEDA
+`ScaledObject` instead of a CPU HPA for the workers when `keda.sh/v1alpha1/ScaledObject` is
+(`messaging.workers.scaler: auto`). Forcing `provider: rabbitmqClusterOperator` or
+`scaler: keda` where that API is not served fails the release with the reason (the operator
+reports it as `Degraded`).
+
+```bash
+helm template search charts/indexforge -n search -f my-spec.yaml \
+  --api-versions rabbitmq.com/v1beta1/RabbitmqCluster --api-versions keda.sh/v1alpha1/ScaledObject
+```
 """
 
 OPERATOR_USAGE = """

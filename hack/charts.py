@@ -71,7 +71,9 @@ _CREDENTIAL_KEYS = (
     "`redis-app-password`, `redis-ml-password`, "
     "`redis-app.conf` and `redis-ml.conf` (the lines `requirepass <password>` and "
     "`masterauth <password>` of that instance), `weaviate-api-key`, "
-    "`consumer-<username>` for each gateway.keyAuth consumer, and `grafana-admin-password`"
+    "`consumer-<username>` for each gateway.keyAuth consumer, `grafana-admin-password`, and "
+    "with messaging.enabled `rabbitmq-username`, `rabbitmq-password`, `rabbitmq-auth.conf` "
+    "(RabbitMQ's default-user conf.d file with them) and `rabbitmq-erlang-cookie`"
 )
 _DNS_LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS_SUBDOMAIN = rf"{_DNS_LABEL}(\.{_DNS_LABEL})*"  # a Secret's name

@@ -117,22 +117,32 @@ BAD: list[Case] = [
         _resources({"weaviate": {}}, {"memory": "8Gi", "cpu": "3"}, {"memory": "4Gi", "cpu": "2"}),
         _over("cpu", "3", "2"),
     ),
-    # Messaging (not in the static chart yet: helm=False)
+    # Messaging (checked whether enabled or not, as the CRD's rules are)
     Case(
         "even rabbitmq replicas",
         {"messaging": {"rabbitmq": {"replicas": 2}}},
         "rabbitmq.replicas must be odd",
-        helm=False,
     ),
     Case(
         "workers min over max",
         {"messaging": {"workers": {"minReplicas": 5, "maxReplicas": 2}}},
         "workers.minReplicas must be less than or equal to maxReplicas",
-        helm=False,
+    ),
+    Case(
+        "workers scale to zero with an hpa",
+        {"messaging": {"enabled": True, "workers": {"scaler": "hpa", "minReplicas": 0}}},
+        "workers.minReplicas 0 needs the keda scaler (an HPA cannot scale to zero)",
     ),
 ]
 
 GOOD: list[Case] = [
+    # `auto` may resolve to an HPA (no KEDA): the rule judges the spec as written, and the
+    # HPA then keeps one worker.
+    Case("workers scale to zero with auto", {"messaging": {"workers": {"minReplicas": 0}}}),
+    Case(
+        "messaging with five broker nodes",
+        {"messaging": {"enabled": True, "rabbitmq": {"replicas": 5}}},
+    ),
     Case("cidrs and addresses", _ips("10.0.0.0/8", "192.168.1.1", "0.0.0.0/0", "192.168.1.1/24")),
     Case("ipv6", _ips("::1", "2001:db8::/32", "fe80::1", list_name="deny")),
     Case(

@@ -45,6 +45,18 @@ def _parser() -> argparse.ArgumentParser:
         help="render ServiceMonitors/PrometheusRule/AlertmanagerConfig instead of the "
         "standalone Prometheus and Alertmanager",
     )
+    render.add_argument(
+        "--rabbitmq-cluster",
+        action="store_true",
+        help="as if the RabbitMQ cluster operator's CRD existed: messaging.provider auto "
+        "becomes a RabbitmqCluster instead of the built-in StatefulSet",
+    )
+    render.add_argument(
+        "--keda",
+        action="store_true",
+        help="as if KEDA's CRDs existed: messaging.workers.scaler auto becomes a ScaledObject "
+        "instead of a CPU HPA",
+    )
     render.add_argument("-n", "--namespace", help="override metadata.namespace")
     creds = sub.add_parser(
         "credentials",
@@ -165,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             token=_token,
             prometheus_operator=args.prometheus_operator,
             namespace=args.namespace,
+            rabbitmq_cluster=args.rabbitmq_cluster,
+            keda=args.keda,
         )
     except RenderError as err:
         print(f"invalid IndexForge: {err}", file=sys.stderr)

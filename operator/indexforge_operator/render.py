@@ -74,19 +74,43 @@ def render(
     prometheus_operator: bool,
     namespace: str | None = None,
     current: GeneratedSecrets | None = None,
+    rabbitmq_cluster: bool = False,
+    keda: bool = False,
 ) -> list[Obj]:
-    """Desired objects of `cr`; secrets not in `current` are made with `token`."""
+    """Desired objects of `cr`; secrets not in `current` are made with `token`.
+
+    `rabbitmq_cluster`, `keda`: render as if the RabbitmqCluster / KEDA ScaledObject CRDs
+    existed (what `auto` resolves to; a forced one whose CRD is missing is left out, as the
+    operator does)."""
     names = names_of(cr, namespace=namespace)
     spec = parse_spec(cr.get("spec"))
     secrets = complete(spec, current=current or GeneratedSecrets(), token=token)
-    return build_all(spec, names, secrets=secrets, prometheus_operator=prometheus_operator)
+    return build_all(
+        spec,
+        names,
+        secrets=secrets,
+        prometheus_operator=prometheus_operator,
+        rabbitmq_cluster=rabbitmq_cluster,
+        keda=keda,
+    )
 
 
 def render_text(
-    text: str, *, token: Callable[[], str], prometheus_operator: bool, namespace: str | None = None
+    text: str,
+    *,
+    token: Callable[[], str],
+    prometheus_operator: bool,
+    namespace: str | None = None,
+    rabbitmq_cluster: bool = False,
+    keda: bool = False,
 ) -> str:
     """`indexforge render`: a YAML stream of every object."""
     objs = render(
-        find_cr(text), token=token, prometheus_operator=prometheus_operator, namespace=namespace
+        find_cr(text),
+        token=token,
+        prometheus_operator=prometheus_operator,
+        namespace=namespace,
+        rabbitmq_cluster=rabbitmq_cluster,
+        keda=keda,
     )
     return dump_stream(objs)

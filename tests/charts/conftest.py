@@ -36,6 +36,16 @@ def kube_schemas(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     for path in reference.crd_files("prometheus-operator"):
         if path.name.endswith("_alertmanagerconfigs.yaml"):
             schemas.write_crd(root, reference.load_crd(path))
+    # Messaging's optional integrations: RabbitmqCluster, ScaledObject, TriggerAuthentication.
+    for group, files in (
+        ("rabbitmq", ("rabbitmq.com_rabbitmqclusters.yaml",)),
+        ("keda", ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml")),
+    ):
+        found = {p.name: p for p in reference.crd_files(group)}
+        missing = set(files) - set(found)
+        assert not missing, f"reference CRDs missing: {sorted(missing)}"
+        for name in files:
+            schemas.write_crd(root, reference.load_crd(found[name]))
     return root
 
 

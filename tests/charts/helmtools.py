@@ -21,6 +21,9 @@ CHARTS = (STATIC_CHART, OPERATOR_CHART)
 KUBE_VERSION = "v1.36.3"
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 ALERTMANAGER_CONFIG_API = "monitoring.coreos.com/v1alpha1/AlertmanagerConfig"
+# The optional integrations messaging detects (`auto`), as `render --rabbitmq-cluster/--keda`.
+RABBITMQ_CLUSTER_API = "rabbitmq.com/v1beta1/RabbitmqCluster"
+KEDA_API = "keda.sh/v1alpha1/ScaledObject"
 STATIC_VARIANTS = sorted((STATIC_CHART / "ci").glob("*-values.yaml"))
 OPERATOR_VARIANTS = sorted((OPERATOR_CHART / "ci").glob("*-values.yaml"))
 
@@ -56,6 +59,8 @@ def helm_template(
     values: Sequence[Path] = (),
     set_values: Sequence[str] = (),
     prometheus_operator: bool = False,
+    rabbitmq_cluster: bool = False,
+    keda: bool = False,
     extra: Sequence[str] = (),
 ) -> str:
     args = ["template", release, str(chart), "--namespace", namespace,
@@ -68,14 +73,28 @@ def helm_template(
         prometheus_operator
     ):  # the whole prometheus-operator CRD set, as `render --prometheus-operator`
         args += ["--api-versions", SERVICE_MONITOR_API, "--api-versions", ALERTMANAGER_CONFIG_API]
+    if rabbitmq_cluster:
+        args += ["--api-versions", RABBITMQ_CLUSTER_API]
+    if keda:
+        args += ["--api-versions", KEDA_API]
     return helm(*args, *extra)
 
 
-def render_cr(cr_path: Path, *, prometheus_operator: bool = False) -> str:
+def render_cr(
+    cr_path: Path,
+    *,
+    prometheus_operator: bool = False,
+    rabbitmq_cluster: bool = False,
+    keda: bool = False,
+) -> str:
     """`indexforge render -f` (the console script's module, with this interpreter)."""
     cmd = [sys.executable, "-m", "indexforge_operator.cli", "render", "-f", str(cr_path)]
     if prometheus_operator:
         cmd.append("--prometheus-operator")
+    if rabbitmq_cluster:
+        cmd.append("--rabbitmq-cluster")
+    if keda:
+        cmd.append("--keda")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
     if proc.returncode != 0:
         pytest.fail(

@@ -4,8 +4,9 @@ What legitimately differs between `helm template` and `indexforge render` is nor
 away, and nothing else:
 * ownerReferences (the operator's reconciler adds them) and the managed-by label;
 * generated secret values (Kong consumer keys, the Grafana admin password, the internal
-  credentials: gateway tokens, Redis passwords, the Weaviate API key), wherever they appear:
-  in their Secrets, inside files built from them (Redis's requirepass files) and inside
+  credentials: gateway tokens, Redis passwords, the Weaviate API key, RabbitMQ's password and
+  Erlang cookie), wherever they appear: in their Secrets, inside files built from them
+  (Redis's requirepass files, RabbitMQ's default-user file) and inside
   Kong's declarative config (consumer keys, the gateway token header, the Redis password);
 * config files inside ConfigMaps/Secrets (*.yml, *.yaml, *.json) are compared parsed: Helm's
   YAML/JSON printers lay out the same config differently from PyYAML. For the components
@@ -36,7 +37,7 @@ GENERATED_SECRET_KEYS = {"-grafana-admin": ("admin-password",)}
 # is replaced wherever it occurs, so the text around it is still compared.
 GENERATED_VALUE_SECRETS = {
     "-internal-auth": ("gateway-tokens", "redis-app-password", "redis-ml-password",
-                       "weaviate-api-key"),
+                       "weaviate-api-key", "rabbitmq-password", "rabbitmq-erlang-cookie"),
 }  # fmt: skip
 GATEWAY_TOKEN_HEADER = "X-IndexForge-Gateway-Token"
 COMPONENT = "app.kubernetes.io/component"

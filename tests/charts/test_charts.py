@@ -17,9 +17,11 @@ import yaml
 from hack import charts as generator
 from tests import admission_cases
 from tests.charts.helmtools import (
+    KEDA_API,
     KUBE_VERSION,
     OPERATOR_CHART,
     OPERATOR_VARIANTS,
+    RABBITMQ_CLUSTER_API,
     STATIC_CHART,
     STATIC_VARIANTS,
     helm,
@@ -380,11 +382,75 @@ def test_helper_names_are_prefixed_with_the_chart(chart: Path) -> None:
     assert len(names) == len(set(names)), "a helper is defined twice"
 
 
-def test_static_chart_refuses_messaging_loudly(tmp_path: Path) -> None:
-    """The static chart has no broker or workers yet: enabling messaging must fail the
-    release with a message saying so, never render a stack whose uploads cannot work."""
+def _messaging(tmp_path: Path, text: str, **kw: Any) -> str:
     path = tmp_path / "values.yaml"
-    path.write_text("messaging: {enabled: true}\n")
-    out = helm("template", "demo", str(STATIC_CHART), "--kube-version", KUBE_VERSION,
-               "-f", str(path), check=False)  # fmt: skip
-    assert "messaging is not in the static chart yet" in out, out[-2000:]
+    path.write_text(text)
+    args = ["template", "demo", str(STATIC_CHART), "--kube-version", KUBE_VERSION, "-f", str(path)]
+    for api, wanted in ((RABBITMQ_CLUSTER_API, kw.get("rabbitmq")), (KEDA_API, kw.get("keda"))):
+        if wanted:
+            args += ["--api-versions", api]
+    return helm(*args, check=kw.get("check", True))
+
+
+@pytest.mark.parametrize("rabbitmq", [False, True], ids=["no-rabbitmq-crd", "rabbitmq-crd"])
+@pytest.mark.parametrize("keda", [False, True], ids=["no-keda-crd", "keda-crd"])
+def test_static_chart_messaging_auto_follows_the_served_apis(
+    tmp_path: Path, rabbitmq: bool, keda: bool
+) -> None:
+    """provider/scaler `auto`: the RabbitMQ cluster operator and KEDA when their APIs are
+    served, else the built-in broker and a CPU HPA (the operator's resolve_integrations)."""
+    objs = load_stream(
+        _messaging(tmp_path, "messaging: {enabled: true}\n", rabbitmq=rabbitmq, keda=keda)
+    )
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
+    assert (("RabbitmqCluster", "demo-rabbitmq") in kinds) is rabbitmq
+    assert (("StatefulSet", "demo-rabbitmq") in kinds) is not rabbitmq
+    assert (("ConfigMap", "demo-rabbitmq-config") in kinds) is not rabbitmq
+    assert (("ScaledObject", "demo-worker") in kinds) is keda
+    assert (("TriggerAuthentication", "demo-worker") in kinds) is keda
+    assert (("HorizontalPodAutoscaler", "demo-worker") in kinds) is not keda
+    assert ("Deployment", "demo-worker") in kinds
+    assert ("Service", "demo-worker") not in kinds, "nobody calls a worker"
+    by_name = {(o["kind"], o["metadata"]["name"]): o for o in objs}
+    secret = by_name[("Secret", "demo-internal-auth")]
+    assert {"rabbitmq-username", "rabbitmq-password", "rabbitmq-auth.conf",
+            "rabbitmq-erlang-cookie"} <= set(secret["data"])  # fmt: skip
+    api = by_name[("Deployment", "demo-api")]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in api["env"]}
+    assert env["INDEXFORGE_INGEST_MODE"]["value"] == "queue"
+    user_secret = env["AMQP_USERNAME"]["valueFrom"]["secretKeyRef"]["name"]
+    assert user_secret == ("demo-rabbitmq-default-user" if rabbitmq else "demo-internal-auth")
+
+
+def test_static_chart_without_messaging_has_no_broker_keys_or_queue_mode(tmp_path: Path) -> None:
+    objs = load_stream(_messaging(tmp_path, "{}\n", rabbitmq=True, keda=True))
+    assert not {o["metadata"]["name"] for o in objs} & {"demo-rabbitmq", "demo-worker"}
+    secret = next(o for o in objs if o["metadata"]["name"] == "demo-internal-auth")
+    assert not [k for k in secret["data"] if k.startswith("rabbitmq")]
+    api = next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "demo-api")
+    names = {e["name"] for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert "INDEXFORGE_INGEST_MODE" not in names
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("messaging: {enabled: true, provider: rabbitmqClusterOperator}\n",
+         "messaging.provider is rabbitmqClusterOperator but the rabbitmqclusters.rabbitmq.com CRD "
+         "is not installed: install the RabbitMQ cluster operator or set provider auto"),
+        ("messaging: {enabled: true, workers: {scaler: keda}}\n",
+         "messaging.workers.scaler is keda but the scaledobjects.keda.sh CRD is not installed: "
+         "install KEDA or set scaler auto"),
+    ],
+    ids=["rabbitmq-cluster-operator", "keda"],
+)  # fmt: skip
+def test_static_chart_fails_a_forced_integration_whose_crd_is_missing(
+    tmp_path: Path, values: str, message: str
+) -> None:
+    """The operator leaves such objects out and reports Degraded (decisions.check_integrations);
+    a chart has no status, so the release fails with the same message."""
+    out = _messaging(tmp_path, values, check=False)
+    assert message in out, out[-2000:]
+    assert _messaging(tmp_path, values, rabbitmq=True, keda=True), "fine once the CRD is served"
+    off = values.replace("enabled: true", "enabled: false")
+    assert _messaging(tmp_path, off), "forcing an integration of disabled messaging is no error"

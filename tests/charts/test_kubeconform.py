@@ -1,7 +1,8 @@
 """`helm template` output of both charts validates with kubeconform, strictly, offline.
 
 Schemas come from the local API server's OpenAPI v3 and from CRD files (prometheus-operator's
-Go module, crds/) — nothing is downloaded from schema sites. Every kind must have a schema.
+Go module, crds/, the RabbitMQ cluster operator's and KEDA's CRDs from ../shared/reference) —
+nothing is downloaded from schema sites. Every kind must have a schema.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.charts.helmtools import (
     require,
     run,
 )
+from tests.charts.parity import load_stream
 from tests.charts.schemas import LOCATION_TEMPLATE
 
 pytestmark = pytest.mark.cluster
@@ -57,6 +59,30 @@ def test_static_chart_validates(
         STATIC_CHART, values=[values] if values else [], prometheus_operator=prometheus_operator
     )
     _assert_valid(kubeconform(kube_schemas, manifests))
+
+
+MESSAGING_VARIANTS = [p for p in STATIC_VARIANTS if p.name.startswith("messaging")]
+
+
+@pytest.mark.parametrize("values", MESSAGING_VARIANTS, ids=lambda p: p.name)
+def test_static_chart_validates_with_rabbitmq_and_keda_crds(
+    kube_schemas: Path, values: Path
+) -> None:
+    """With the RabbitMQ cluster operator's and KEDA's APIs served: RabbitmqCluster,
+    ScaledObject and TriggerAuthentication against their real CRDs."""
+    manifests = helm_template(STATIC_CHART, values=[values], rabbitmq_cluster=True, keda=True)
+    _assert_valid(kubeconform(kube_schemas, manifests))
+    kinds = {o["kind"] for o in load_stream(manifests)}
+    assert kinds & {"RabbitmqCluster", "ScaledObject"}, kinds
+
+
+def test_messaging_variants_cover_every_integration_kind() -> None:
+    rendered = "\n---\n".join(
+        helm_template(STATIC_CHART, values=[v], rabbitmq_cluster=True, keda=True)
+        for v in MESSAGING_VARIANTS
+    )
+    kinds = {o["kind"] for o in load_stream(rendered)}
+    assert {"RabbitmqCluster", "ScaledObject", "TriggerAuthentication", "StatefulSet"} <= kinds
 
 
 def test_static_chart_validates_with_an_existing_credentials_secret(kube_schemas: Path) -> None:

@@ -3,7 +3,8 @@
 Each `charts/indexforge/ci/*-values.yaml` (and the all-defaults spec) is rendered twice:
 `helm template -f <values>` and `indexforge render -f <cr>` of an IndexForge whose spec is
 that file, with the release/CR name and namespace equal. Both monitoring modes are covered
-(prometheus-operator CRDs present or not). Differences print per object and field.
+(prometheus-operator CRDs present or not); the messaging fixtures are rendered once more with
+the RabbitMQ cluster operator's and KEDA's CRDs present. Differences print per object and field.
 """
 
 from __future__ import annotations
@@ -24,14 +25,25 @@ def _ids(path: Path | None) -> str:
     return "defaults" if path is None else path.name.removesuffix("-values.yaml")
 
 
-def _both(values: Path | None, tmp_path: Path, *, prometheus_operator: bool) -> tuple[str, str]:
+def _both(
+    values: Path | None, tmp_path: Path, *, prometheus_operator: bool, integrations: bool = False
+) -> tuple[str, str]:
+    """`integrations`: the RabbitMQ cluster operator's and KEDA's APIs are served (helm's
+    --api-versions; the operator's rabbitmq_cluster=True, keda=True)."""
     cr = tmp_path / "cr.yaml"
     cr.write_text(yaml.safe_dump(cr_for(values, name=NAME, namespace=NAMESPACE)))
     chart = helm_template(
         STATIC_CHART, release=NAME, namespace=NAMESPACE,
         values=[values] if values else [], prometheus_operator=prometheus_operator,
+        rabbitmq_cluster=integrations, keda=integrations,
     )  # fmt: skip
-    return chart, render_cr(cr, prometheus_operator=prometheus_operator)
+    operator = render_cr(
+        cr,
+        prometheus_operator=prometheus_operator,
+        rabbitmq_cluster=integrations,
+        keda=integrations,
+    )
+    return chart, operator
 
 
 @pytest.mark.parametrize("prometheus_operator", [False, True], ids=["standalone", "prom-operator"])
@@ -46,9 +58,39 @@ def test_chart_matches_operator(
     assert not problems, "static chart and operator differ:\n" + "\n".join(problems)
 
 
+MESSAGING = [p for p in STATIC_VARIANTS if _ids(p).startswith("messaging")]
+
+
+@pytest.mark.parametrize("prometheus_operator", [False, True], ids=["standalone", "prom-operator"])
+@pytest.mark.parametrize("values", MESSAGING, ids=_ids)
+def test_chart_matches_operator_with_rabbitmq_and_keda_crds(
+    values: Path, prometheus_operator: bool, tmp_path: Path
+) -> None:
+    """Messaging's `auto` choices follow the served APIs in both: a RabbitmqCluster and a KEDA
+    ScaledObject instead of the built-in broker and a CPU HPA."""
+    chart, operator = _both(
+        values, tmp_path, prometheus_operator=prometheus_operator, integrations=True
+    )
+    problems = compare(load_stream(chart), load_stream(operator))
+    assert not problems, "static chart and operator differ:\n" + "\n".join(problems)
+
+
 def test_fixture_variants_exist() -> None:
     names = {_ids(p) for p in STATIC_VARIANTS}
     assert {"gpu-on", "gpu-off", "monitoring-off", "gateway-off", "minimal", "full"} <= names
+    assert {"messaging", "messaging-single", "messaging-fixed"} <= names
+
+
+def test_messaging_fixtures_exercise_both_providers_and_every_scaler(tmp_path: Path) -> None:
+    """Not vacuous: across the messaging fixtures, with and without the integration CRDs, the
+    chart renders each broker and each way of scaling workers."""
+    kinds: set[str] = set()
+    for values in MESSAGING:
+        for integrations in (False, True):
+            chart, _ = _both(values, tmp_path, prometheus_operator=False, integrations=integrations)
+            kinds |= {o["kind"] for o in load_stream(chart)}
+    assert {"StatefulSet", "RabbitmqCluster", "ScaledObject", "TriggerAuthentication"} <= kinds
+    assert "HorizontalPodAutoscaler" in kinds
 
 
 def test_parity_catches_a_difference(tmp_path: Path) -> None:

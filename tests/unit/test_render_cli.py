@@ -81,6 +81,41 @@ def test_render_prometheus_operator_mode(
     assert {d["metadata"]["namespace"] for d in docs} == {"other"}
 
 
+@pytest.mark.parametrize("rabbitmq_cluster", [False, True], ids=["builtin", "rabbitmq-cluster"])
+@pytest.mark.parametrize("keda", [False, True], ids=["hpa", "keda"])
+def test_render_messaging_integration_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rabbitmq_cluster: bool, keda: bool
+) -> None:
+    """--rabbitmq-cluster / --keda: render as if those CRDs existed (`auto` follows them), as
+    the static chart does with helm's --api-versions."""
+    cr = tmp_path / "cr.yaml"
+    cr.write_text(CR + "spec: {messaging: {enabled: true}}\n")
+    flags = [f for f, on in (("--rabbitmq-cluster", rabbitmq_cluster), ("--keda", keda)) if on]
+    assert main(["render", "-f", str(cr), *flags]) == 0
+    kinds = {d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)}
+    assert ("RabbitmqCluster" in kinds) is rabbitmq_cluster
+    assert ("ScaledObject" in kinds) is keda
+    assert ("TriggerAuthentication" in kinds) is keda
+    assert ("HorizontalPodAutoscaler" in kinds) is True  # the API's HPA is always there
+
+
+def test_render_forced_integration_without_its_flag_leaves_the_objects_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cr = tmp_path / "cr.yaml"
+    spec = (
+        "{messaging: {enabled: true, provider: rabbitmqClusterOperator, workers: {scaler: keda}}}"
+    )
+    cr.write_text(CR + f"spec: {spec}\n")
+    assert main(["render", "-f", str(cr)]) == 0
+    docs = list(yaml.safe_load_all(capsys.readouterr().out))
+    kinds = {d["kind"] for d in docs}
+    assert not kinds & {"RabbitmqCluster", "ScaledObject", "TriggerAuthentication"}
+    assert main(["render", "-f", str(cr), "--rabbitmq-cluster", "--keda"]) == 0
+    kinds = {d["kind"] for d in yaml.safe_load_all(capsys.readouterr().out)}
+    assert {"RabbitmqCluster", "ScaledObject", "TriggerAuthentication"} <= kinds
+
+
 def test_render_generates_fresh_secrets_each_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,6 +1,7 @@
 {{/*
 Generated credentials: Kong consumer keys, the Grafana admin password and the internal
-credentials of every hop (gateway tokens, Redis passwords, the Weaviate API key), as the
+credentials of every hop (gateway tokens, Redis passwords, the Weaviate API key, RabbitMQ's
+default user and Erlang cookie), as the
 operator's generated.py and builders/credentials.py.
 
 Two modes (chart-only value `credentials.existingSecret`):
@@ -70,7 +71,8 @@ indexforge.consumerKeyRef: where a consumer's key is (dict root, username), as J
 {{/*
 indexforge.generated: the generated values of this release as JSON (without existingSecret
 only): {"consumers": {username: key}, "grafanaPassword", "gatewayTokens": [newest first],
-"redis": {"redis-app", "redis-ml"}, "weaviateApiKey"}. A value stored by a previous release
+"redis": {"redis-app", "redis-ml"}, "weaviateApiKey", "rabbitmq": {"password", "cookie"}
+("" until messaging is first enabled)}. A value stored by a previous release
 is kept; a missing one is generated. Computed once per render and remembered: kong.yml and the
 Secrets are rendered by different templates and must agree.
 */}}
@@ -95,7 +97,16 @@ Secrets are rendered by different templates and must agree.
 {{- range list "redis-app" "redis-ml" -}}
 {{- $_ := set $redis . (index $internalOld (printf "%s-password" .) | default "" | b64dec | default (randAlphaNum 43)) -}}
 {{- end -}}
+{{- /* RabbitMQ's default user and the Erlang cookie its nodes share: made when messaging is
+       on, kept once made (a node's database keeps the first default user; the cookie must
+       match its peers'), as the operator's generated.complete. */ -}}
+{{- $rabbitmq := dict -}}
+{{- range $field, $key := dict "password" "rabbitmq-password" "cookie" "rabbitmq-erlang-cookie" -}}
+{{- $old := index $internalOld $key | default "" | b64dec -}}
+{{- $_ := set $rabbitmq $field ($old | default (ternary (randAlphaNum 43) "" $spec.messaging.enabled)) -}}
+{{- end -}}
 {{- $out := dict
+  "rabbitmq" $rabbitmq
   "consumers" $keys
   "grafanaPassword" (index $grafanaOld "admin-password" | default "" | b64dec | default (randAlphaNum 43))
   "gatewayTokens" $tokens

@@ -60,6 +60,17 @@ out, so a user's partial object is not deep-merged with it (the CR semantics).
 {{- /* Not spec: Helm's `global`, the chart-only `credentials`, the memo of indexforge.generated. */ -}}
 {{- $values := omit .Values "global" "credentials" "__indexforgeGenerated" -}}
 {{- $r := include "indexforge.defaulted" (dict "s" $skeleton "v" $values "set" true) | fromJson -}}
+{{- /* Every `auto` of an optional integration made once from the cluster's APIs (the
+       operator's decisions.resolve_integrations): templates read one concrete value. */ -}}
+{{- include "indexforge.resolveIntegrations" (dict "root" . "spec" $r.v) -}}
+{{- toJson $r.v -}}
+{{- end -}}
+
+{{/* indexforge.specAsWritten: the spec with defaults but no `auto` resolved (what the CRD's rules see). */}}
+{{- define "indexforge.specAsWritten" -}}
+{{- $skeleton := .Files.Get "files/spec-defaults.json" | fromJson -}}
+{{- $values := omit .Values "global" "credentials" "__indexforgeGenerated" -}}
+{{- $r := include "indexforge.defaulted" (dict "s" $skeleton "v" $values "set" true) | fromJson -}}
 {{- toJson $r.v -}}
 {{- end -}}
 

@@ -27,6 +27,11 @@ the operator's builders/targets.py and alerts.py. Results are JSON.
 {{- if and $spec.monitoring.enabled $spec.monitoring.jaeger.enabled }}{{ $out = append $out (dict "component" "jaeger" "portName" "metrics" "port" 8888) }}{{ end -}}
 {{- /* standalone: the Alertmanager this chart deploys in that mode (failed notifications show up only in its metrics). */ -}}
 {{- if and .standalone $spec.monitoring.enabled $spec.monitoring.alertmanager.enabled }}{{ $out = append $out (dict "component" "alertmanager" "portName" "http" "port" 9093) }}{{ end -}}
+{{- if $spec.messaging.enabled -}}
+{{- $out = append $out (dict "component" "worker" "portName" "metrics" "port" 9102) -}}
+{{- /* The cluster operator's brokers are scraped the way its docs describe. */ -}}
+{{- if not (include "indexforge.usesClusterOperator" $spec) }}{{ $out = append $out (dict "component" "rabbitmq" "portName" "metrics" "port" 15692) }}{{ end -}}
+{{- end -}}
 {{- toJson $out -}}
 {{- end -}}
 
@@ -133,6 +138,31 @@ with placeholders filled here. Recorded even when alerts are off (the SLO dashbo
   (printf "sum by (%s, integration) (rate(alertmanager_notifications_failed_total%s[5m]))\n  > 0" $by $am)
   "critical" "Alertmanager fails to send notifications via {{ $labels.integration }}"
   "Alertmanager could not deliver notifications through the {{ $labels.integration }} integration over the last 5m; alerts may reach no one.") -}}
+{{- end -}}
+{{- /* Ingestion (the built-in broker's own metrics, per queue; the operator's
+       messaging_alerts.py). The cluster operator's brokers are not this instance's targets. */ -}}
+{{- if and $spec.messaging.enabled (not (include "indexforge.usesClusterOperator" $spec)) -}}
+{{- $ingest := include "indexforge.matcher" (dict "root" .root "extra" (dict "component" "rabbitmq" "queue" "indexforge.ingest")) -}}
+{{- $dead := include "indexforge.matcher" (dict "root" .root "extra" (dict "component" "rabbitmq" "queue" "indexforge.ingest.dead")) -}}
+{{- $nodes := include "indexforge.matcher" (dict "root" .root "extra" (dict "component" "rabbitmq")) -}}
+{{- /* Workers at their maximum, each with its target backlog: more than this waits. */ -}}
+{{- $backlog := mul (int64 $spec.messaging.workers.maxReplicas) (int64 $spec.messaging.workers.messagesPerWorker) -}}
+{{- $alerts = append $alerts (list "IndexForgeIngestDeadLetters"
+  (printf "sum by (%s) (rabbitmq_queue_messages%s) > 0" $by $dead)
+  "warning" "ingestion jobs are in the dead-letter queue"
+  "Messages are in indexforge.ingest.dead: invalid messages or jobs that ran out of attempts; their uploads were not indexed.") -}}
+{{- $alerts = append $alerts (list "IndexForgeIngestBacklog"
+  (printf "sum by (%s) (rabbitmq_queue_messages_ready%s) > %d" $by $ingest $backlog)
+  "warning" "ingestion is falling behind"
+  (printf "More than %d uploads wait in indexforge.ingest (maxReplicas x messagesPerWorker): the workers at their maximum cannot keep up." $backlog)) -}}
+{{- $alerts = append $alerts (list "IndexForgeIngestNoConsumers"
+  (printf "(sum by (%s) (rabbitmq_queue_messages_ready%s) > 0)\n  and (sum by (%s) (rabbitmq_queue_consumers%s) == 0)" $by $ingest $by $ingest)
+  "critical" "uploads wait but no worker consumes them"
+  "Messages wait in indexforge.ingest and no worker is connected: uploads are accepted (202) but never indexed.") -}}
+{{- $alerts = append $alerts (list "IndexForgeRabbitMQResourceAlarm"
+  (printf "max by (%s) (rabbitmq_alarms_memory_used_watermark%s + rabbitmq_alarms_free_disk_space_watermark%s) > 0" $by $nodes $nodes)
+  "critical" "RabbitMQ blocks publishers (memory or disk alarm)"
+  "A broker node raised its memory or free-disk alarm: publishers are blocked and uploads answer 503 until it clears.") -}}
 {{- end -}}
 {{- $alerts = append $alerts (list "IndexForgeTargetDown" (printf "up%s == 0" $every)
   "warning" "{{ $labels.component }} metrics endpoint is down"

@@ -35,7 +35,9 @@ indexforge.pythonService: every object of one service. dict:
   root, spec, component, svc (the component's spec part), replicas ("" when an HPA owns the
   count), maxReplicas, port, env (YAML list text), podFields (YAML map text, GPU scheduling),
   extraLimits (map), slowStart (bool), redis (the Redis instance whose password it needs),
-  rollout ("surge" default, "replace", "recreate"; the operator's common.deployment).
+  rollout ("surge" default, "replace", "recreate"; the operator's common.deployment),
+  program (the console script; default indexforge-<component>), extraArgs (after --host/--port),
+  noClusterService (only the headless Service: nobody calls a worker).
 Metrics listen on their own port (9102), so a scrape rule never opens the serving port. The
 gateway tokens are a file the service re-reads, so an overlapping rotation needs no restart.
 */}}
@@ -85,11 +87,14 @@ spec:
           image: {{ $svc.image }}
           imagePullPolicy: {{ $svc.imagePullPolicy }}
           command:
-            - indexforge-{{ .component }}
+            - {{ .program | default (printf "indexforge-%s" .component) }}
             - --host
             - 0.0.0.0
             - --port
             - {{ .port | quote }}
+            {{- range .extraArgs }}
+            - {{ . }}
+            {{- end }}
           ports:
             - name: http
               containerPort: {{ .port }}
@@ -129,8 +134,10 @@ spec:
               - key: gateway-tokens
                 path: tokens
             defaultMode: 288  # 0440
+{{- if not .noClusterService }}
 ---
 {{ include "indexforge.service" (merge (dict "ports" (list (dict "name" "http" "port" .port))) $ctx) }}
+{{- end }}
 ---
 {{ include "indexforge.headlessService" (merge (dict "ports" (list (dict "name" "http" "port" .port) (dict "name" "metrics" "port" 9102))) $ctx) }}
 {{- if include "indexforge.wantsPdb" (dict "budget" $svc.podDisruptionBudget "maxReplicas" .maxReplicas) }}

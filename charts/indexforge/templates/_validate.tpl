@@ -17,7 +17,11 @@ bounds, enums and patterns.
 {{- end -}}
 {{- if hasKey $spec.sentry "dsn" }}{{ $errors = append $errors "sentry.dsn must not be set inline; put it in a Secret and set sentry.dsnSecretRef" }}{{ end -}}
 {{- if and $spec.sentry.enabled (not $spec.sentry.dsnSecretRef) }}{{ $errors = append $errors "sentry.dsnSecretRef is required when sentry is enabled" }}{{ end -}}
-{{- if $spec.messaging.enabled }}{{ $errors = append $errors "messaging is not in the static chart yet: deploy it with the operator (indexforge-operator chart) or keep messaging.enabled false" }}{{ end -}}
+{{- /* The spec as written: the CRD's rules see `auto`, not what it resolves to. */ -}}
+{{- $m := (include "indexforge.specAsWritten" . | fromJson).messaging -}}
+{{- if ne (mod (int $m.rabbitmq.replicas) 2) 1 }}{{ $errors = append $errors "rabbitmq.replicas must be odd" }}{{ end -}}
+{{- if gt (int $m.workers.minReplicas) (int $m.workers.maxReplicas) }}{{ $errors = append $errors "workers.minReplicas must be less than or equal to maxReplicas" }}{{ end -}}
+{{- if and (eq $m.workers.scaler "hpa") (eq (int $m.workers.minReplicas) 0) }}{{ $errors = append $errors "workers.minReplicas 0 needs the keda scaler (an HPA cannot scale to zero)" }}{{ end -}}
 {{- $gw := $spec.gateway -}}
 {{- if eq $gw.routes.api $gw.routes.ml }}{{ $errors = append $errors "routes.api and routes.ml must differ" }}{{ end -}}
 {{- if and $gw.cors.credentials (has "*" $gw.cors.origins) }}{{ $errors = append $errors "cors.credentials requires explicit origins (browsers reject '*' with credentials)" }}{{ end -}}
