@@ -40,7 +40,7 @@ def test_samples_are_valid_and_coherent(path: Path) -> None:
     assert render_text(path.read_text(), token=counter_tokens(), prometheus_operator=False)
 
 
-def test_default_sample_has_gpu_and_every_component() -> None:
+def test_default_sample_has_gpu_messaging_and_every_component() -> None:
     cr = find_cr((ROOT / "manifests/samples/indexforge.yaml").read_text())
     spec = parse_spec(cr["spec"])
     assert spec.ml.gpu.enabled
@@ -56,6 +56,8 @@ def test_default_sample_has_gpu_and_every_component() -> None:
         "alertmanager",
         "grafana",
         "jaeger",
+        "rabbitmq",
+        "worker",
     ]
 
 
