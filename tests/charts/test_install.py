@@ -187,6 +187,51 @@ def test_static_chart_install_upgrade_uninstall(
     ]
 
 
+MESSAGING_SPEC: dict[str, Any] = {
+    "api": {"autoscaling": {"enabled": False}, "replicas": 1},
+    "gateway": {"enabled": False},
+    "monitoring": {"enabled": False},
+    "messaging": {"enabled": True, "rabbitmq": {"replicas": 1}},
+}
+BROKER_KEYS = ("rabbitmq-username", "rabbitmq-password", "rabbitmq-auth.conf",
+               "rabbitmq-erlang-cookie")  # fmt: skip
+
+
+def test_static_chart_messaging_install_ready_and_broker_credentials_kept(
+    kubeconfig: Path,
+    api_client: Any,
+    namespace: str,
+    tmp_path: Path,
+    helm_releases: list[tuple[str, str]],
+) -> None:
+    """Messaging through the static chart: the broker and the workers become ready under Pod
+    Security "restricted", and the broker's user and Erlang cookie survive upgrades (a node's
+    database keeps its first default user; the cookie must match its peers')."""
+    _restricted(kubeconfig, namespace)
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump(MESSAGING_SPEC))
+    release = "queued"
+    manifest = _helm(kubeconfig, "template", release, str(STATIC_CHART), "-n", namespace,
+                     "-f", str(values), "--kube-version", KUBE_VERSION)  # fmt: skip
+    helm_releases.append((release, namespace))
+    _helm(kubeconfig, "install", release, str(STATIC_CHART), "-n", namespace, "-f", str(values))
+    _wait_ready(kubeconfig, api_client, namespace, release, _expected_workloads(manifest))
+    names = {w.metadata.name for w in _workloads(api_client, namespace, release)}
+    assert {f"{release}-rabbitmq", f"{release}-worker"} <= names
+    internal = _secret(api_client, namespace, f"{release}-internal-auth")
+    assert set(BROKER_KEYS) <= set(internal)
+    assert f"default_pass = {internal['rabbitmq-password']}\n" in internal["rabbitmq-auth.conf"]
+
+    _helm(kubeconfig, "upgrade", release, str(STATIC_CHART), "-n", namespace, "-f", str(values),
+          "--set", "messaging.workers.maxReplicas=4")  # fmt: skip
+    after = _secret(api_client, namespace, f"{release}-internal-auth")
+    assert {k: after[k] for k in BROKER_KEYS} == {k: internal[k] for k in BROKER_KEYS}
+    scaling: Any = client.AutoscalingV2Api(api_client)
+    hpa = scaling.read_namespaced_horizontal_pod_autoscaler(f"{release}-worker", namespace)
+    assert hpa.spec.max_replicas == 4
+    _helm(kubeconfig, "uninstall", release, "-n", namespace, "--wait", "--timeout", "3m")
+
+
 @pytest.mark.usefixtures("operator_process")
 def test_operator_chart_install_with_indexforge(
     kubeconfig: Path,
