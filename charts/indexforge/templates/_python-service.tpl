@@ -37,7 +37,8 @@ indexforge.pythonService: every object of one service. dict:
   extraLimits (map), slowStart (bool), redis (the Redis instance whose password it needs),
   rollout ("surge" default, "replace", "recreate"; the operator's common.deployment),
   program (the console script; default indexforge-<component>), extraArgs (after --host/--port),
-  noClusterService (only the headless Service: nobody calls a worker).
+  noClusterService (only the headless Service: nobody calls a worker), noDrain (no pre-stop
+  pause: nobody routes to a worker).
 Metrics listen on their own port (9102), so a scrape rule never opens the serving port. The
 gateway tokens are a file the service re-reads, so an overlapping rotation needs no restart.
 */}}
@@ -119,6 +120,14 @@ spec:
           # Model loading can take minutes on a cold node; liveness must not kill it meanwhile.
           startupProbe:
             {{- include "indexforge.httpProbe" (dict "path" "/healthz" "port" "http" "period" 10 "failures" 60) | nindent 12 }}
+          {{- end }}
+          {{- if not .noDrain }}
+          # Kong (DNS TTL 5 s) and kube-proxy still send for a moment after termination
+          # starts: keep serving, then uvicorn finishes in-flight requests (grace 30 s).
+          lifecycle:
+            preStop:
+              sleep:
+                seconds: 10
           {{- end }}
           volumeMounts:
             {{- include "indexforge.tmpMount" . | nindent 12 }}

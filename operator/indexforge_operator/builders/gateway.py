@@ -29,6 +29,7 @@ from .common import (
     wants_pdb,
 )
 from .kong_config import kong_config
+from .python_service import KONG_DNS_TTL_SECONDS
 
 KONG_UID = 1000  # the "kong" user of the official image
 CONFIG_FILE = "kong.yml"
@@ -67,6 +68,9 @@ def _kong_env(spec: IndexForgeSpec) -> list[Obj]:
         env("KONG_LOG_LEVEL", "notice"),
         env("KONG_ANONYMOUS_REPORTS", "off"),
         env("KONG_PLUGINS", "bundled"),
+        # Upstream targets are headless Services: a terminating pod leaves Kong's balancer
+        # within this TTL, and the services keep serving that long (DRAIN_SECONDS).
+        env("KONG_DNS_VALID_TTL", KONG_DNS_TTL_SECONDS),
         *_real_ip_env(spec),
     ]
     if spec.gateway.tls.enabled:

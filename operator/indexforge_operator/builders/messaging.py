@@ -46,6 +46,9 @@ def build_workers(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         tmp_size=tmp_size(spec),
         program="indexforge-api",
         extra_args=("--worker",),
+        # Nobody routes to a worker: on SIGTERM it stops consuming and hands unfinished jobs
+        # back to the broker (services/api/queued.py) without a pre-stop pause.
+        drain=False,
     )
     # Nobody calls a worker: no ClusterIP Service, only the headless one Prometheus scrapes.
     out = [

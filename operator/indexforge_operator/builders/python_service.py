@@ -38,6 +38,13 @@ from .credentials import TOKENS_FILE, redis_password_env, tokens_mount, tokens_v
 
 # The uid the service images run as (their Dockerfiles create this user).
 SERVICE_UID = 10001
+# Kong and kube-proxy keep sending to a pod for a moment after it starts terminating (Kong
+# re-resolves its upstreams' DNS every KONG_DNS_TTL_SECONDS): the pod keeps serving that long
+# before SIGTERM, then uvicorn finishes in-flight requests (up to 10 s, services/common/
+# runner.py) within the 30 s grace period.
+KONG_DNS_TTL_SECONDS = 5
+DRAIN_SECONDS = KONG_DNS_TTL_SECONDS + 5
+TERMINATION_GRACE_SECONDS = 30
 PythonComponent = Literal["api", "ml", "excel", "worker"]
 
 
@@ -62,6 +69,7 @@ class ServiceShape:
     rollout: Rollout = "surge"  # how the Deployment replaces pods (see common.deployment)
     program: str | None = None  # the console script; default indexforge-<component>
     extra_args: Sequence[str] = ()  # after --host/--port (the worker's --worker)
+    drain: bool = True  # keep serving DRAIN_SECONDS after termination starts (not workers)
 
 
 def common_env(spec: IndexForgeSpec, names: Names, component: str, log_level: str) -> list[Obj]:
@@ -129,6 +137,8 @@ def _container(names: Names, shape: ServiceShape) -> Obj:
     if shape.slow_start:
         # Model loading can take minutes on a cold node; liveness must not kill it meanwhile.
         container["startupProbe"] = http_probe("/healthz", "http", period=10, failures=60)
+    if shape.drain:
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}}
     return container
 
 
@@ -141,7 +151,7 @@ def build_python_service(spec: IndexForgeSpec, names: Names, shape: ServiceShape
         spec=spec,
         pod_spec={
             "securityContext": pod_security(SERVICE_UID),
-            "terminationGracePeriodSeconds": 30,
+            "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
             **shape.pod_fields,
             "containers": [_container(names, shape)],
             "volumes": [tmp_volume(shape.tmp_size), tokens_volume(names)],
