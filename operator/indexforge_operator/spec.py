@@ -261,7 +261,7 @@ class RedisSpec(SpecModel):
 class WeaviateSpec(SpecModel):
     """Weaviate vector database; vectors come from the ML service."""
 
-    image: Image = image_field("cr.weaviate.io/semitechnologies/weaviate:1.26.4", "Weaviate")
+    image: Image = image_field("cr.weaviate.io/semitechnologies/weaviate:1.35.2", "Weaviate")
     image_pull_policy: PullPolicy = pull_policy_field()
     replicas: int = replicas_field(1, "Weaviate", maximum=9)
     vectorizer: Literal["text2vec-transformers"] = Field(
