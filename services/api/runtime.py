@@ -74,7 +74,10 @@ class ApiService:
         self.consumer: Consumer | None = None
         if settings.ingest_mode == "queue":
             self._queue_mode()
-        ctx.health.add("weaviate", self.store.ready)
+        # Required until it first answers: a pod that cannot reach or use Weaviate at all
+        # (credentials, collection) never serves; a later outage keeps pods in the Service
+        # and search/upload routes answer 503 with Retry-After meanwhile.
+        ctx.health.add("weaviate", self.store.ready, until_first_success=True)
         if self.queue is not None:
             # Not required: search works without the broker; uploads answer 503 meanwhile.
             ctx.health.add("rabbitmq", self.queue.publisher.healthy, required=False)
@@ -142,7 +145,9 @@ class ApiService:
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        if not await self.store.ready():
+        if await self.store.ready():
+            self.ctx.health.passed("weaviate")
+        else:
             log.warning("Weaviate is not reachable yet; /readyz stays false until it is")
         self.ingestor.start()
         if self.consumer is not None:

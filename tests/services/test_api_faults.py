@@ -121,7 +121,7 @@ def private_weaviate(ml_server: ServerThread, tmp_path: Path) -> Iterator[Weavia
     server.stop()
 
 
-def test_weaviate_down_is_503_and_unready_then_recovers_without_restart(
+def test_weaviate_down_is_503_on_its_routes_while_the_pod_stays_ready_then_recovers(
     make_api: ApiFactory, private_weaviate: WeaviateProcess
 ) -> None:
     wiring = {
@@ -142,15 +142,19 @@ def test_weaviate_down_is_503_and_unready_then_recovers_without_restart(
         assert down.json()["code"] == "search_unavailable"
         assert down.json()["correlation_id"] == down.headers["X-Request-ID"]
         assert str(private_weaviate.ports.http) not in down.text
+        # Reported, but the pod stays in the Service: every pod is in the same position,
+        # and removing them all would turn search 503s into an outage of every route.
         status, checks = readiness(c)
-        assert status == 503 and checks["weaviate"] == {"ok": False, "required": True}
+        assert status == 200 and checks["weaviate"] == {"ok": False, "required": False}
         assert c.get(f"/api/v1/documents/{doc}").status_code == 503
         failed = wait_job(c, post_text(c, "Wasps also visit flowers.")["job_id"])
         assert (failed["status"], failed["reason"]) == ("failed", "weaviate_unavailable")
         assert c.get("/healthz").status_code == 200  # alive: a restart would not help
 
         private_weaviate.start()  # same ports, same data directory
-        wait_for(lambda: readiness(c)[0] == 200, timeout=60, what="API ready again")
+        wait_for(
+            lambda: readiness(c)[1]["weaviate"]["ok"], timeout=60, what="Weaviate reachable again"
+        )
         back = c.get("/api/v1/search", params={"q": "insects and fruit trees"})
         assert back.status_code == 200, back.text
         assert back.json()["results"][0]["document_id"] == doc

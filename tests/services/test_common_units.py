@@ -161,3 +161,35 @@ def test_text_limits() -> None:
     assert check_dimensions(None, 384) is None and check_dimensions(384, 384) is None
     assert check_dimensions(128, 384) is not None
     assert check_pooling("masked_mean") is None and check_pooling("cls") is not None
+
+
+def test_a_check_required_until_its_first_success_then_only_reported() -> None:
+    """Readiness = this pod can serve: never-reached dependencies keep it out, later outages
+    do not (services/common/health.py)."""
+    import asyncio
+
+    from indexforge_services.common.health import HealthChecks
+
+    answers = iter([False, True, False, False])
+
+    async def dependency() -> bool:
+        return next(answers)
+
+    async def optional() -> bool:
+        return False
+
+    checks = HealthChecks()
+    checks.add("weaviate", dependency, until_first_success=True)
+    checks.add("excel", optional, required=False)
+
+    def run() -> tuple[bool, dict[str, dict[str, object]]]:
+        return asyncio.run(checks.run())
+
+    ready, report = run()  # never reached yet: out of the Service
+    assert not ready and report["weaviate"] == {"ok": False, "required": True}
+    ready, report = run()
+    assert ready and report["weaviate"] == {"ok": True, "required": False}
+    for _ in range(2):  # gone later: reported, the pod stays in
+        ready, report = run()
+        assert ready and report["weaviate"] == {"ok": False, "required": False}
+    assert report["excel"] == {"ok": False, "required": False}

@@ -1,11 +1,11 @@
 """The rendered monitoring stack over the real services: targets, rules, dashboards, alerts.
 
 `make stack-up MONITORING=1 MESSAGING=1` in a temporary state directory: the real API (queue
-mode), an ingestion worker, ML and Excel processes, Redis, RabbitMQ, Weaviate and Jaeger, plus Debian's Prometheus, Alertmanager and
-redis_exporter running the operator's rendered prometheus.yml, rule file and
-alertmanager.yml (addresses rewritten to loopback, nothing else; `tests/stack/monitoring.py`).
-Timings are spec fields set fast (`FAST`), the webhook URL is the spec's
-`monitoring.alertmanager.webhookUrl` pointing at the stack's receiver.
+mode), an ingestion worker, ML and Excel processes, Redis, RabbitMQ, Weaviate and Jaeger,
+plus Debian's Prometheus, Alertmanager and redis_exporter running the operator's rendered
+prometheus.yml, rule file and alertmanager.yml (addresses rewritten to loopback, nothing
+else; `tests/stack/monitoring.py`). Timings are spec fields set fast (`FAST`), the webhook
+URL is the spec's `monitoring.alertmanager.webhookUrl` pointing at the stack's receiver.
 
 Traffic: uploads (text, CSV, Excel), searches (misses and cache hits), then Weaviate is
 stopped and searches answer 503 — real 5xx from the real API, so IndexForgeHighErrorRate
