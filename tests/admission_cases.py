@@ -133,6 +133,11 @@ BAD: list[Case] = [
         {"messaging": {"enabled": True, "workers": {"scaler": "hpa", "minReplicas": 0}}},
         "workers.minReplicas 0 needs the keda scaler (an HPA cannot scale to zero)",
     ),
+    Case(
+        "workers scale to zero with a queue-length hpa",
+        {"messaging": {"enabled": True, "workers": {"scaler": "queueLength", "minReplicas": 0}}},
+        "workers.minReplicas 0 needs the keda scaler (an HPA cannot scale to zero)",
+    ),
 ]
 
 GOOD: list[Case] = [

@@ -28,7 +28,7 @@ from .spec_common import (
 )
 
 BrokerProvider = Literal["auto", "builtin", "rabbitmqClusterOperator"]
-WorkerScaler = Literal["auto", "keda", "hpa"]
+WorkerScaler = Literal["auto", "keda", "hpa", "queueLength"]
 
 
 class RabbitMQSpec(SpecModel):
@@ -66,8 +66,10 @@ class WorkersSpec(SpecModel):
 
     scaler: WorkerScaler = Field(
         default="auto",
-        description="keda: a ScaledObject on the ingest queue's length; hpa: CPU utilisation "
-        "(minReplicas >= 1); auto: keda when its CRDs exist.",
+        description="keda: a ScaledObject on the ingest queue's length; hpa: CPU utilisation; "
+        "queueLength: an HPA on the external metric rabbitmq_queue_messages_ready (needs a "
+        "metrics adapter serving it, e.g. prometheus-adapter; see the README); auto: keda when "
+        "its CRDs exist, else hpa. The HPA kinds need minReplicas >= 1.",
     )
     min_replicas: int = Field(
         default=1, ge=0, le=100, description="Fewest worker pods (0 only with KEDA)."
@@ -100,7 +102,7 @@ class WorkersSpec(SpecModel):
                 "workers.minReplicas must be less than or equal to maxReplicas",
             ),
             cel(
-                "!(self.scaler == 'hpa' && self.minReplicas == 0)",
+                "!(self.scaler in ['hpa', 'queueLength'] && self.minReplicas == 0)",
                 "workers.minReplicas 0 needs the keda scaler (an HPA cannot scale to zero)",
             ),
         )
@@ -110,7 +112,7 @@ class WorkersSpec(SpecModel):
     def _bounds(self) -> WorkersSpec:
         if self.min_replicas > self.max_replicas:
             raise ValueError("workers.minReplicas must be less than or equal to maxReplicas")
-        if self.scaler == "hpa" and self.min_replicas == 0:
+        if self.scaler in ("hpa", "queueLength") and self.min_replicas == 0:
             raise ValueError(
                 "workers.minReplicas 0 needs the keda scaler (an HPA cannot scale to zero)"
             )

@@ -200,3 +200,26 @@ def test_broker_alerts_only_for_the_built_in_broker() -> None:
 
     assert "IndexForgeIngestDeadLetters" in alert_names()
     assert "IndexForgeIngestDeadLetters" not in alert_names(rabbitmq_cluster=True)
+
+
+def test_queue_length_hpa_reads_the_brokers_ready_messages_per_worker() -> None:
+    """scaler queueLength: an HPA on an external metric a metrics adapter serves; its
+    selector is the broker's per-queue series as scraped (target labels + queue)."""
+    raw = {"messaging": {"enabled": True, "workers": {"scaler": "queueLength"}}}
+    objs = _build(raw, keda=True)  # forced: KEDA present or not, the HPA is used
+    assert ("ScaledObject", "demo-worker") not in _kinds(objs)
+    (metric,) = find(objs, "HorizontalPodAutoscaler", "demo-worker")["spec"]["metrics"]
+    external = metric["external"]
+    assert metric["type"] == "External"
+    assert external["metric"]["name"] == "rabbitmq_queue_messages_ready"
+    assert external["metric"]["selector"]["matchLabels"] == {
+        "indexforge_namespace": "shop",
+        "indexforge_instance": "demo",
+        "component": "rabbitmq",
+        "queue": "indexforge.ingest",
+    }
+    assert external["target"] == {"type": "AverageValue", "averageValue": "20"}
+    with pytest.raises(ValidationError, match="needs the keda scaler"):
+        make_spec({"messaging": {"workers": {"scaler": "queueLength", "minReplicas": 0}}})
+    # The alert that says the workers cannot keep up reads the same series.
+    assert not check_integrations(make_spec(raw), rabbitmq_cluster=False, keda=False)

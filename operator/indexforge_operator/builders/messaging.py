@@ -4,7 +4,9 @@ broker: `queue_env.py`; KEDA authenticates with the same two Secret keys.)
 
 Workers scale on the ingest queue's backlog with KEDA when its CRDs exist (a `rabbitmq`
 trigger, `QueueLength` = `workers.messagesPerWorker`); without KEDA, an HPA on CPU stands in
-(an HPA on queue length needs a custom-metrics adapter this operator cannot assume).
+(an HPA on queue length needs a metrics adapter this operator cannot assume), or, with
+`scaler: queueLength`, an HPA on the external metric `rabbitmq_queue_messages_ready` that
+such an adapter serves.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from ..naming import Names
 from ..queues import INGEST_QUEUE
 from ..spec import IndexForgeSpec
+from ..telemetry import RABBITMQ_QUEUE_READY, target_labels
 from . import ports
 from .api import api_env, tmp_size
 from .common import Obj, meta
@@ -60,7 +63,7 @@ def build_workers(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         return out
     if workers.scaler == "keda":
         return [*out, *_keda(spec, names)]
-    return [*out, _cpu_hpa(spec, names)]
+    return [*out, _hpa(spec, names)]
 
 
 def _keda(spec: IndexForgeSpec, names: Names) -> list[Obj]:
@@ -107,7 +110,36 @@ def _keda(spec: IndexForgeSpec, names: Names) -> list[Obj]:
     return [auth, scaled]
 
 
-def _cpu_hpa(spec: IndexForgeSpec, names: Names) -> Obj:
+def _hpa_metric(spec: IndexForgeSpec, names: Names) -> Obj:
+    """CPU, or the ingest queue's ready messages per worker as an external metric (served by
+    an adapter from the broker's per-queue series, which carry these target labels)."""
+    workers = spec.messaging.workers
+    if workers.scaler == "queueLength":
+        return {
+            "type": "External",
+            "external": {
+                "metric": {
+                    "name": RABBITMQ_QUEUE_READY,
+                    "selector": {
+                        "matchLabels": {
+                            **target_labels(names, "rabbitmq"),
+                            "queue": INGEST_QUEUE,
+                        }
+                    },
+                },
+                "target": {
+                    "type": "AverageValue",
+                    "averageValue": str(workers.messages_per_worker),
+                },
+            },
+        }
+    return {
+        "type": "Resource",
+        "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+    }
+
+
+def _hpa(spec: IndexForgeSpec, names: Names) -> Obj:
     workers = spec.messaging.workers
     name = names.component("worker")
     return {
@@ -118,15 +150,7 @@ def _cpu_hpa(spec: IndexForgeSpec, names: Names) -> Obj:
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicas": max(workers.min_replicas, 1),
             "maxReplicas": workers.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": 70},
-                    },
-                }
-            ],
+            "metrics": [_hpa_metric(spec, names)],
         },
     }
 
