@@ -588,7 +588,10 @@ def test_prometheus_operator_crds_switch_to_service_monitors(
         deployments = client.AppsV1Api(api_client).list_namespaced_deployment(namespace).items
         assert "demo-prometheus" not in {d.metadata.name for d in deployments}
         statefulsets = client.AppsV1Api(api_client).list_namespaced_stateful_set(namespace).items
-        assert "demo-alertmanager" not in {s.metadata.name for s in statefulsets}
+        # Prometheus and Alertmanager are StatefulSets in standalone mode: neither exists here.
+        assert not {"demo-prometheus", "demo-alertmanager"} & {
+            s.metadata.name for s in statefulsets
+        }
         assert all(e["port"] == "metrics" or e["port"] == "status"
                    for m in found for e in m["spec"]["endpoints"])  # fmt: skip
         _assert_no_bypass(api_client, namespace)
