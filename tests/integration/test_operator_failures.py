@@ -35,8 +35,12 @@ pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator_process")]
 
 # Cheaper than the sample, still every kind of child: the scale test makes a dozen of them.
 # No GPU: the test cluster's one GPU node has 4 GPUs, and InsufficientGPU is tested elsewhere.
+# No messaging: a dozen 3-node brokers and their workers would exceed the two kwok CPU nodes'
+# pod capacity (110 each) together with what earlier tests leave terminating; the broker is
+# tested in test_messaging_operator.py.
 LIGHT = {
     "monitoring": {"enabled": False},
+    "messaging": {"enabled": False},
     "api": {"autoscaling": {"enabled": False}},
     "ml": {"gpu": {"enabled": False}},
 }
