@@ -119,12 +119,23 @@ class RabbitMQNode:
         )
         return env
 
+    def prepare(self) -> dict[str, str]:
+        """Config, env file and log directory in place; the environment to start with."""
+        self.write_config()
+        (self.workdir / "rabbitmq-env.conf").touch()
+        (self.workdir / "log").mkdir(exist_ok=True)
+        return self.env()
+
+    def epmd_argv(self) -> list[str]:
+        """This node's own epmd, on its own port, loopback only."""
+        epmd = shutil.which("epmd") or "epmd"
+        return [epmd, "-port", str(self.epmd_port), "-address", "127.0.0.1"]
+
     def _start_epmd(self, env: dict[str, str]) -> None:
         if self.epmd is not None and self.epmd.poll() is None:
             return
-        epmd = shutil.which("epmd") or "epmd"
         self.epmd = subprocess.Popen(
-            [epmd, "-port", str(self.epmd_port), "-address", "127.0.0.1"],
+            self.epmd_argv(),
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -134,10 +145,7 @@ class RabbitMQNode:
         binary = rabbitmq_binary()
         if binary is None:
             raise RabbitMQError("rabbitmq-server is not installed (make system-deps)")
-        self.write_config()
-        (self.workdir / "rabbitmq-env.conf").touch()
-        (self.workdir / "log").mkdir(exist_ok=True)
-        env = self.env()
+        env = self.prepare()
         self._start_epmd(env)
         began = time.monotonic()
         with (self.workdir / "log" / "server.out").open("ab") as out:

@@ -113,16 +113,13 @@ def start_broker(
 ) -> str:
     """epmd and the rendered node under `<state>/rabbitmq`; returns the generated user's AMQP
     URL once the node answers the protocol handshake."""
-    binary, epmd = rabbitmq_binary(), shutil.which("epmd")
-    if binary is None or epmd is None:
+    binary = rabbitmq_binary()
+    if binary is None or shutil.which("epmd") is None:
         raise MessagingError("rabbitmq-server is not installed (`make system-deps`)")
     conf_d, plugins, password = rendered_broker(spec, names, token=lambda: secrets.token_hex(16))
     node = RenderedNode(state / "rabbitmq", conf_d, plugins)
-    node.write_config()
-    (node.workdir / "rabbitmq-env.conf").touch()
-    (node.workdir / "log").mkdir(exist_ok=True)
-    env = node.env()
-    book.spawn("epmd", [epmd, "-port", str(node.epmd_port), "-address", "127.0.0.1"], env=env)
+    env = node.prepare()
+    book.spawn("epmd", node.epmd_argv(), env=env)
     book.spawn("rabbitmq", [binary], env=env, cwd=node.workdir, marker=binary)
     book.wait("rabbitmq", lambda: amqp_ready(node.amqp_port), deadline=deadline, watch=["rabbitmq"])
     url = node.amqp_url(RABBITMQ_USER, password)

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from indexforge_operator.alerts import rule_groups
 from indexforge_operator.builders import build_all
-from indexforge_operator.decisions import check_integrations, components
+from indexforge_operator.decisions import check_integrations, components, resolve_integrations
 from indexforge_operator.status import autoscaled_minimums
 
 from .support import NAMES, find, make_spec, secrets_for
@@ -173,32 +174,13 @@ def test_with_the_cluster_operator_no_policy_claims_its_pods() -> None:
     ]
 
 
-def test_queue_names_are_the_ones_the_services_declare() -> None:
-    from indexforge_operator.queues import DEAD_LETTER_QUEUE, INGEST_QUEUE, QUEUE_PREFIX
-    from indexforge_services.api.settings import ApiSettings
-    from indexforge_services.messaging.topology import Names as QueueNames
-
-    declared = QueueNames(prefix=QUEUE_PREFIX)
-    assert (declared.ingest, declared.dead) == (INGEST_QUEUE, DEAD_LETTER_QUEUE)
-    assert ApiSettings.model_fields["queue_prefix"].default == QUEUE_PREFIX
-
-
 def test_broker_alerts_only_for_the_built_in_broker() -> None:
-    from indexforge_operator.alerts import rule_groups
-
-    def alert_names(**integrations: bool) -> set[str]:
-        spec = make_spec(ON)
-        from indexforge_operator.decisions import resolve_integrations
-
-        resolved = resolve_integrations(
-            spec,
-            rabbitmq_cluster=integrations.get("rabbitmq_cluster", False),
-            keda=integrations.get("keda", False),
-        )
-        groups = rule_groups(resolved, NAMES, standalone=True)
+    def alert_names(*, rabbitmq_cluster: bool) -> set[str]:
+        spec = resolve_integrations(make_spec(ON), rabbitmq_cluster=rabbitmq_cluster, keda=False)
+        groups = rule_groups(spec, NAMES, standalone=True)
         return {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
 
-    assert "IndexForgeIngestDeadLetters" in alert_names()
+    assert "IndexForgeIngestDeadLetters" in alert_names(rabbitmq_cluster=False)
     assert "IndexForgeIngestDeadLetters" not in alert_names(rabbitmq_cluster=True)
 
 
