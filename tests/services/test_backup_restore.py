@@ -29,13 +29,12 @@ from typing import Any
 import pytest
 import yaml
 
-from indexforge_operator.builders import build_all
 from indexforge_operator.builders.prometheus import RULES_FILE
-from indexforge_operator.generated import GeneratedSecrets, complete
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
 from indexforge_services.common import backup
 from tests.procs import free_port
+from tests.stack.monitoring import rendered_objects
 
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -106,9 +105,7 @@ class Prometheus:
 
 
 def _rendered(raw: dict[str, Any]) -> dict[str, str]:
-    spec = IndexForgeSpec.model_validate(raw)
-    secrets = complete(spec, current=GeneratedSecrets(), token=lambda: "x" * 32)
-    objs = build_all(spec, NAMES, secrets=secrets, prometheus_operator=False)
+    objs = rendered_objects(IndexForgeSpec.model_validate(raw), NAMES)
     (cm,) = [
         o
         for o in objs

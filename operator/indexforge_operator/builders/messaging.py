@@ -52,13 +52,10 @@ def build_workers(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         # Nobody routes to a worker: on SIGTERM it stops consuming and hands unfinished jobs
         # back to the broker (services/api/queued.py) without a pre-stop pause.
         drain=False,
+        # Nobody calls a worker: only the headless Service Prometheus scrapes.
+        cluster_service=False,
     )
-    # Nobody calls a worker: no ClusterIP Service, only the headless one Prometheus scrapes.
-    out = [
-        o
-        for o in build_python_service(spec, names, shape)
-        if not (o["kind"] == "Service" and o["spec"].get("clusterIP") != "None")
-    ]
+    out = build_python_service(spec, names, shape)
     if not scaled:
         return out
     if workers.scaler == "keda":

@@ -70,6 +70,7 @@ class ServiceShape:
     program: str | None = None  # the console script; default indexforge-<component>
     extra_args: Sequence[str] = ()  # after --host/--port (the worker's --worker)
     drain: bool = True  # keep serving DRAIN_SECONDS after termination starts (not workers)
+    cluster_service: bool = True  # a ClusterIP Service for callers (workers have none)
 
 
 def common_env(spec: IndexForgeSpec, names: Names, component: str, log_level: str) -> list[Obj]:
@@ -164,7 +165,7 @@ def build_python_service(spec: IndexForgeSpec, names: Names, shape: ServiceShape
         deployment(
             names, component, replicas=shape.replicas, template=template, rollout=shape.rollout
         ),
-        service(names, component, http),
+        *([service(names, component, http)] if shape.cluster_service else []),
         headless_service(names, component, [*http, metrics]),
     ]
     if wants_pdb(shape.budget, max_replicas=shape.max_replicas):
