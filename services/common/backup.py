@@ -12,6 +12,13 @@ files in the target are never touched.
     ... grafana --db /var/lib/grafana/grafana.db --target /b
     ... restore-prometheus --backup /b/prometheus-... --data-dir /prometheus
     ... restore-grafana --backup /b/grafana-....db --db /var/lib/grafana/grafana.db
+    ... redis --host redis-app --port 6379 --target /b/redis-app        (password: $REDISCLI_AUTH)
+    ... restore-redis --backup /b/redis-app/redis-....rdb --data-dir /data [--force]
+    ... weaviate --url http://weaviate:8080 --backend filesystem --backup-dir /b/weaviate
+    ... restore-weaviate --url http://weaviate:8080 --backend filesystem --id weaviate-...
+                                                                   (API key: $WEAVIATE_API_KEY)
+
+Redis and Weaviate live in backup_redis.py and backup_weaviate.py.
 
 Exit status 0: done; 1: the backup or restore failed (the message says why and what).
 """
@@ -31,15 +38,19 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-Kind = Literal["prometheus", "grafana"]
+Kind = Literal["prometheus", "grafana", "redis", "weaviate"]
 STAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 PARTIAL_PREFIX = ".partial-"
 _NAME = {
     "prometheus": re.compile(r"^prometheus-[0-9]{8}T[0-9]{6}Z$"),
     "grafana": re.compile(r"^grafana-[0-9]{8}T[0-9]{6}Z\.db$"),
+    "redis": re.compile(r"^redis-[0-9]{8}T[0-9]{6}Z\.rdb$"),
+    # Weaviate backup ids allow lower case only.
+    "weaviate": re.compile(r"^weaviate-[0-9]{8}t[0-9]{6}z$"),
 }
+_SUFFIX = {"prometheus": "", "grafana": ".db", "redis": ".rdb", "weaviate": ""}
 
 
 class BackupError(RuntimeError):
@@ -47,9 +58,12 @@ class BackupError(RuntimeError):
 
 
 def backup_name(kind: Kind, now: float) -> str:
-    """`prometheus-20261202T023000Z` / `grafana-20261202T023000Z.db` (UTC, sortable)."""
+    """`prometheus-20261202T023000Z` / `grafana-20261202T023000Z.db` / `redis-...Z.rdb` /
+    `weaviate-20261202t023000z` (UTC, sortable)."""
     stamp = time.strftime(STAMP_FORMAT, time.gmtime(now))
-    return f"{kind}-{stamp}.db" if kind == "grafana" else f"{kind}-{stamp}"
+    if kind == "weaviate":
+        stamp = stamp.lower()
+    return f"{kind}-{stamp}{_SUFFIX[kind]}"
 
 
 def is_backup_name(kind: Kind, name: str) -> bool:
@@ -94,7 +108,7 @@ def check_space(target: Path, needed: int) -> None:
         )
 
 
-def _writable_target(target: Path) -> None:
+def writable_target(target: Path) -> None:
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -107,7 +121,7 @@ def _finish(partial: Path, final: Path) -> None:
     os.replace(partial, final)
 
 
-def _discard(path: Path) -> None:
+def discard(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists():
@@ -152,7 +166,7 @@ def backup_prometheus(
 ) -> Result:
     """Snapshot, copy the snapshot to `target/prometheus-<stamp>`, delete the snapshot from
     Prometheus's volume (it would grow with every run), prune."""
-    _writable_target(target)
+    writable_target(target)
     snapshot = data_dir / "snapshots" / request_snapshot(url, timeout=timeout)
     final = target / backup_name("prometheus", clock())
     partial = target / (PARTIAL_PREFIX + final.name)
@@ -167,7 +181,7 @@ def backup_prometheus(
             shutil.copytree(snapshot, partial)
             _finish(partial, final)
         except OSError as exc:
-            _discard(partial)
+            discard(partial)
             raise BackupError(f"cannot write backup to {target}: {exc}") from exc
     finally:
         shutil.rmtree(snapshot, ignore_errors=True)
@@ -179,7 +193,7 @@ def backup_grafana(
 ) -> Result:
     """A consistent copy of a live grafana.db through SQLite's online backup API (a plain file
     copy can catch a half-applied transaction), checked before it counts as a backup."""
-    _writable_target(target)
+    writable_target(target)
     if not db.is_file():
         raise BackupError(f"Grafana database {db} not found")
     size = db.stat().st_size
@@ -190,7 +204,7 @@ def backup_grafana(
         copy_sqlite(db, partial)
         _finish(partial, final)
     except (OSError, sqlite3.Error) as exc:
-        _discard(partial)
+        discard(partial)
         raise BackupError(f"cannot back up {db} to {target}: {exc}") from exc
     return Result(final, size, prune("grafana", target, keep))
 
@@ -225,7 +239,7 @@ def restore_prometheus(*, backup: Path, data_dir: Path, force: bool = False) -> 
             )
         for child in data_dir.iterdir():
             if child.name != "lost+found":
-                _discard(child)
+                discard(child)
     try:
         shutil.copytree(backup, data_dir, dirs_exist_ok=True)
     except OSError as exc:
@@ -243,7 +257,7 @@ def restore_grafana(*, backup: Path, db: Path) -> None:
             Path(f"{db}{suffix}").unlink(missing_ok=True)
         os.replace(partial, db)
     except (OSError, sqlite3.Error) as exc:
-        _discard(partial)
+        discard(partial)
         raise BackupError(f"cannot restore {backup} to {db}: {exc}") from exc
 
 
@@ -273,12 +287,78 @@ def _parser() -> argparse.ArgumentParser:
     rgraf = sub.add_parser("restore-grafana", help="backup over a stopped Grafana's grafana.db")
     rgraf.add_argument("--backup", type=Path, required=True)
     rgraf.add_argument("--db", type=Path, required=True)
+    red = sub.add_parser("redis", help="RDB snapshot over the network (SYNC) to the target")
+    red.add_argument("--host", required=True)
+    red.add_argument("--port", type=int, default=6379)
+    red.add_argument("--target", type=Path, required=True, help="backup directory")
+    red.add_argument("--keep", type=_positive, required=True, help="backups kept (retention)")
+    red.add_argument("--timeout", type=float, default=600.0, help="socket timeout, seconds")
+    rred = sub.add_parser("restore-redis", help="backup into a stopped Redis's data directory")
+    rred.add_argument("--backup", type=Path, required=True)
+    rred.add_argument("--data-dir", type=Path, required=True)
+    rred.add_argument("--force", action="store_true", help="replace existing data")
+    weav = sub.add_parser("weaviate", help="backup through Weaviate's backup API")
+    rweav = sub.add_parser("restore-weaviate", help="restore through Weaviate's backup API")
+    for p in (weav, rweav):
+        p.add_argument("--url", required=True, help="Weaviate base URL")
+        p.add_argument("--backend", choices=("filesystem", "s3"), required=True)
+        p.add_argument("--deadline", type=float, default=3000.0, help="seconds to wait")
+    weav.add_argument("--keep", type=_positive, required=True, help="backups kept (retention)")
+    weav.add_argument(
+        "--backup-dir", type=Path, help="the filesystem backend's directory (retention)"
+    )
+    rweav.add_argument("--id", required=True, help="backup id (weaviate-<stamp>)")
     return parser
+
+
+def _stores(args: argparse.Namespace) -> str:
+    """Redis and Weaviate commands (imported here: those modules import this one)."""
+    from . import backup as package_module
+    from . import backup_redis, backup_weaviate
+
+    # Under `python -m`, this file is __main__ and the stores raise the package module's
+    # BackupError, another class than this file's.
+    try:
+        return _run_store(args, backup_redis, backup_weaviate)
+    except package_module.BackupError as exc:
+        raise BackupError(str(exc)) from exc
+
+
+def _run_store(args: argparse.Namespace, backup_redis: Any, backup_weaviate: Any) -> str:
+    if args.command == "redis":
+        password = os.environ.get(backup_redis.PASSWORD_ENV) or None
+        result = backup_redis.backup_redis(
+            host=args.host,
+            port=args.port,
+            password=password,
+            target=args.target,
+            keep=args.keep,
+            timeout=args.timeout,
+        )
+        return (
+            f"wrote {result.path} ({result.size} bytes); pruned: {', '.join(result.pruned) or '-'}"
+        )
+    if args.command == "restore-redis":
+        backup_redis.restore_redis(backup=args.backup, data_dir=args.data_dir, force=args.force)
+        return f"restored {args.backup} into {args.data_dir}"
+    client = backup_weaviate.Weaviate(
+        args.url, args.backend, os.environ.get(backup_weaviate.API_KEY_ENV) or None
+    )
+    if args.command == "weaviate":
+        done = backup_weaviate.backup_weaviate(
+            client, keep=args.keep, backup_dir=args.backup_dir, deadline_s=args.deadline
+        )
+        return f"backup {done.backup_id} at {done.path}; pruned: {', '.join(done.pruned) or '-'}"
+    backup_weaviate.restore_weaviate(client, backup_id=args.id, deadline_s=args.deadline)
+    return f"restored Weaviate backup {args.id}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("redis", "restore-redis", "weaviate", "restore-weaviate"):
+            print(_stores(args))
+            return 0
         if args.command == "prometheus":
             result = backup_prometheus(
                 url=args.url,
