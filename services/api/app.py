@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from sentry_sdk.transport import Transport
 
 from ..common.app import ServiceContext, create_service_app
+from ..common.cache import CacheFull
+from ..common.errors import error_body
 from ..common.health import health_router
 from .cache_control import CacheControlMiddleware
 from .routes import documents, search
@@ -22,6 +25,13 @@ def _lifespan(ctx: ServiceContext) -> AbstractAsyncContextManager[None]:
 
 
 API_PREFIX = "/api/v1"
+FULL_RETRY_AFTER_SECONDS = "30"
+
+
+async def _state_full(_: Request, exc: Exception) -> JSONResponse:
+    """The state Redis (noeviction) refused a job record: nothing was accepted."""
+    body = error_body("the job store is full; retry later", code="job_store_full")
+    return JSONResponse(body, status_code=503, headers={"Retry-After": FULL_RETRY_AFTER_SECONDS})
 
 
 def create_app(
@@ -47,6 +57,7 @@ def create_app(
     # Health under the gateway's route prefix too: Kong forwards /api/v1/* unchanged, so
     # `helm test` and users can check the API through the gateway.
     app.include_router(health_router(ctx.health), prefix=API_PREFIX)
+    app.add_exception_handler(CacheFull, _state_full)
     service = ApiService(settings, ctx)
     ctx.state["api"] = service
     app.state.api_service = service

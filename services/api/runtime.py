@@ -28,6 +28,7 @@ from .jobs import JobStore
 from .metrics import ApiMetrics
 from .queued import QueuedIngest
 from .settings import ApiSettings
+from .state import state_cache, state_redis
 from .store import WeaviateStore
 from .upload_slots import UploadSlots
 from .upstream import Upstream
@@ -41,6 +42,11 @@ class ApiService:
         self.settings = settings
         self.ctx = ctx
         self.metrics = ApiMetrics(ctx.registry)
+        # Job records, queued uploads, cache tag sets and the write lock: never evicted.
+        self.state_redis = state_redis(settings)
+        self.state = state_cache(settings, self.state_redis, ctx.registry)
+        if settings.has_state_redis:  # (else both are the one cache Redis)
+            ctx.cache.tag_redis = self.state_redis
         self.store = WeaviateStore(settings)
         self.writer = ContentWriter(self.store, lock=self._write_lock())
         self.uploads = UploadSlots(
@@ -48,7 +54,7 @@ class ApiService:
             in_progress=self.metrics.uploads_in_progress,
             refused=self.metrics.uploads_refused,
         )
-        self.jobs = JobStore(ctx.cache, ttl=settings.cache_session_ttl_seconds)
+        self.jobs = JobStore(self.state, ttl=settings.cache_session_ttl_seconds)
         self.excel = self._upstream(
             "Excel processor", settings.excel_url, settings.excel_timeout_seconds
         )
@@ -81,6 +87,9 @@ class ApiService:
         if self.queue is not None:
             # Not required: search works without the broker; uploads answer 503 meanwhile.
             ctx.health.add("rabbitmq", self.queue.publisher.healthy, required=False)
+        if self.state.enabled:
+            # Not required: job records fall back to this pod's memory meanwhile.
+            ctx.health.add("redis-state", self.state.ping, required=False)
         if self.excel is not None:
             ctx.health.add("excel", self.excel.healthy, required=False)
         if self.ml is not None:
@@ -89,18 +98,18 @@ class ApiService:
     def _write_lock(self) -> WriteLock | None:
         """Queue mode: workers in other processes merge the same objects, lock in Redis."""
         s = self.settings
-        if s.ingest_mode != "queue" or self.ctx.cache.redis is None:
+        if s.ingest_mode != "queue" or self.state_redis is None:
             return None
         name = f"{s.cache_namespace}:content-write-lock:{s.weaviate_collection}"
         # Two Weaviate calls are made under the lock, each bounded by the timeout.
-        return redis_lock(self.ctx.cache.redis, name, ttl=2 * s.weaviate_timeout_seconds + 5)
+        return redis_lock(self.state_redis, name, ttl=2 * s.weaviate_timeout_seconds + 5)
 
     def _queue_mode(self) -> None:
         s = self.settings
         url = s.resolved_amqp_url()
-        redis = self.ctx.cache.redis
+        redis = self.state_redis
         if url is None or redis is None:  # the settings validator makes this unreachable
-            raise RuntimeError("ingest_mode=queue needs amqp_url and redis_url")
+            raise RuntimeError("ingest_mode=queue needs amqp_url and a (state) Redis")
         names = Names(s.queue_prefix)
         policy = RetryPolicy(
             max_attempts=s.queue_max_attempts,
@@ -164,6 +173,7 @@ class ApiService:
                 if upstream is not None:
                     await upstream.close()
             await self.store.close()
+            await self.state.close()
 
 
 def get_api(request: Request) -> ApiService:

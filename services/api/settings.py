@@ -177,6 +177,41 @@ class ApiSettings(ServiceSettings):
         "Unset: the system temporary directory ($TMPDIR, /tmp).",
     )
 
+    # State Redis (`state.py`): what must not be evicted, apart from the evicting cache.
+    state_redis_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db of the state Redis (maxmemory-policy noeviction): "
+        "job records, queued uploads, cache tag sets, the write lock. Unset: the cache Redis "
+        "(redis_url), with a warning at start-up (eviction there can drop them).",
+    )
+    state_redis_sentinels: str | None = Field(
+        default=None,
+        description="host:port,host:port,... of Redis Sentinels watching the state Redis: "
+        "clients ask them for the current primary (and follow a failover). Set: the host of "
+        "state_redis_url is not used, its db number is.",
+    )
+    state_redis_master: str = Field(
+        default="indexforge-state",
+        pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+        description="Name the Sentinels know the state Redis primary by.",
+    )
+    state_redis_password: SecretStr | None = Field(
+        default=None, description="Password of the state Redis (and its Sentinels)."
+    )
+    state_redis_password_file: Path | None = Field(
+        default=None, description="File holding the state Redis password (a Secret volume)."
+    )
+    state_redis_wait_replicas: int = Field(
+        default=0,
+        ge=0,
+        le=8,
+        description="Replicas each job record write waits for (Redis WAIT): a record is "
+        "confirmed only once they hold it, so a failover cannot lose it. 0: no wait.",
+    )
+    state_redis_wait_timeout_ms: int = Field(
+        default=100, ge=1, le=10_000, description="Longest wait for those replicas."
+    )
+
     # Event-driven ingestion (RabbitMQ). Inline: jobs run as tasks of the API process.
     ingest_mode: Literal["inline", "queue"] = Field(
         default="inline",
@@ -222,11 +257,23 @@ class ApiSettings(ServiceSettings):
         if self.ingest_worker and self.ingest_mode != "queue":
             raise ValueError("ingest_worker needs ingest_mode=queue")
         if self.ingest_mode == "queue":
-            if self.redis_url is None:
-                raise ValueError("ingest_mode=queue needs redis_url (uploads wait there)")
+            if self.redis_url is None and not self.has_state_redis:
+                raise ValueError(
+                    "ingest_mode=queue needs state_redis_url, state_redis_sentinels or "
+                    "redis_url (uploads wait there)"
+                )
             if self.amqp_url is None and self.amqp_url_file is None:
                 raise ValueError("ingest_mode=queue needs amqp_url or amqp_url_file")
         return self
+
+    @property
+    def has_state_redis(self) -> bool:
+        return bool(self.state_redis_url or self.state_redis_sentinels)
+
+    def resolved_state_redis_password(self) -> str | None:
+        """Its own password; the cache Redis password when the state Redis is the cache's."""
+        own = read_secret(self.state_redis_password, self.state_redis_password_file)
+        return own if self.has_state_redis else self.resolved_redis_password()
 
     def resolved_weaviate_api_key(self) -> str | None:
         return read_secret(self.weaviate_api_key, self.weaviate_api_key_file)
@@ -234,7 +281,12 @@ class ApiSettings(ServiceSettings):
     def secret_values(self) -> list[str]:
         amqp = self.resolved_amqp_url()
         # The URL and its password alone (a client library may log the URL in parts).
-        extra = [self.resolved_weaviate_api_key(), amqp, urlsplit(amqp).password if amqp else None]
+        extra = [
+            self.resolved_weaviate_api_key(),
+            self.resolved_state_redis_password(),
+            amqp,
+            urlsplit(amqp).password if amqp else None,
+        ]
         return [*super().secret_values(), *filter(None, extra)]
 
     @field_validator("weaviate_url", "ml_url", "excel_url")

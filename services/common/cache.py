@@ -6,7 +6,14 @@
   and refreshed in the background.
 - Single flight: concurrent misses of one key in this process share one computation.
   (Across pods a miss may be computed more than once; that is cheap compared to a lock.)
-- Tags: `tag -> set of keys` in Redis; `invalidate_tags()` deletes the grouped keys.
+- Tags: `tag -> set of keys` in Redis; `invalidate_tags()` deletes the grouped keys. With
+  `tag_redis` (the API's state Redis, `noeviction`) the sets live apart from the entries, so an
+  evicting cache Redis cannot drop a tag set while its entries survive (a missed invalidation);
+  an entry whose tags could not be recorded is not cached at all.
+- A full Redis (`noeviction` refusing a write: OOM) is `CacheFull` when `raise_when_full`
+  (state kept through this class must fail visibly), else the entry stays local.
+- `wait_replicas`: each write is followed by WAIT; `set` returns False when fewer replicas
+  than that confirmed it in time (the write stands on the primary, but a failover may lose it).
 - Redis trouble: each call is retried (tenacity), failures feed a circuit breaker, and while
   Redis is unusable the cache computes through and keeps results in a bounded in-process LRU.
   The breaker stops paying timeouts on a dead Redis and lets one probe through after a while.
@@ -54,6 +61,10 @@ def _always(_: object) -> bool:
 
 class CacheUnavailable(Exception):
     """Redis is not usable right now (breaker open or the call failed after retries)."""
+
+
+class CacheFull(Exception):
+    """Redis answered but refused a write: maxmemory reached under `noeviction`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +189,16 @@ class Cache:
         failure_threshold: int = 3,
         reset_seconds: float = 5.0,
         clock: Callable[[], float] = time.time,
+        tag_redis: Redis | None = None,
+        raise_when_full: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 100,
     ) -> None:
         self.redis = redis
+        self.tag_redis = tag_redis
+        self.raise_when_full = raise_when_full
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self.metrics = metrics
         self.namespace = namespace
         self.default_ttl = default_ttl
@@ -286,28 +305,66 @@ class Cache:
 
     async def set(
         self, key: str, value: Any, *, ttl: float | None = None, tags: Iterable[str] = ()
-    ) -> None:
+    ) -> bool:
+        """Store an entry; True when Redis holds it (and `wait_replicas` replicas confirmed
+        it), False when it was kept in this process only or not confirmed by the replicas.
+        Raises CacheFull only with `raise_when_full`."""
         ttl = ttl or self.default_ttl
         entry = CacheEntry(value=value, fresh_until=self._clock() + ttl)
         raw = encode_entry(entry)
         keep = ttl + self.stale_seconds
         tags = tuple(tags)
+        separate_tags = self.tag_redis is not None and self.tag_redis is not self.redis
+        if tags and separate_tags and not await self._add_tags(key, tags, keep):
+            # An entry whose tag is not recorded would outlive its invalidation: not cached.
+            return False
 
-        async def write(r: Redis) -> None:
+        async def write(r: Redis) -> bool:
             async with r.pipeline(transaction=False) as pipe:
                 pipe.set(self.value_key(key), raw, px=max(1, int(keep * 1000)))
-                for tag in tags:
-                    # Tag sets expire too (volatile-lru never evicts keys without a TTL);
-                    # NX sets a first TTL, GT only ever extends it.
-                    pipe.sadd(self.tag_key(tag), self.value_key(key))
-                    pipe.expire(self.tag_key(tag), int(keep) + 1, nx=True)
-                    pipe.expire(self.tag_key(tag), int(keep) + 1, gt=True)
-                await pipe.execute()
+                for tag in () if separate_tags else tags:
+                    self._tag_commands(pipe, key, tag, keep)
+                if self.wait_replicas:
+                    pipe.execute_command("WAIT", self.wait_replicas, self.wait_timeout_ms)
+                results = await pipe.execute()
+            return not self.wait_replicas or int(results[-1]) >= self.wait_replicas
 
         try:
-            await self._redis_call("set", write)
+            confirmed = await self._redis_call("set", write)
         except CacheUnavailable:
             self._local.set(key, entry, ttl=keep, tags=tags)
+            return False
+        except CacheFull:
+            if self.raise_when_full:
+                raise
+            self._local.set(key, entry, ttl=keep, tags=tags)
+            return False
+        if not confirmed:
+            self.metrics.error("wait")
+            log.warning("write of %s not confirmed by %d replica(s)", key, self.wait_replicas)
+        return confirmed
+
+    def _tag_commands(self, pipe: Any, key: str, tag: str, keep: float) -> None:
+        # Tag sets expire too (volatile-lru never evicts keys without a TTL);
+        # NX sets a first TTL, GT only ever extends it.
+        pipe.sadd(self.tag_key(tag), self.value_key(key))
+        pipe.expire(self.tag_key(tag), int(keep) + 1, nx=True)
+        pipe.expire(self.tag_key(tag), int(keep) + 1, gt=True)
+
+    async def _add_tags(self, key: str, tags: tuple[str, ...], keep: float) -> bool:
+        """Record `key` in its tag sets in `tag_redis` (no breaker: that Redis has its own
+        users; a failure only keeps the entry local)."""
+        assert self.tag_redis is not None
+        try:
+            async with self.tag_redis.pipeline(transaction=False) as pipe:
+                for tag in tags:
+                    self._tag_commands(pipe, key, tag, keep)
+                await pipe.execute()
+        except (redis_errors.RedisError, OSError) as exc:
+            self.metrics.error("tag")
+            log.warning("cache tags %s not recorded (%s): entry not cached", tags, exc)
+            return False
+        return True
 
     async def delete(self, key: str) -> None:
         self._local.delete(key)
@@ -320,13 +377,16 @@ class Cache:
         """Delete every entry carrying one of `tags`; returns how many were removed."""
         removed = self._local.invalidate_tags(tags)
 
+        tag_store = self.tag_redis
+
         async def drop(r: Redis) -> int:
+            sets = tag_store or r
             count = 0
             for tag in tags:
-                members = await r.smembers(self.tag_key(tag))
+                members = await sets.smembers(self.tag_key(tag))
                 if members:
                     count += int(await r.delete(*members))
-                await r.delete(self.tag_key(tag))
+                await sets.delete(self.tag_key(tag))
             return count
 
         try:
@@ -370,6 +430,11 @@ class Cache:
             self.metrics.error(operation)
             log.warning("redis %s failed: %s", operation, exc)
             raise CacheUnavailable(operation) from exc
+        except redis_errors.OutOfMemoryError as exc:
+            self.breaker.record_success()  # it answered: up, but full
+            self.metrics.error(f"{operation}_full")
+            log.warning("redis %s refused, maxmemory reached: %s", operation, exc)
+            raise CacheFull(operation) from exc
         self.breaker.record_success()
         return result
 

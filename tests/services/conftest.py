@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,13 +47,22 @@ TORCH_THREADS = 1
 
 class RedisProcess:
     """A throwaway redis-server (no persistence, volatile-lru like the service Redis);
-    with `password`, it requires it (`requirepass`), as the operator deploys it."""
+    with `password`, it requires it (`requirepass`), as the operator deploys it. `extra`
+    arguments come last and win (e.g. `--maxmemory-policy noeviction`, `--replicaof`)."""
 
-    def __init__(self, binary: str, port: int, workdir: Path, password: str | None = None) -> None:
+    def __init__(
+        self,
+        binary: str,
+        port: int,
+        workdir: Path,
+        password: str | None = None,
+        extra: Sequence[str] = (),
+    ) -> None:
         self.binary = binary
         self.port = port
         self.workdir = workdir
         self.password = password
+        self.extra = tuple(extra)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -72,6 +81,7 @@ class RedisProcess:
         ]  # fmt: skip
         if self.password is not None:
             args += ["--requirepass", self.password]
+        args += self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         client = redis.Redis(
@@ -108,10 +118,12 @@ class RedisProcess:
         self.proc = None
 
 
-def start_redis(binary: str, workdir: Path, *, password: str | None = None) -> RedisProcess:
+def start_redis(
+    binary: str, workdir: Path, *, password: str | None = None, extra: Sequence[str] = ()
+) -> RedisProcess:
     last: Exception | None = None
     for _ in range(3):  # a free port can be taken between probing and binding
-        server = RedisProcess(binary, free_port(), workdir, password)
+        server = RedisProcess(binary, free_port(), workdir, password, extra)
         try:
             server.start()
             return server
