@@ -16,6 +16,7 @@ Component = Literal[
     "excel",
     "redis-app",
     "redis-ml",
+    "redis-state",  # the API's state: job records, queued uploads (noeviction)
     "weaviate",
     "gateway",
     "prometheus",
@@ -31,7 +32,7 @@ APP_NAME: Final = "indexforge"
 PART_OF: Final = "indexforge"
 MANAGED_BY: Final = "indexforge-operator"
 
-# The longest derived name is "<instance>-redis-app-headless" (Service, DNS-1035 label of at most
+# The longest derived name is "<instance>-redis-state-headless" (Service, DNS-1035 label of at most
 # 63 characters) and a StatefulSet's controller-revision-hash label "<sts>-<10 chars>": 40 keeps
 # both valid with room to spare. The CRD enforces the same limit on metadata.name.
 MAX_INSTANCE_NAME: Final = 40
@@ -50,7 +51,12 @@ LABEL_SCRAPE: Final = "indexforge.io/scrape"
 
 
 # Abbreviated components in backup CronJob names (see Names.backup).
-_BACKUP_ABBREVIATIONS: Final[dict[str, str]] = {"prometheus": "prom", "grafana": "graf"}
+_BACKUP_ABBREVIATIONS: Final[dict[str, str]] = {
+    "prometheus": "prom",
+    "grafana": "graf",
+    "weaviate": "wv",
+    "redis-app": "rapp",
+}
 
 
 @dataclass(frozen=True)

@@ -181,10 +181,18 @@ def test_backup_cronjob(source: str, uid: int, data_dir: str, args: list[str]) -
 
 def test_backups_follow_what_is_deployed() -> None:
     operator_mode = build(BACKUP, prometheus_operator=True)  # no Prometheus of ours
-    assert [o["metadata"]["name"] for o in operator_mode if o["kind"] == "CronJob"] == [
-        NAMES.backup("grafana")
+    assert sorted(o["metadata"]["name"] for o in operator_mode if o["kind"] == "CronJob") == [
+        NAMES.backup("grafana"),
+        NAMES.backup("redis-app"),
+        NAMES.backup("weaviate"),
     ]
-    nothing = build({**BACKUP, "monitoring": {"enabled": False}})
+    stores_only = build({**BACKUP, "monitoring": {"enabled": False}})
+    assert sorted(o["metadata"]["name"] for o in stores_only if o["kind"] == "CronJob") == [
+        NAMES.backup("redis-app"),
+        NAMES.backup("weaviate"),
+    ]
+    raw = {"backup": {**BACKUP["backup"], "weaviate": False, "redis": False}}
+    nothing = build({**raw, "monitoring": {"enabled": False}})
     assert not [
         o
         for o in nothing

@@ -1,4 +1,5 @@
-"""Scheduled backups: one CronJob per backed-up component (Prometheus, Grafana).
+"""Scheduled backups: one CronJob per backed-up component (Prometheus, Grafana, Weaviate, the
+app Redis).
 
 The jobs run `python -m indexforge_services.common.backup` from the API image: the stack
 pulls it anyway, it carries Python and this repository's package, and the backup module
@@ -14,19 +15,30 @@ The snapshot needs Prometheus's admin API (`--web.enable-admin-api`, on only whi
 are). It also offers delete_series, so who reaches port 9090 matters: per NetworkPolicy only
 Grafana and the backup job, and Grafana's datasource proxy refuses every Prometheus POST but
 the query endpoints (grafana/grafana#7459, #33491), so a Grafana user cannot reach it either.
+
+Weaviate and Redis are backed up over the network, so their jobs need no node pinning and no
+access to their volumes: Weaviate writes its own backup when asked through its backup API
+(to the backup volume it mounts, or a bucket; see backup_weaviate.py), and Redis streams an
+RDB snapshot over the replication handshake (`redis-cli --rdb`'s way), which the job writes
+to the target. The ML Redis is a cache (embeddings, recomputed on a miss): not backed up.
 """
 
 from __future__ import annotations
 
+from ..generated import WEAVIATE_API_KEY_KEY
 from ..naming import Component, Names, labels, selector_labels
 from ..spec import IndexForgeSpec
+from . import backup_weaviate as wv
 from . import ports
 from .common import Obj, container_security, meta, service_account, tmp_mount, tmp_volume
+from .credentials import redis_password_env, secret_env
 from .grafana import DATA_DIR as GRAFANA_DATA_DIR
 from .grafana import GRAFANA_UID
 from .prometheus import DATA_DIR as PROMETHEUS_DATA_DIR
 from .prometheus import PROMETHEUS_UID
+from .redis import REDIS_UID
 from .storage import DATA_VOLUME
+from .weaviate import WEAVIATE_UID
 
 TARGET_DIR = "/backup"
 MODULE = "indexforge_services.common.backup"
@@ -37,6 +49,7 @@ BACKUP_GID = 65534
 # A backup that has not started within an hour of its slot waits for the next one.
 STARTING_DEADLINE_SECONDS = 3600
 ACTIVE_DEADLINE_SECONDS = 3600
+WEAVIATE_KEY_ENV = "WEAVIATE_API_KEY"  # read by the backup program (backup_weaviate.py)
 
 
 def claim_of(names: Names, component: Component) -> str:
@@ -48,11 +61,35 @@ def backup_sources(spec: IndexForgeSpec, present: list[Component]) -> list[Compo
     """Components backed up: those deployed by this instance that have a backup."""
     if not spec.backup.enabled:
         return []
-    return [c for c in ("prometheus", "grafana") if c in present]
+    wanted: list[Component] = ["prometheus", "grafana"]
+    if spec.backup.weaviate:
+        wanted.append("weaviate")
+    if spec.backup.redis:
+        wanted.append("redis-app")
+    return [c for c in wanted if c in present]
+
+
+# Files the job reads on the source's volume (pinned to its node), per source.
+_VOLUME_SOURCES: dict[str, tuple[int, str]] = {
+    "prometheus": (PROMETHEUS_UID, PROMETHEUS_DATA_DIR),
+    "grafana": (GRAFANA_UID, GRAFANA_DATA_DIR),
+}
+# Network sources: the job's user (Weaviate's, so retention can delete what Weaviate wrote).
+_NETWORK_UID: dict[str, int] = {"weaviate": WEAVIATE_UID, "redis-app": REDIS_UID}
 
 
 def _command(spec: IndexForgeSpec, names: Names, source: Component) -> list[str]:
     keep = ["--target", f"{TARGET_DIR}/{source}", "--keep", str(spec.backup.retention)]
+    if source == "weaviate":
+        command = ["python", "-m", MODULE, "weaviate", "--url"]
+        command += [names.url("weaviate", ports.WEAVIATE_HTTP), "--backend", wv.backend(spec)]
+        command += ["--keep", str(spec.backup.retention)]
+        if wv.backend(spec) == "filesystem":
+            command += ["--backup-dir", wv.FILESYSTEM_PATH]
+        return command
+    if source == "redis-app":
+        host = names.fqdn(names.component("redis-app"))
+        return ["python", "-m", MODULE, "redis", "--host", host, "--port", str(ports.REDIS), *keep]
     if source == "prometheus":
         return [
             "python",
@@ -71,65 +108,7 @@ def _command(spec: IndexForgeSpec, names: Names, source: Component) -> list[str]
 def _cronjob(spec: IndexForgeSpec, names: Names, source: Component) -> Obj:
     backup = spec.backup
     assert backup.target is not None  # the spec requires it when enabled
-    uid = PROMETHEUS_UID if source == "prometheus" else GRAFANA_UID
-    data_dir = PROMETHEUS_DATA_DIR if source == "prometheus" else GRAFANA_DATA_DIR
     pod_labels = {LABEL_SOURCE: source, **labels(names, "backup")}
-    pod_spec: Obj = {
-        "serviceAccountName": names.component("backup"),
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "restartPolicy": "Never",
-        # The source volume is ReadWriteOnce: run where its pod runs.
-        "affinity": {
-            "podAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": [
-                    {
-                        "labelSelector": {"matchLabels": selector_labels(names, source)},
-                        "topologyKey": "kubernetes.io/hostname",
-                    }
-                ]
-            }
-        },
-        "securityContext": {
-            # The source's own user: its files are readable (and the snapshot deletable).
-            "runAsNonRoot": True,
-            "runAsUser": uid,
-            "runAsGroup": uid,
-            "fsGroup": BACKUP_GID,
-            "fsGroupChangePolicy": "OnRootMismatch",
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [
-            {
-                "name": "backup",
-                "image": spec.api.image,
-                "imagePullPolicy": spec.api.image_pull_policy,
-                "command": _command(spec, names, source),
-                "resources": {
-                    "requests": {"cpu": "50m", "memory": "64Mi"},
-                    "limits": {"cpu": "500m", "memory": "256Mi"},
-                },
-                "securityContext": container_security(),
-                "volumeMounts": [
-                    # Read-write: the job deletes Prometheus's snapshot after copying it, and
-                    # SQLite may need to roll back a hot journal before reading grafana.db.
-                    {"name": "source", "mountPath": data_dir},
-                    {"name": "target", "mountPath": TARGET_DIR},
-                    tmp_mount(),
-                ],
-            }
-        ],
-        "volumes": [
-            {"name": "source", "persistentVolumeClaim": {"claimName": claim_of(names, source)}},
-            {
-                "name": "target",
-                "persistentVolumeClaim": {"claimName": backup.target.volume.claim_name},
-            },
-            tmp_volume(),
-        ],
-    }
-    if spec.image_pull_secrets:
-        pod_spec["imagePullSecrets"] = [{"name": n} for n in spec.image_pull_secrets]
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -148,11 +127,104 @@ def _cronjob(spec: IndexForgeSpec, names: Names, source: Component) -> Obj:
                 "spec": {
                     "backoffLimit": 2,
                     "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
-                    "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+                    "template": {
+                        "metadata": {"labels": pod_labels},
+                        "spec": backup_pod_spec(spec, names, source),
+                    },
                 },
             },
         },
     }
+
+
+def _env(names: Names, source: Component) -> list[Obj]:
+    if source == "weaviate":
+        return [secret_env(names, WEAVIATE_KEY_ENV, WEAVIATE_API_KEY_KEY)]
+    if source == "redis-app":
+        return [redis_password_env(names, "REDISCLI_AUTH", "redis-app")]
+    return []
+
+
+def backup_pod_spec(spec: IndexForgeSpec, names: Names, source: Component) -> Obj:
+    """The pod of one source's backup (the CronJob's, and the on-demand Job's)."""
+    backup = spec.backup
+    assert backup.target is not None  # the spec requires it when enabled
+    target: Obj = {
+        "name": "target",
+        "persistentVolumeClaim": {"claimName": backup.target.volume.claim_name},
+    }
+    if source in _VOLUME_SOURCES:
+        uid, data_dir = _VOLUME_SOURCES[source]
+        mounts: list[Obj] = [
+            # Read-write: the job deletes Prometheus's snapshot after copying it, and
+            # SQLite may need to roll back a hot journal before reading grafana.db.
+            {"name": "source", "mountPath": data_dir},
+            {"name": "target", "mountPath": TARGET_DIR},
+            tmp_mount(),
+        ]
+        volumes: list[Obj] = [
+            {"name": "source", "persistentVolumeClaim": {"claimName": claim_of(names, source)}},
+            target,
+            tmp_volume(),
+        ]
+    else:
+        uid = _NETWORK_UID[source]
+        on_volume = source != "weaviate" or wv.backend(spec) == "filesystem"
+        mounts = [{"name": "target", "mountPath": TARGET_DIR}] if on_volume else []
+        mounts.append(tmp_mount())
+        volumes = [target] if on_volume else []
+        volumes.append(tmp_volume())
+    container: Obj = {
+        "name": "backup",
+        "image": spec.api.image,
+        "imagePullPolicy": spec.api.image_pull_policy,
+        "command": _command(spec, names, source),
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "500m", "memory": "256Mi"},
+        },
+        "securityContext": container_security(),
+        "volumeMounts": mounts,
+    }
+    source_env = _env(names, source)
+    if source_env:
+        container["env"] = source_env
+    pod_spec: Obj = {
+        "serviceAccountName": names.component("backup"),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "restartPolicy": "Never",
+    }
+    if source in _VOLUME_SOURCES:
+        # The source volume is ReadWriteOnce: run where its pod runs.
+        pod_spec["affinity"] = {
+            "podAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {"matchLabels": selector_labels(names, source)},
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        }
+    pod_spec.update(
+        {
+            "securityContext": {
+                # The source's own user: its files are readable (and the snapshot deletable).
+                "runAsNonRoot": True,
+                "runAsUser": uid,
+                "runAsGroup": uid,
+                "fsGroup": BACKUP_GID,
+                "fsGroupChangePolicy": "OnRootMismatch",
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [container],
+            "volumes": volumes,
+        }
+    )
+    if spec.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in spec.image_pull_secrets]
+    return pod_spec
 
 
 def build_backups(spec: IndexForgeSpec, names: Names, present: list[Component]) -> list[Obj]:

@@ -154,6 +154,11 @@ def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
     if "prometheus" in backup_sources(spec, list(present)):
         # The snapshot admin API; with Grafana's datasource, the only client of port 9090.
         out.append(Flow("backup", "prometheus", (ports.PROMETHEUS,)))
+    backed_up = backup_sources(spec, list(present))
+    if "weaviate" in backed_up:  # the backup API
+        out.append(Flow("backup", "weaviate", (ports.WEAVIATE_HTTP,)))
+    if "redis-app" in backed_up:  # the RDB snapshot over the replication handshake
+        out.append(Flow("backup", "redis-app", (ports.REDIS,)))
     return out
 
 

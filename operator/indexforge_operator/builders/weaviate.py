@@ -23,6 +23,7 @@ from .common import (
     tmp_volume,
     wants_pdb,
 )
+from .backup_weaviate import backup_env, backup_modules, backup_mounts, backup_volumes
 from .credentials import WEAVIATE_USER, secret_env
 from .storage import DATA_VOLUME, data_volume_claim, data_volumes, statefulset
 
@@ -37,7 +38,7 @@ def weaviate_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
     return [
         env("PERSISTENCE_DATA_PATH", DATA_PATH),
         env("DEFAULT_VECTORIZER_MODULE", spec.weaviate.vectorizer),
-        env("ENABLE_MODULES", spec.weaviate.vectorizer),
+        env("ENABLE_MODULES", ",".join([spec.weaviate.vectorizer, *backup_modules(spec)])),
         # The ML service speaks the text2vec-transformers inference protocol.
         env("TRANSFORMERS_INFERENCE_API", names.url("ml", ports.ML)),
         env("QUERY_DEFAULTS_LIMIT", spec.weaviate.query_defaults_limit),
@@ -63,6 +64,7 @@ def weaviate_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
             "name": "GOMEMLIMIT",
             "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1"}},
         },
+        *backup_env(spec),
     ]
 
 
@@ -88,7 +90,11 @@ def _container(spec: IndexForgeSpec, names: Names) -> Obj:
         "securityContext": container_security(),
         "livenessProbe": http_probe("/v1/.well-known/live", "http", failures=6),
         "readinessProbe": http_probe("/v1/.well-known/ready", "http", period=5),
-        "volumeMounts": [{"name": DATA_VOLUME, "mountPath": DATA_PATH}, tmp_mount()],
+        "volumeMounts": [
+            {"name": DATA_VOLUME, "mountPath": DATA_PATH},
+            tmp_mount(),
+            *backup_mounts(spec),
+        ],
     }
 
 
@@ -103,7 +109,7 @@ def build_weaviate(spec: IndexForgeSpec, names: Names) -> list[Obj]:
             "securityContext": pod_security(WEAVIATE_UID),
             "terminationGracePeriodSeconds": 60,  # flush memtables before exit
             "containers": [_container(spec, names)],
-            "volumes": [tmp_volume(), *data_volumes(claim)],
+            "volumes": [tmp_volume(), *data_volumes(claim), *backup_volumes(spec)],
         },
     )
     client_ports = [
