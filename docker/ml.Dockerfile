@@ -28,7 +28,14 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY services/ services/
-RUN /opt/venv/bin/pip install ".[ml]" \
+# CPU images also carry ONNX Runtime (INDEXFORGE_ML_BACKEND=onnx) and the model exported to
+# ONNX here, fp32 and int8, keyed by the model files' hash: pods never export at start.
+RUN case "${VARIANT}" in cpu) extras="ml,onnx" ;; *) extras="ml" ;; esac \
+    && /opt/venv/bin/pip install ".[${extras}]" \
+    && if [ "${VARIANT}" = cpu ]; then \
+         HF_HUB_OFFLINE=1 /opt/venv/bin/python -m indexforge_services.ml.onnx_backend \
+           --cache-dir /opt/indexforge/onnx; \
+       else mkdir -p /opt/indexforge/onnx; fi \
     && /opt/venv/bin/pip uninstall --yes pip setuptools wheel
 
 FROM ${PYTHON_IMAGE} AS runtime-base
@@ -39,12 +46,14 @@ RUN groupadd --system --gid 10001 indexforge \
     && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home \
        --shell /usr/sbin/nologin indexforge
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/indexforge/onnx /opt/indexforge/onnx
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     HF_HUB_OFFLINE=1 \
-    TRANSFORMERS_OFFLINE=1
+    TRANSFORMERS_OFFLINE=1 \
+    INDEXFORGE_ONNX_CACHE_DIR=/opt/indexforge/onnx
 
 FROM runtime-base AS runtime-cpu
 ENV INDEXFORGE_DEVICE=cpu

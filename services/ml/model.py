@@ -175,6 +175,11 @@ class Embedder:
             max_seq_length=min(limits),
         )
 
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text as the model sees it (special tokens included, truncated)."""
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length)
+        return [len(ids) for ids in encoded["input_ids"]]
+
     def encode(self, texts: Sequence[str]) -> Vectors:
         """Unit-length float32 vectors, one row per text."""
         if not texts:
@@ -202,6 +207,7 @@ class Embedder:
             "model_id": self.model_id,
             "dim": self.dim,
             "device": self.device,
+            "backend": "torch",
             "max_seq_length": self.max_seq_length,
             "pooling": POOLING,
             "normalized": True,

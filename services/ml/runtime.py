@@ -20,10 +20,11 @@ from fastapi import Depends, HTTPException, Request
 from ..common.app import ServiceContext, get_context
 from ..common.sentry import Event
 from ..common.tracing import tracer
+from .backends import load_encoder
 from .batching import MicroBatcher
 from .embedding import EmbeddingService
 from .metrics import MLMetrics
-from .model import DEFAULT_MODEL_NAME, Embedder, Encoder, resolve_device
+from .model import DEFAULT_MODEL_NAME, Encoder, resolve_device
 from .settings import MLSettings
 
 ML_ROUTE_PREFIXES = ("/vectors", "/api/v1/ml/")
@@ -75,14 +76,7 @@ class MLService:
         return self.runtime is not None and self.runtime.batcher.running
 
     def _load(self) -> Encoder:
-        s = self.settings
-        return Embedder.load(
-            s.model_path,
-            device=s.device,
-            name=s.model_name,
-            max_seq_length=s.max_seq_length,
-            torch_threads=s.torch_threads,
-        )
+        return load_encoder(self.settings, cuda_available=torch.cuda.is_available())
 
     @asynccontextmanager
     async def lifespan(self, ctx: ServiceContext) -> AsyncIterator[None]:
@@ -96,6 +90,9 @@ class MLService:
             encoder.encode,
             max_batch=s.batch_max_size,
             max_wait=s.batch_max_wait_ms / 1000,
+            max_tokens=s.batch_max_tokens,
+            # Fakes in tests have no tokenizer: they get first-come batches.
+            measure=getattr(encoder, "token_lengths", None),
             observe=self.metrics.observe_batch if self.metrics else None,
             tracer=trace,
         )

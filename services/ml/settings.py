@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -26,6 +27,18 @@ class MLSettings(ServiceSettings):
         ge=1,
         description="torch intra-op threads; unset = the cgroup CPU limit, else torch's default.",
     )
+    ml_backend: Literal["torch", "onnx"] = Field(
+        default="torch",
+        description="torch, or onnx (ONNX Runtime, CPU only: a CUDA device keeps torch).",
+    )
+    ml_quantize: Literal["none", "int8"] = Field(
+        default="none", description="int8: dynamic quantization of the ONNX model (onnx only)."
+    )
+    onnx_cache_dir: Path | None = Field(
+        default=None,
+        description="Where exported ONNX files live (the image exports at build time); "
+        "unset = ~/.cache/indexforge/onnx. A missing export is made once from the model files.",
+    )
     max_seq_length: int = Field(
         default=256, ge=8, le=8192, description="Tokens per text; rest is cut."
     )
@@ -33,6 +46,15 @@ class MLSettings(ServiceSettings):
     batch_max_size: int = Field(default=32, ge=1, le=1024, description="Texts per forward pass.")
     batch_max_wait_ms: float = Field(
         default=5.0, ge=0, le=1000, description="How long a batch waits for more requests."
+    )
+
+    batch_max_tokens: int = Field(
+        default=4096,
+        ge=0,
+        le=1_048_576,
+        description="Padded tokens per forward pass: waiting texts are sorted by token length "
+        "and cut into batches under this cap (a longer text runs alone). 0 = first come, "
+        "first served batches of batch_max_size.",
     )
 
     max_text_chars: int = Field(
@@ -47,6 +69,15 @@ class MLSettings(ServiceSettings):
         description="How long a computed embedding stays cached. Unset: "
         "INDEXFORGE_CACHE_DEFAULT_TTL_SECONDS, which is what the operator writes.",
     )
+
+    @model_validator(mode="after")
+    def _quantize_needs_onnx(self) -> MLSettings:
+        if self.ml_quantize != "none" and self.ml_backend != "onnx":
+            raise ValueError(
+                f"INDEXFORGE_ML_QUANTIZE={self.ml_quantize} needs INDEXFORGE_ML_BACKEND=onnx "
+                f"(the backend is {self.ml_backend})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _ttl_from_cache_default(self) -> MLSettings:
