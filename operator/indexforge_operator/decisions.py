@@ -103,7 +103,7 @@ def components(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Compo
     out: list[Component] = ["api", "ml"]
     if spec.excel.enabled:
         out.append("excel")
-    out += ["redis-app", "redis-ml", "weaviate"]
+    out += ["redis-app", "redis-ml", "redis-state", "weaviate"]
     if spec.gateway.enabled:
         out.append("gateway")
     mon = spec.monitoring
@@ -230,6 +230,7 @@ def check_spec(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Findi
     found = [
         check_redis_memory(spec.redis.app, role="app"),
         check_redis_memory(spec.redis.ml, role="ml"),
+        check_redis_memory(spec.redis.state, role="state"),
         check_grafana_datasource(spec, prometheus_operator=prometheus_operator),
     ]
     if (

@@ -25,7 +25,7 @@ GATEWAY_TOKENS_KEY = "gateway-tokens"
 WEAVIATE_API_KEY_KEY = "weaviate-api-key"
 RABBITMQ_PASSWORD_KEY = "rabbitmq-password"
 RABBITMQ_COOKIE_KEY = "rabbitmq-erlang-cookie"
-REDIS_INSTANCES = ("redis-app", "redis-ml")
+REDIS_INSTANCES = ("redis-app", "redis-ml", "redis-state")
 
 
 def redis_password_key(instance: str) -> str:

@@ -249,13 +249,36 @@ class RedisMlInstance(RedisInstance):
     persistence: Persistence = persistence_field("4Gi", "Redis")
 
 
+class RedisStateInstance(RedisInstance):
+    """The API's state (job records, queued uploads, cache tag sets, the write lock): a
+    Redis of its own that never evicts. maxmemory-policy is per instance, so a database of
+    the evicting app Redis would not protect it; a full state Redis refuses writes (the API
+    answers 503 job_store_full) instead of dropping records."""
+
+    maxmemory: RedisMemory = Field(default="256mb", description="Redis maxmemory (kb, mb or gb).")
+    maxmemory_policy: Literal["noeviction"] = Field(
+        default="noeviction", description="Fixed: state is refused when full, never evicted."
+    )
+    resources: Resources = resources_field(
+        cpu_request="50m",
+        memory_request="320Mi",
+        cpu_limit="500m",
+        memory_limit="512Mi",
+        what="Redis",
+    )
+    persistence: Persistence = persistence_field("1Gi", "Redis")
+
+
 class RedisSpec(SpecModel):
     """One Redis per service family, so eviction in one cannot hurt the other."""
 
     app: RedisInstance = Field(
-        default=RedisInstance(), description="Redis of the API/Excel services."
+        default=RedisInstance(), description="Redis of the API/Excel services (a cache)."
     )
     ml: RedisMlInstance = Field(default=RedisMlInstance(), description="Redis of the ML service.")
+    state: RedisStateInstance = Field(
+        default=RedisStateInstance(), description="The API's state Redis (noeviction, AOF)."
+    )
 
 
 class WeaviateSpec(SpecModel):

@@ -21,6 +21,7 @@ COMPONENT_CONDITIONS: dict[str, str] = {
     "excel": "ExcelAvailable",
     "redis-app": "RedisAppAvailable",
     "redis-ml": "RedisMLAvailable",
+    "redis-state": "RedisStateAvailable",
     "weaviate": "WeaviateAvailable",
     "gateway": "GatewayAvailable",
     "prometheus": "PrometheusAvailable",

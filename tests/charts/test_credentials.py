@@ -186,7 +186,7 @@ def test_cli_values_have_the_documented_layout() -> None:
     data = _cli_secret(STATIC_CHART / "ci" / "full-values.yaml")["stringData"]
     assert {"consumer-web", "consumer-batch", "grafana-admin-password"} <= set(data)
     assert data["gateway-tokens"].splitlines() == [data["gateway-token"]]
-    for instance in ("redis-app", "redis-ml"):
+    for instance in ("redis-app", "redis-ml", "redis-state"):
         password = data[f"{instance}-password"]
         assert data[f"{instance}.conf"] == f"requirepass {password}\nmasterauth {password}\n"
     single = {k: v for k, v in data.items() if k != "gateway-tokens" and not k.endswith(".conf")}

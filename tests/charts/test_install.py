@@ -182,6 +182,7 @@ def test_static_chart_install_upgrade_uninstall(
             "prometheus",
             "redis-app",
             "redis-ml",
+            "redis-state",
             "weaviate",
         )
     ]

@@ -67,8 +67,8 @@ def test_internal_credentials_are_generated_once_for_every_spec() -> None:
     spec = make_spec({"gateway": {"enabled": False}})
     first = complete(spec, current=GeneratedSecrets(), token=counter_tokens("a"))
     assert first.gateway_tokens and first.weaviate_api_key
-    assert set(first.redis_passwords) == {"redis-app", "redis-ml"}
-    assert len({*first.redis_passwords.values(), first.weaviate_api_key}) == 3
+    assert set(first.redis_passwords) == {"redis-app", "redis-ml", "redis-state"}
+    assert len({*first.redis_passwords.values(), first.weaviate_api_key}) == 4
     again = complete(spec, current=first, token=counter_tokens("b"))
     assert again == first
 

@@ -50,6 +50,7 @@ def test_default_sample_has_gpu_messaging_and_every_component() -> None:
         "excel",
         "redis-app",
         "redis-ml",
+        "redis-state",
         "weaviate",
         "gateway",
         "prometheus",

@@ -10,6 +10,7 @@ find their dependencies the same way (the operator's builders/api.py api_env).
 {{- $component := .component -}}
 {{- $api := $spec.api -}}
 {{- $redis := include "indexforge.fqdn" (dict "root" $root "service" (printf "%s-redis-app" $root.Release.Name)) -}}
+{{- $stateRedis := include "indexforge.fqdn" (dict "root" $root "service" (printf "%s-redis-state" $root.Release.Name)) -}}
 {{- /* max-age the API puts on search answers: how stale Kong's cache may be after an upload
 or delete (Kong cannot be told to purge); 0 when nothing caches at the gateway. */ -}}
 {{- $pc := $spec.gateway.proxyCache -}}
@@ -18,6 +19,8 @@ or delete (Kong cannot be told to purge); 0 when nothing caches at the gateway. 
 {{- $env := list
   (include "indexforge.commonEnv" (dict "root" $root "spec" $spec "component" $component "logLevel" $api.logLevel))
   (include "indexforge.env" (dict "name" "INDEXFORGE_REDIS_URL" "value" (printf "redis://%s:6379/0" $redis)))
+  (include "indexforge.env" (dict "name" "INDEXFORGE_STATE_REDIS_URL" "value" (printf "redis://%s:6379/0" $stateRedis)))
+  (include "indexforge.internalEnv" (dict "root" $root "name" "INDEXFORGE_STATE_REDIS_PASSWORD" "key" "redis-state-password"))
   (include "indexforge.env" (dict "name" "INDEXFORGE_WEAVIATE_URL" "value" (include "indexforge.url" (dict "root" $root "component" "weaviate" "port" 8080))))
   (include "indexforge.env" (dict "name" "INDEXFORGE_WEAVIATE_GRPC_PORT" "value" 50051))
   (include "indexforge.env" (dict "name" "INDEXFORGE_ML_URL" "value" (include "indexforge.url" (dict "root" $root "component" "ml" "port" 8080))))

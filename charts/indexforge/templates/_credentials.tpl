@@ -71,7 +71,7 @@ indexforge.consumerKeyRef: where a consumer's key is (dict root, username), as J
 {{/*
 indexforge.generated: the generated values of this release as JSON (without existingSecret
 only): {"consumers": {username: key}, "grafanaPassword", "gatewayTokens": [newest first],
-"redis": {"redis-app", "redis-ml"}, "weaviateApiKey", "rabbitmq": {"password", "cookie"}
+"redis": {"redis-app", "redis-ml", "redis-state"}, "weaviateApiKey", "rabbitmq": {"password", "cookie"}
 ("" until messaging is first enabled)}. A value stored by a previous release
 is kept; a missing one is generated. Computed once per render and remembered: kong.yml and the
 Secrets are rendered by different templates and must agree.
@@ -94,7 +94,7 @@ Secrets are rendered by different templates and must agree.
 {{- end -}}
 {{- if not $tokens }}{{ $tokens = list (randAlphaNum 43) }}{{ end -}}
 {{- $redis := dict -}}
-{{- range list "redis-app" "redis-ml" -}}
+{{- range list "redis-app" "redis-ml" "redis-state" -}}
 {{- $_ := set $redis . (index $internalOld (printf "%s-password" .) | default "" | b64dec | default (randAlphaNum 43)) -}}
 {{- end -}}
 {{- /* RabbitMQ's default user and the Erlang cookie its nodes share: made when messaging is

@@ -22,6 +22,7 @@ the operator's builders/targets.py and alerts.py. Results are JSON.
 {{- if $spec.gateway.enabled }}{{ $out = append $out (dict "component" "gateway" "portName" "status" "port" 8100) }}{{ end -}}
 {{- if $spec.redis.app.exporter.enabled }}{{ $out = append $out (dict "component" "redis-app" "portName" "metrics" "port" 9121) }}{{ end -}}
 {{- if $spec.redis.ml.exporter.enabled }}{{ $out = append $out (dict "component" "redis-ml" "portName" "metrics" "port" 9121) }}{{ end -}}
+{{- if $spec.redis.state.exporter.enabled }}{{ $out = append $out (dict "component" "redis-state" "portName" "metrics" "port" 9121) }}{{ end -}}
 {{- $out = append $out (dict "component" "weaviate" "portName" "metrics" "port" 2112) -}}
 {{- /* Spans refused or dropped by the collector show up only in Jaeger's own metrics. */ -}}
 {{- if and $spec.monitoring.enabled $spec.monitoring.jaeger.enabled }}{{ $out = append $out (dict "component" "jaeger" "portName" "metrics" "port" 8888) }}{{ end -}}

@@ -7,7 +7,7 @@ from ..naming import Names
 from ..spec import IndexForgeSpec
 from . import ports
 from .common import Obj, env, meta
-from .credentials import secret_env
+from .credentials import redis_password_env, secret_env
 from .python_service import ServiceShape, build_python_service, common_env
 from .queue_env import queue_env
 
@@ -21,6 +21,12 @@ def api_env(spec: IndexForgeSpec, names: Names, *, component: str = "api") -> li
     out = [
         *common_env(spec, names, component, spec.api.log_level),
         env("INDEXFORGE_REDIS_URL", f"redis://{names.fqdn(names.component('redis-app'))}:6379/0"),
+        # Job records, queued uploads, cache tags, the write lock: the noeviction Redis.
+        env(
+            "INDEXFORGE_STATE_REDIS_URL",
+            f"redis://{names.fqdn(names.component('redis-state'))}:6379/0",
+        ),
+        redis_password_env(names, "INDEXFORGE_STATE_REDIS_PASSWORD", "redis-state"),
         env("INDEXFORGE_WEAVIATE_URL", names.url("weaviate", ports.WEAVIATE_HTTP)),
         env("INDEXFORGE_WEAVIATE_GRPC_PORT", ports.WEAVIATE_GRPC),
         env("INDEXFORGE_ML_URL", names.url("ml", ports.ML)),

@@ -103,6 +103,7 @@ def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
         out.append(Flow(None, "api", (ports.API,)))  # clients talk to the API directly
     out += [
         Flow("api", "redis-app", (ports.REDIS,)),
+        Flow("api", "redis-state", (ports.REDIS,)),
         Flow("api", "weaviate", (ports.WEAVIATE_HTTP, ports.WEAVIATE_GRPC)),
         Flow("api", "ml", (ports.ML,)),
         Flow("ml", "redis-ml", (ports.REDIS,)),
@@ -179,6 +180,7 @@ def _messaging_flows(
     out = [Flow("api", broker, amqp), Flow("worker", broker, amqp)]
     out += [
         Flow("worker", "redis-app", (ports.REDIS,)),
+        Flow("worker", "redis-state", (ports.REDIS,)),
         Flow("worker", "weaviate", (ports.WEAVIATE_HTTP, ports.WEAVIATE_GRPC)),
         Flow("worker", "ml", (ports.ML,)),
     ]

@@ -1,8 +1,9 @@
-"""Redis servers (app and ml): ConfigMap with redis.conf, StatefulSet, Services.
+"""Redis servers (app, ml, state): ConfigMap with redis.conf, StatefulSet, Services.
 
 redis.conf is a text format, so it is rendered from a jinja2 template; everything else is
-built as dicts. Each StatefulSet has one replica (a cache, not a cluster) and, optionally,
-the redis_exporter sidecar.
+built as dicts. Each StatefulSet has one replica and, optionally, the redis_exporter
+sidecar. app and ml are caches; state (noeviction, AOF) holds the API's job records and
+queued uploads (`services/api/state.py` says why it is an instance of its own).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .storage import data_volume_claim, data_volumes, statefulset
 REDIS_UID = 999  # the "redis" user of the official image
 AUTH_DIR = "/etc/redis-auth"
 AUTH_FILE = f"{AUTH_DIR}/auth.conf"
-RedisComponent = Literal["redis-app", "redis-ml"]
+RedisComponent = Literal["redis-app", "redis-ml", "redis-state"]
 _CONF = jinja2.Environment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
 ).from_string(
@@ -170,8 +171,9 @@ def _build_one(
 
 
 def build_redis(spec: IndexForgeSpec, names: Names) -> list[Obj]:
-    """Both Redis servers."""
+    """The three Redis servers."""
     return [
         *_build_one(spec, names, spec.redis.app, "redis-app"),
         *_build_one(spec, names, spec.redis.ml, "redis-ml"),
+        *_build_one(spec, names, spec.redis.state, "redis-state"),
     ]

@@ -35,6 +35,8 @@ def scrape_targets(spec: IndexForgeSpec, *, standalone: bool = False) -> list[Sc
         out.append(ScrapeTarget("redis-app", "metrics", ports.REDIS_EXPORTER))
     if spec.redis.ml.exporter.enabled:
         out.append(ScrapeTarget("redis-ml", "metrics", ports.REDIS_EXPORTER))
+    if spec.redis.state.exporter.enabled:
+        out.append(ScrapeTarget("redis-state", "metrics", ports.REDIS_EXPORTER))
     out.append(ScrapeTarget("weaviate", "metrics", ports.WEAVIATE_METRICS))
     if spec.monitoring.enabled and spec.monitoring.jaeger.enabled:
         # Spans refused or dropped by the collector show up only here.
