@@ -23,9 +23,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv with the package (editable) and dev extras; idempotent
 
-system-deps: ## install Debian packages the tests use (redis-server, prometheus, alertmanager, redis exporter, rabbitmq-server) if missing
+system-deps: ## install Debian packages the tests use (redis-server, redis-sentinel, prometheus, alertmanager, redis exporter, rabbitmq-server) if missing
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-sentinel >/dev/null || missing="$$missing redis-sentinel"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v amtool >/dev/null || missing="$$missing prometheus-alertmanager"; \
 	command -v prometheus-redis-exporter >/dev/null || missing="$$missing prometheus-redis-exporter"; \

@@ -37,7 +37,8 @@ GENERATED_SECRET_KEYS = {"-grafana-admin": ("admin-password",)}
 # is replaced wherever it occurs, so the text around it is still compared.
 GENERATED_VALUE_SECRETS = {
     "-internal-auth": ("gateway-tokens", "redis-app-password", "redis-ml-password",
-                       "redis-state-password", "weaviate-api-key", "rabbitmq-password", "rabbitmq-erlang-cookie"),
+                       "redis-state-password", "weaviate-api-key", "rabbitmq-password",
+                       "rabbitmq-erlang-cookie"),
 }  # fmt: skip
 GATEWAY_TOKEN_HEADER = "X-IndexForge-Gateway-Token"
 COMPONENT = "app.kubernetes.io/component"
