@@ -117,6 +117,12 @@ BAD: list[Case] = [
         _resources({"weaviate": {}}, {"memory": "8Gi", "cpu": "3"}, {"memory": "4Gi", "cpu": "2"}),
         _over("cpu", "3", "2"),
     ),
+    # Weaviate: as many copies as nodes at most
+    Case(
+        "weaviate factor above replicas",
+        {"weaviate": {"replicas": 3, "replicationFactor": 4}},
+        "weaviate.replicationFactor must be at most weaviate.replicas",
+    ),
     # Messaging (checked whether enabled or not, as the CRD's rules are)
     Case(
         "even rabbitmq replicas",
@@ -141,6 +147,9 @@ BAD: list[Case] = [
 ]
 
 GOOD: list[Case] = [
+    Case(
+        "weaviate factor equal to replicas", {"weaviate": {"replicas": 5, "replicationFactor": 5}}
+    ),
     # `auto` may resolve to an HPA (no KEDA): the rule judges the spec as written, and the
     # HPA then keeps one worker.
     Case("workers scale to zero with auto", {"messaging": {"workers": {"minReplicas": 0}}}),

@@ -281,6 +281,9 @@ class RedisSpec(SpecModel):
     )
 
 
+REPLICATION_FACTOR_MESSAGE = "weaviate.replicationFactor must be at most weaviate.replicas"
+
+
 class WeaviateSpec(SpecModel):
     """Weaviate vector database; vectors come from the ML service."""
 
@@ -300,8 +303,39 @@ class WeaviateSpec(SpecModel):
         memory_limit="4Gi",
         what="Weaviate",
     )
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        le=9,
+        description="Copies of every object (replicationConfig.factor of the collections the "
+        "API creates), at most replicas. Unset: min(replicas, 3). Reads and writes use QUORUM, "
+        "so a factor of 3 keeps answering with one node down. Applies when a collection is "
+        "created: an existing collection keeps its factor.",
+    )
     persistence: Persistence = persistence_field("10Gi", "Weaviate")
     pod_disruption_budget: DisruptionBudget = disruption_field()
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            cel(
+                "!has(self.replicationFactor) || self.replicationFactor <= self.replicas",
+                REPLICATION_FACTOR_MESSAGE,
+            )
+        )
+    )
+
+    @model_validator(mode="after")
+    def _factor(self) -> WeaviateSpec:
+        if self.replication_factor is not None and self.replication_factor > self.replicas:
+            raise ValueError(REPLICATION_FACTOR_MESSAGE)
+        return self
+
+    @property
+    def effective_replication_factor(self) -> int:
+        """Three copies survive one lost node under QUORUM; fewer nodes hold one each."""
+        if self.replication_factor is not None:
+            return self.replication_factor
+        return min(self.replicas, 3)
 
 
 class SentrySpec(SpecModel):

@@ -4,6 +4,10 @@ Cosine distance throughout: the model's vectors are unit length, and the API rep
 `1 - distance` as the similarity. `flatSearchCutoff` stays at Weaviate's default (40,000):
 below it a filtered search (including the id-filtered rescoring query of `ranking.py`)
 compares every allowed vector, exactly.
+
+Replication: `weaviate_replication_factor` copies per object; the store reads and writes
+with consistency level QUORUM (a majority of the copies), so with three copies one node
+can be down and every query still answers from two that agree.
 """
 
 from __future__ import annotations
@@ -22,6 +26,19 @@ def _hnsw(settings: ApiSettings) -> Any:
         ef_construction=settings.index_ef_construction,
         max_connections=settings.index_max_connections,
     )
+
+
+def replication(settings: ApiSettings) -> Any:
+    """`replication_config`: copies of each object on distinct Weaviate nodes.
+
+    With more than one copy, asynchronous replication is on: a node that was down while
+    writes went on compares and repairs its copies in the background once it is back
+    (without it, only a read that sees differing copies repairs them).
+    """
+    factor = settings.weaviate_replication_factor
+    # The client marks async_enabled deprecated: from Weaviate 1.38 the server turns it on
+    # for every factor > 1 by itself; 1.35 (deployed and tested) still needs it asked for.
+    return Configure.replication(factor=factor, async_enabled=factor > 1)
 
 
 def vector_index(settings: ApiSettings) -> Any:

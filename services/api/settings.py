@@ -38,6 +38,13 @@ class ApiSettings(ServiceSettings):
     weaviate_api_key_file: Path | None = Field(
         default=None, description="File holding the Weaviate API key (a Secret volume)."
     )
+    weaviate_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Copies of each object in the collections the API creates (at most the "
+        "number of Weaviate nodes); reads and writes use QUORUM. Applied at creation only.",
+    )
 
     # Vector index of the collection. Applied when the collection is created (Weaviate
     # cannot change the index type, efConstruction or maxConnections of an existing one).

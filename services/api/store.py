@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import weaviate
-from weaviate.classes.config import Configure, DataType, Property, Tokenization
+from weaviate.classes.config import Configure, ConsistencyLevel, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
 from weaviate.classes.init import AdditionalConfig, Auth, GrpcConfig, Timeout
 from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
@@ -36,7 +36,7 @@ from weaviate.client import WeaviateAsyncClient
 from weaviate.exceptions import WeaviateBaseError
 
 from . import refs as refs_
-from .index_config import vector_index
+from .index_config import replication, vector_index
 from .settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ KEYWORD_PROPERTIES = ["text"]
 QUERY_MAXIMUM = 10_000
 WATCHDOG_SECONDS = 0.5
 LIVENESS_TIMEOUT_SECONDS = 1.0
+CONSISTENCY = ConsistencyLevel.QUORUM
 GRPC_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 200),
     ("grpc.min_reconnect_backoff_ms", 200),
@@ -281,10 +282,17 @@ class WeaviateStore:
         return self._client
 
     async def _collection(self) -> Any:
-        return (await self._client_ready()).collections.get(self.collection_name)
+        return self._handle(await self._client_ready(), self.collection_name)
 
     async def _documents(self) -> Any:
-        return (await self._client_ready()).collections.get(self.documents_name)
+        return self._handle(await self._client_ready(), self.documents_name)
+
+    @staticmethod
+    def _handle(client: WeaviateAsyncClient, name: str) -> Any:
+        # QUORUM (Weaviate's default, made explicit): a write is acknowledged by a majority
+        # of the copies and a read consults a majority, so reads see every acknowledged write
+        # and one lost node of three changes nothing.
+        return client.collections.get(name).with_consistency_level(CONSISTENCY)
 
     async def _ensure_schema(self, client: WeaviateAsyncClient) -> None:
         await self._check_layout(client)
@@ -298,6 +306,7 @@ class WeaviateStore:
                 vectorize_collection_name=False,
                 vector_index_config=vector_index(self.settings),
             ),
+            replication_config=replication(self.settings),
         )
         await self._create(
             client,
@@ -307,7 +316,9 @@ class WeaviateStore:
             vector_config=Configure.Vectors.self_provided(
                 vector_index_config=Configure.VectorIndex.flat()
             ),
+            replication_config=replication(self.settings),
         )
+        await self._check_replication(client)
 
     async def _check_layout(self, client: WeaviateAsyncClient) -> None:
         """Refuse a records collection of the one-object-per-row layout (before issue 16).
@@ -329,6 +340,26 @@ class WeaviateStore:
                 "rebuilt (the API log says how)",
                 code="search_index_outdated",
             )
+
+    async def _check_replication(self, client: WeaviateAsyncClient) -> None:
+        """Warn when an existing collection keeps fewer (or more) copies than configured.
+
+        Weaviate cannot raise a collection's factor by a config update (its shards must be
+        copied first), so serving goes on with what there is, and the log says so.
+        """
+        wanted = self.settings.weaviate_replication_factor
+        for name in (self.collection_name, self.documents_name):
+            config = await client.collections.get(name).config.get()
+            factor = config.replication_config.factor
+            if factor != wanted:
+                log.warning(
+                    "Weaviate collection %s has replication factor %s, configured %s: it was "
+                    "created before the change; re-index into a new collection name "
+                    "(INDEXFORGE_WEAVIATE_COLLECTION) to change it",
+                    name,
+                    factor,
+                    wanted,
+                )
 
     async def _create(self, client: WeaviateAsyncClient, name: str, **config: Any) -> None:
         if await client.collections.exists(name):

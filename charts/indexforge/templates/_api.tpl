@@ -23,6 +23,7 @@ or delete (Kong cannot be told to purge); 0 when nothing caches at the gateway. 
   (include "indexforge.internalEnv" (dict "root" $root "name" "INDEXFORGE_STATE_REDIS_PASSWORD" "key" "redis-state-password"))
   (include "indexforge.env" (dict "name" "INDEXFORGE_WEAVIATE_URL" "value" (include "indexforge.url" (dict "root" $root "component" "weaviate" "port" 8080))))
   (include "indexforge.env" (dict "name" "INDEXFORGE_WEAVIATE_GRPC_PORT" "value" 50051))
+  (include "indexforge.env" (dict "name" "INDEXFORGE_WEAVIATE_REPLICATION_FACTOR" "value" (include "indexforge.weaviateReplicationFactor" $spec.weaviate)))
   (include "indexforge.env" (dict "name" "INDEXFORGE_ML_URL" "value" (include "indexforge.url" (dict "root" $root "component" "ml" "port" 8080))))
   (include "indexforge.env" (dict "name" "INDEXFORGE_CACHE_RESPONSE_TTL_SECONDS" "value" (int64 $api.cache.responseTtlSeconds)))
   (include "indexforge.env" (dict "name" "INDEXFORGE_CACHE_SESSION_TTL_SECONDS" "value" (int64 $api.cache.sessionTtlSeconds)))
@@ -45,4 +46,11 @@ or delete (Kong cannot be told to purge); 0 when nothing caches at the gateway. 
 {{/* indexforge.apiTmpSize: /tmp holds every upload being read at once, plus the usual 256Mi of scratch space (spec). */}}
 {{- define "indexforge.apiTmpSize" -}}
 {{- printf "%dMi" (add (mul (int64 .api.uploads.maxMegabytes) (int64 .api.uploads.maxConcurrent)) 256) -}}
+{{- end -}}
+
+{{/* indexforge.weaviateReplicationFactor: copies of each object in the collections the API
+creates: weaviate.replicationFactor, else min(replicas, 3) (three survive one lost node under
+QUORUM). */}}
+{{- define "indexforge.weaviateReplicationFactor" -}}
+{{- if hasKey . "replicationFactor" }}{{ int .replicationFactor }}{{ else }}{{ min (int .replicas) 3 }}{{ end -}}
 {{- end -}}

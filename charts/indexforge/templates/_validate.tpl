@@ -22,6 +22,8 @@ bounds, enums and patterns.
 {{- if ne (mod (int $m.rabbitmq.replicas) 2) 1 }}{{ $errors = append $errors "rabbitmq.replicas must be odd" }}{{ end -}}
 {{- if gt (int $m.workers.minReplicas) (int $m.workers.maxReplicas) }}{{ $errors = append $errors "workers.minReplicas must be less than or equal to maxReplicas" }}{{ end -}}
 {{- if and (has $m.workers.scaler (list "hpa" "queueLength")) (eq (int $m.workers.minReplicas) 0) }}{{ $errors = append $errors "workers.minReplicas 0 needs the keda scaler (an HPA cannot scale to zero)" }}{{ end -}}
+{{- $w := $spec.weaviate -}}
+{{- if and (hasKey $w "replicationFactor") (gt (int $w.replicationFactor) (int $w.replicas)) }}{{ $errors = append $errors "weaviate.replicationFactor must be at most weaviate.replicas" }}{{ end -}}
 {{- $gw := $spec.gateway -}}
 {{- if eq $gw.routes.api $gw.routes.ml }}{{ $errors = append $errors "routes.api and routes.ml must differ" }}{{ end -}}
 {{- if and $gw.cors.credentials (has "*" $gw.cors.origins) }}{{ $errors = append $errors "cors.credentials requires explicit origins (browsers reject '*' with credentials)" }}{{ end -}}

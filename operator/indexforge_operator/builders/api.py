@@ -29,6 +29,11 @@ def api_env(spec: IndexForgeSpec, names: Names, *, component: str = "api") -> li
         redis_password_env(names, "INDEXFORGE_STATE_REDIS_PASSWORD", "redis-state"),
         env("INDEXFORGE_WEAVIATE_URL", names.url("weaviate", ports.WEAVIATE_HTTP)),
         env("INDEXFORGE_WEAVIATE_GRPC_PORT", ports.WEAVIATE_GRPC),
+        # Copies of each object in the collections the API creates (QUORUM reads and writes).
+        env(
+            "INDEXFORGE_WEAVIATE_REPLICATION_FACTOR",
+            spec.weaviate.effective_replication_factor,
+        ),
         env("INDEXFORGE_ML_URL", names.url("ml", ports.ML)),
         env("INDEXFORGE_CACHE_RESPONSE_TTL_SECONDS", cache.response_ttl_seconds),
         env("INDEXFORGE_CACHE_SESSION_TTL_SECONDS", cache.session_ttl_seconds),

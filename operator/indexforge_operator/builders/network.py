@@ -108,6 +108,8 @@ def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
         Flow("api", "ml", (ports.ML,)),
         Flow("ml", "redis-ml", (ports.REDIS,)),
         Flow("weaviate", "ml", (ports.ML,)),
+        # Cluster traffic between Weaviate pods: memberlist gossip (TCP and UDP), replica
+        # reads/writes on the data port, Raft and its RPC (schema, membership).
         Flow(
             "weaviate",
             "weaviate",
@@ -117,6 +119,7 @@ def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
                 ports.WEAVIATE_RAFT,
                 ports.WEAVIATE_RAFT_RPC,
             ),
+            udp=(ports.WEAVIATE_GOSSIP,),
         ),
     ]
     if "excel" in present:

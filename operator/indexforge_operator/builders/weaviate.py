@@ -84,7 +84,11 @@ def _container(spec: IndexForgeSpec, names: Names) -> Obj:
         "image": w.image,
         "imagePullPolicy": w.image_pull_policy,
         "args": ["--host", "0.0.0.0", "--port", str(ports.WEAVIATE_HTTP), "--scheme", "http"],
-        "ports": [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in named],
+        "ports": [
+            *({"name": n, "containerPort": p, "protocol": "TCP"} for n, p in named),
+            # memberlist probes peers over UDP on the gossip port, beside its TCP syncs.
+            {"name": "gossip-udp", "containerPort": ports.WEAVIATE_GOSSIP, "protocol": "UDP"},
+        ],
         "env": weaviate_env(spec, names),
         "resources": resources(w.resources),
         "securityContext": container_security(),
