@@ -6,6 +6,7 @@ from ..generated import WEAVIATE_API_KEY_KEY
 from ..naming import Names
 from ..spec import IndexForgeSpec
 from . import ports
+from .backup_weaviate import backup_env, backup_modules, backup_mounts, backup_volumes
 from .common import (
     Obj,
     container_security,
@@ -23,7 +24,6 @@ from .common import (
     tmp_volume,
     wants_pdb,
 )
-from .backup_weaviate import backup_env, backup_modules, backup_mounts, backup_volumes
 from .credentials import WEAVIATE_USER, secret_env
 from .storage import DATA_VOLUME, data_volume_claim, data_volumes, statefulset
 
