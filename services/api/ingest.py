@@ -165,24 +165,42 @@ class Ingestor:
             return written, added
 
     async def complete(
-        self, job: dict[str, Any], prepared: Prepared, *, written: int, added: int
+        self,
+        job: dict[str, Any],
+        prepared: Prepared,
+        *,
+        written: int,
+        added: int,
+        record: bool = True,
     ) -> None:
-        await self.jobs.update(job, status="completed", stage=None, written=written, added=added)
+        """`record=False`: the caller publishes the outcome, which the job record is projected
+        from (queue mode, `job_events.py`)."""
+        if record:
+            await self.jobs.update(
+                job, status="completed", stage=None, written=written, added=added
+            )
         self.metrics.jobs.labels(prepared.kind, "completed").inc()
         self.metrics.records.inc(written)
         await self.cache.invalidate_tags(SEARCH_TAG)
 
     async def fail(
-        self, job: dict[str, Any], prepared: Prepared, exc: IngestFailed, *, wrote: bool
+        self,
+        job: dict[str, Any],
+        prepared: Prepared,
+        exc: IngestFailed,
+        *,
+        wrote: bool,
+        record: bool = True,
     ) -> None:
         document_id = str(job["document_id"])
         log.warning("ingestion job %s failed: %s", job["id"], exc.message)
         if wrote:
             await self._rollback(document_id)
-        await self.jobs.update(
-            job, status="failed", stage=None, written=0,
-            error=public_error(exc.reason, exc.message), reason=exc.reason,
-        )  # fmt: skip
+        if record:
+            await self.jobs.update(
+                job, status="failed", stage=None, written=0,
+                error=public_error(exc.reason, exc.message), reason=exc.reason,
+            )  # fmt: skip
         self.metrics.jobs.labels(prepared.kind, "failed").inc()
 
     async def _read_workbook(self, prepared: Prepared) -> list[Record]:

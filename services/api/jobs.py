@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal
 
 from ..common.cache import Cache
 
 JobStatus = Literal["queued", "processing", "completed", "failed"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed"})
 
 # Failures whose detail is about our infrastructure, not the client's input.
 PUBLIC_ERRORS: dict[str, str] = {
@@ -68,6 +70,20 @@ class JobStore:
         record.update(changes, updated_at=time.time())
         await self.cache.set(self.key(record["id"]), record, ttl=self.ttl)
         return record
+
+    async def transform(
+        self, job_id: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Replace the record in Redis by `change(record)` atomically (None: leave it); raises
+        CacheUnavailable/CacheFull rather than keeping a copy only this process holds."""
+
+        def on_value(value: Any | None) -> dict[str, Any] | None:
+            return change(value if isinstance(value, dict) else None)
+
+        result: dict[str, Any] | None = await self.cache.transform(
+            self.key(job_id), on_value, ttl=self.ttl
+        )
+        return result
 
     async def get(self, job_id: str) -> dict[str, Any] | None:
         entry = await self.cache.get_entry(self.key(job_id))

@@ -10,7 +10,10 @@ what happens to the message (`messaging/retry.py`): done -> ack; our infrastruct
 -> the job goes back to `queued` and the message is retried later; the input was refused
 or the attempts are used up -> the job fails, what the document's earlier attempts wrote
 is rolled back, and (attempts used up) the message is dead-lettered. The terminal job
-state is the event published for it (`document.indexed` / `document.failed`).
+state is the event published for it (`document.indexed` / `document.failed`): the worker
+does not write it, the job projection does (`job_events.py`). The ingest message is acked
+only after the broker confirmed that event; an outcome it did not confirm is retried like
+any infrastructure failure (`queue_unavailable`).
 
 Redelivery is harmless: object ids are derived from the content (`common/identity.py`)
 and the writer merges references, so a second run of a job writes nothing new.
@@ -182,8 +185,9 @@ class QueuedIngest:
             return await self._give_up(request, job, exc, attempt, wrote=wrote, prepared=prepared)
         finally:
             prepared.close()
-        await self.ingestor.complete(job, prepared, written=written, added=added)
-        await self._announce(
+        await self.ingestor.complete(job, prepared, written=written, added=added, record=False)
+        outcome = await self._outcome(
+            attempt,
             DocumentIndexed(
                 correlation_id=request.correlation_id,
                 payload=IndexedPayload(
@@ -193,8 +197,10 @@ class QueuedIngest:
                     written=written,
                     added=added,
                 ),
-            )
+            ),
         )
+        if outcome is not None:
+            return outcome
         await self._forget(p.payload_key)
         return None
 
@@ -211,8 +217,9 @@ class QueuedIngest:
         p = request.payload
         decision = self.policy.after(exc.reason, attempt)
         placeholder = prepared or Prepared(p.kind, p.source, [])
-        await self.ingestor.fail(job, placeholder, exc, wrote=wrote)
-        await self._announce(
+        await self.ingestor.fail(job, placeholder, exc, wrote=wrote, record=False)
+        unconfirmed = await self._outcome(
+            attempt,
             DocumentFailed(
                 correlation_id=request.correlation_id,
                 payload=FailedPayload(
@@ -222,11 +229,25 @@ class QueuedIngest:
                     error=public_error(exc.reason, exc.message)[:2000],
                     attempts=attempt,
                 ),
-            )
+            ),
         )
+        if unconfirmed is not None:
+            return unconfirmed
         await self._forget(p.payload_key)
         # A verdict on the input just fails; a retryable failure out of attempts is poison.
         return decision if decision.action == "dead_letter" else Decision("fail", why=exc.reason)
+
+    async def _outcome(
+        self, attempt: int, event: DocumentIndexed | DocumentFailed
+    ) -> Decision | None:
+        """Publish a job's outcome; None once confirmed, else the retry of the whole job
+        (idempotent: a re-run writes nothing new and publishes the outcome again)."""
+        try:
+            await self.publisher.publish(event)
+        except QueueUnavailable as exc:
+            log.warning("job %s: outcome not confirmed (%s)", event.payload.job_id, exc)
+            return self.policy.after("queue_unavailable", attempt)
+        return None
 
     async def _forget(self, key: str) -> None:
         with contextlib.suppress(PayloadUnavailable):  # else it expires with its TTL

@@ -24,6 +24,7 @@ from ..messaging.topology import Names
 from .consumers import ConsumerCounter, consumer_of
 from .content import ContentWriter
 from .ingest import Ingestor
+from .job_events import JobEventMetrics, JobProjection
 from .jobs import JobStore
 from .metrics import ApiMetrics
 from .queued import QueuedIngest
@@ -78,6 +79,7 @@ class ApiService:
         )
         self.queue: QueuedIngest | None = None
         self.consumer: Consumer | None = None
+        self.projection: JobProjection | None = None
         if settings.ingest_mode == "queue":
             self._queue_mode()
         # Required until it first answers: a pod that cannot reach or use Weaviate at all
@@ -129,6 +131,9 @@ class ApiService:
             policy=policy,
         )
         if s.ingest_worker:
+            self.projection = JobProjection(
+                url, names, self.jobs, metrics=JobEventMetrics(self.ctx.registry)
+            )
             self.consumer = Consumer(
                 url,
                 names,
@@ -161,11 +166,15 @@ class ApiService:
         self.ingestor.start()
         if self.consumer is not None:
             self.consumer.start()
+        if self.projection is not None:
+            self.projection.start()
         try:
             yield
         finally:
             if self.consumer is not None:
                 await self.consumer.stop()
+            if self.projection is not None:
+                await self.projection.stop()
             if self.queue is not None:
                 await self.queue.publisher.close()
             await self.ingestor.stop()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -343,6 +344,56 @@ class Cache:
             self.metrics.error("wait")
             log.warning("write of %s not confirmed by %d replica(s)", key, self.wait_replicas)
         return confirmed
+
+    async def transform(
+        self,
+        key: str,
+        change: Callable[[Any | None], Any | None],
+        *,
+        ttl: float | None = None,
+        attempts: int = 50,
+    ) -> Any | None:
+        """Atomically replace the value stored in Redis under `key` by `change(value)` (None:
+        leave it), with optimistic locking (WATCH/MULTI), so concurrent writers in any process
+        never both apply a change judged on the same old value. Redis only, never the local
+        fallback: raises CacheUnavailable when Redis cannot be reached. Returns the new value,
+        or None when `change` left it."""
+        redis = self.redis
+        if redis is None:
+            raise CacheUnavailable("transform")
+        name = self.value_key(key)
+        ttl = ttl or self.default_ttl
+        for _ in range(attempts):
+            try:
+                async with redis.pipeline(transaction=True) as pipe:
+                    await pipe.watch(name)
+                    raw = await pipe.get(name)
+                    entry = decode_entry(raw) if isinstance(raw, bytes) else None
+                    new = change(entry.value if entry is not None else None)
+                    if new is None:
+                        return None
+                    fresh = CacheEntry(value=new, fresh_until=self._clock() + ttl)
+                    keep = max(1, int((ttl + self.stale_seconds) * 1000))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(name, encode_entry(fresh), px=keep)
+                    await pipe.execute()
+                if self.wait_replicas:
+                    confirmed = await redis.execute_command(  # type: ignore[no-untyped-call]
+                        "WAIT", self.wait_replicas, self.wait_timeout_ms
+                    )
+                    if int(confirmed) < self.wait_replicas:
+                        self.metrics.error("wait")
+                        log.warning("write of %s not confirmed by replicas", key)
+                return new
+            except redis_errors.WatchError:
+                # Another writer changed it in between: judge again, after a jitter that
+                # keeps a few contending writers from colliding in lockstep.
+                await asyncio.sleep(random.uniform(0, 0.01))
+            except redis_errors.OutOfMemoryError as exc:
+                raise CacheFull("transform") from exc
+            except REDIS_ERRORS as exc:
+                raise CacheUnavailable("transform") from exc
+        raise CacheUnavailable("transform: too much contention")
 
     def _tag_commands(self, pipe: Any, key: str, tag: str, keep: float) -> None:
         # Tag sets expire too (volatile-lru never evicts keys without a TTL);

@@ -23,9 +23,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from .connection import consume_forever, open_round, republish
 from .metrics import QueueMetrics
 from .retry import Decision, after_failure
 from .schemas import IngestRequested, InvalidMessage, parse
@@ -40,9 +40,6 @@ from .topology import (
 )
 
 log = logging.getLogger(__name__)
-
-RECONNECT_MIN_SECONDS = 0.5
-RECONNECT_MAX_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -123,36 +120,21 @@ class Consumer:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def run(self) -> None:
-        delay = RECONNECT_MIN_SECONDS
-        while True:
-            try:
-                await self._consume_until_closed()
-                delay = RECONNECT_MIN_SECONDS  # it was up: reconnect quickly
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # refused, handshake timeout, declare refused...
-                log.warning("broker connection failed (%s); retrying in %.1fs", exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(RECONNECT_MAX_SECONDS, delay * 2)
+        await consume_forever(self._consume_until_closed, what="ingest consumer")
 
     async def _consume_until_closed(self) -> None:
-        connection = await aio_pika.connect(self.url, timeout=self.connect_timeout)
-        closed = asyncio.Event()
-        connection.close_callbacks.add(lambda *_: closed.set())
         try:
-            channel = await connection.channel(publisher_confirms=True)
-            # A channel closed by the broker (e.g. an ack it refuses) ends this round too.
-            channel.close_callbacks.add(lambda *_: closed.set())
-            await channel.set_qos(prefetch_count=self.prefetch)
-            self._topology = await declare(channel, self.names)
-            self._channel = channel
-            self._tag = await self._topology.ingest.consume(self._on_message)
-            self.consuming.set()
-            if self.metrics is not None:
-                self.metrics.consuming.set(1)
-            log.info("consuming %s (prefetch %d)", self.names.ingest, self.prefetch)
-            await closed.wait()
-            log.warning("broker connection closed; reconnecting")
+            async with open_round(
+                self.url, prefetch=self.prefetch, timeout=self.connect_timeout
+            ) as current:
+                self._topology = await declare(current.channel, self.names)
+                self._channel = current.channel
+                self._tag = await self._topology.ingest.consume(self._on_message)
+                self.consuming.set()
+                if self.metrics is not None:
+                    self.metrics.consuming.set(1)
+                log.info("consuming %s (prefetch %d)", self.names.ingest, self.prefetch)
+                await current.closed.wait()
         finally:
             self.consuming.clear()
             if self.metrics is not None:
@@ -160,8 +142,6 @@ class Consumer:
             self._channel = self._topology = None
             self._tag = None
             self._retry_queues = set()
-            if not connection.is_closed:
-                await asyncio.shield(connection.close())
 
     # -- one message ------------------------------------------------------------------------
 
@@ -209,23 +189,11 @@ class Consumer:
         if self.metrics is not None:
             self.metrics.messages.labels(outcome).inc()
 
-    def _copy(self, message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
-        return aio_pika.Message(
-            message.body,
-            content_type=message.content_type,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message.message_id,
-            correlation_id=message.correlation_id,
-            type=message.type,
-            headers={**(message.headers or {}), **headers},
-        )
-
     async def _retry(self, message: AbstractIncomingMessage, attempt: int, delay: float) -> None:
         channel = self._require_channel()
         queue = await self._retry_queue(channel, delay_ms(delay))
-        copy = self._copy(message, {ATTEMPT_HEADER: attempt})
-        await channel.default_exchange.publish(copy, routing_key=queue)
-        await message.ack()  # only once the copy is confirmed: a crash between = a duplicate
+        await republish(channel, message, queue, {ATTEMPT_HEADER: attempt})
+        await message.ack()
 
     async def _retry_queue(self, channel: AbstractChannel, delay: int) -> str:
         """Declared on first use per channel (the delays follow from the retry policy)."""
@@ -241,9 +209,7 @@ class Consumer:
         headers: dict[str, Any] = {REASON_HEADER: reason[:500]}
         if attempt is not None:
             headers[ATTEMPT_HEADER] = attempt
-        await channel.default_exchange.publish(
-            self._copy(message, headers), routing_key=self.names.dead
-        )
+        await republish(channel, message, self.names.dead, headers)
         await message.ack()
 
     def _require_channel(self) -> AbstractChannel:

@@ -19,9 +19,13 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from .metrics import QueueMetrics
 from .schemas import Message, encode
-from .topology import Names, Topology, declare
+from .topology import INGEST_REQUESTED, JOB_OUTCOMES, Names, Topology, declare
 
 log = logging.getLogger(__name__)
+
+
+# Types whose loss would lose a job or its outcome: unroutable is an error, not a drop.
+MANDATORY = frozenset({INGEST_REQUESTED, *JOB_OUTCOMES})
 
 
 class QueueUnavailable(Exception):
@@ -89,7 +93,7 @@ class Publisher:
                     headers=dict(headers or {}),
                 ),
                 routing_key=message.type,
-                mandatory=message.type == "document.ingest.requested",
+                mandatory=message.type in MANDATORY,
                 timeout=self.confirm_timeout,
             )
         except asyncio.CancelledError:

@@ -1,8 +1,9 @@
 """What a worker does after a failed attempt: a pure decision, returning (action, delay).
 
-Only failures of our infrastructure are retried (an upstream down, Weaviate down, a bug
-that may be a race); a verdict on the input (`rejected`, a workbook the Excel processor
-refuses) fails the job at once, since no retry can change it.
+Only failures of our infrastructure are retried (an upstream down, Weaviate down, the
+broker not confirming a job's outcome, a bug that may be a race); a verdict on the input
+(`rejected`, a workbook the Excel processor refuses) fails the job at once, since no retry
+can change it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ RETRYABLE = frozenset(
         "ml_unavailable",
         "weaviate_unavailable",
         "redis_unavailable",
+        "queue_unavailable",
         "internal",
     }
 )

@@ -4,6 +4,8 @@
     <prefix>.ingest.retry.<ms>ms (quorum, one per retry delay): x-message-ttl <ms>, then
                                  dead-lettered back to <prefix>.ingest
     <prefix>.ingest.dead  (quorum): the dead-letter queue (invalid, poison, exhausted)
+    events --document.indexed, document.failed--> <prefix>.jobs (quorum): job outcomes, from
+                                 which the job status records are projected (api/job_events.py)
 
 Quorum queues: replicated, and durable messages survive a broker restart. A worker that
 dies mid-message never acks it, so the broker redelivers it; `x-delivery-limit` bounds
@@ -25,8 +27,12 @@ from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aiormq.abc import FieldTable
 
 INGEST_REQUESTED = "document.ingest.requested"
+# The outcomes a job's status is projected from; published mandatory (an unroutable outcome
+# would leave the job "processing" forever).
+JOB_OUTCOMES = ("document.indexed", "document.failed")
 # Redeliveries after a worker died holding the message (crash, OOM, kill -9).
 DELIVERY_LIMIT = 10
 # Headers the worker sets.
@@ -53,12 +59,27 @@ class Names:
     def dead(self) -> str:
         return f"{self.prefix}.ingest.dead"
 
+    @property
+    def jobs(self) -> str:
+        return f"{self.prefix}.jobs"
+
 
 @dataclass(frozen=True)
 class Topology:
     exchange: AbstractExchange
     ingest: AbstractQueue
     dead: AbstractQueue
+    jobs: AbstractQueue
+
+
+def bounded_arguments(names: Names) -> FieldTable:
+    """A quorum queue whose messages go to the DLQ after DELIVERY_LIMIT redeliveries."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": names.dead,
+    }
 
 
 async def declare(channel: AbstractChannel, names: Names) -> Topology:
@@ -71,15 +92,17 @@ async def declare(channel: AbstractChannel, names: Names) -> Topology:
     ingest = await channel.declare_queue(
         names.ingest,
         durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            "x-delivery-limit": DELIVERY_LIMIT,
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": names.dead,
-        },
+        arguments=bounded_arguments(names),
     )
     await ingest.bind(exchange, routing_key=INGEST_REQUESTED)
-    return Topology(exchange=exchange, ingest=ingest, dead=dead)
+    jobs = await channel.declare_queue(
+        names.jobs,
+        durable=True,
+        arguments=bounded_arguments(names),
+    )
+    for outcome in JOB_OUTCOMES:
+        await jobs.bind(exchange, routing_key=outcome)
+    return Topology(exchange=exchange, ingest=ingest, dead=dead, jobs=jobs)
 
 
 def delay_ms(seconds: float) -> int:

@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -17,6 +18,7 @@ from indexforge_services.common.cache import (
     Cache,
     CacheEntry,
     CacheMetrics,
+    CacheUnavailable,
     decode_entry,
     encode_entry,
     redis_client,
@@ -276,3 +278,42 @@ async def test_two_named_caches_share_one_registry(redis_server: RedisProcess) -
     finally:
         for cache in caches:
             await cache.close()
+
+
+async def test_transform_never_applies_two_changes_judged_on_one_value(
+    redis_server: RedisProcess,
+) -> None:
+    """Two clients (as two worker processes) add to one value concurrently: with WATCH/MULTI
+    no increment is lost; a change returning None leaves the value alone."""
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    first, second = (make_cache(redis_server.url, namespace=namespace) for _ in range(2))
+
+    def add_one(value: Any) -> Any:
+        return (value or 0) + 1
+
+    async def add_many(cache: Cache, n: int) -> None:
+        for _ in range(n):
+            await cache.transform("counter", add_one)
+            await asyncio.sleep(0)
+
+    try:
+        await asyncio.gather(*(add_many(c, 25) for c in (first, second, first, second)))
+        assert (await first.get_entry("counter")).value == 100  # type: ignore[union-attr]
+        assert await second.transform("counter", lambda value: None) is None
+        assert (await second.get_entry("counter")).value == 100  # type: ignore[union-attr]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_transform_refuses_to_fall_back_to_this_process() -> None:
+    with socket.socket() as probe:  # nothing listens here
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cache = make_cache(f"redis://127.0.0.1:{port}/0")
+    try:
+        with pytest.raises(CacheUnavailable):
+            await cache.transform("k", lambda value: 1)
+        assert cache._local.get("k") is None  # nothing kept where no other process sees it
+    finally:
+        await cache.close()

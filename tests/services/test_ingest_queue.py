@@ -316,7 +316,13 @@ def test_kill_9_of_the_worker_mid_job_completes_elsewhere_exactly_once(
         wait_for(writing, timeout=60, interval=0.05, what="the job writing")
         job = job_record(wiring, job_id)
         victim = by_pid[int(job["worker"].rsplit(":", 1)[1])]
-        time.sleep(0.5)  # some batches are in Weaviate
+        # Some batches are in Weaviate (a busy machine may take a while for the first).
+        wait_for(
+            lambda: weaviate_count(wiring.weaviate_url, wiring.collection) > 0,
+            timeout=30,
+            interval=0.05,
+            what="a first batch in Weaviate",
+        )
         os.kill(victim.pid, signal.SIGKILL)
         written_before = weaviate_count(wiring.weaviate_url, wiring.collection)
         assert 0 < written_before < rows, written_before
