@@ -57,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
         help="as if KEDA's CRDs existed: messaging.workers.scaler auto becomes a ScaledObject "
         "instead of a CPU HPA",
     )
+    render.add_argument(
+        "--rabbitmq-topology",
+        action="store_true",
+        help="as if the RabbitMQ messaging topology operator's CRDs existed: with a "
+        "RabbitmqCluster, messaging.topology auto becomes Exchange/Queue/Binding objects and an "
+        "application User",
+    )
     render.add_argument("-n", "--namespace", help="override metadata.namespace")
     creds = sub.add_parser(
         "credentials",
@@ -179,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             namespace=args.namespace,
             rabbitmq_cluster=args.rabbitmq_cluster,
             keda=args.keda,
+            rabbitmq_topology=args.rabbitmq_topology,
         )
     except RenderError as err:
         print(f"invalid IndexForge: {err}", file=sys.stderr)

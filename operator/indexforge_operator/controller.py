@@ -42,6 +42,7 @@ class Integrations:
     alertmanager_configs: bool | None  # None: as prometheus_operator
     rabbitmq_cluster: bool
     keda: bool
+    rabbitmq_topology: bool
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Controller:
     # Whether the RabbitmqCluster and KEDA ScaledObject CRDs exist.
     rabbitmq_cluster: Callable[[], bool] = lambda: False
     keda: Callable[[], bool] = lambda: False
+    # Whether the messaging topology operator's CRDs exist.
+    rabbitmq_topology: Callable[[], bool] = lambda: False
     timing: Timing = field(default_factory=Timing)
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff = field(default_factory=Backoff)
@@ -151,6 +154,7 @@ class Controller:
             alertmanager_configs=self.alertmanager_configs(),
             rabbitmq_cluster=self.rabbitmq_cluster(),
             keda=self.keda(),
+            rabbitmq_topology=self.rabbitmq_topology(),
         )
         started = time.monotonic()
         try:
@@ -205,6 +209,7 @@ class Controller:
             alertmanager_configs=integrations.alertmanager_configs,
             rabbitmq_cluster=integrations.rabbitmq_cluster,
             keda=integrations.keda,
+            rabbitmq_topology=integrations.rabbitmq_topology,
             now=_now(),
         )
         if outcome.status is None:

@@ -47,22 +47,30 @@ def mode_message(mode: MonitoringMode) -> Finding:
 
 
 def resolve_integrations(
-    spec: IndexForgeSpec, *, rabbitmq_cluster: bool, keda: bool
+    spec: IndexForgeSpec, *, rabbitmq_cluster: bool, keda: bool, rabbitmq_topology: bool = False
 ) -> IndexForgeSpec:
     """`spec` with every `auto` choice of an optional integration made from the cluster's CRDs:
     builders then read one concrete value instead of taking flags.
 
     Broker: the RabbitMQ cluster operator when its CRD exists (`rabbitmq_cluster`), else the
-    operator's own StatefulSet. Worker scaler: KEDA when its CRDs exist, else an HPA."""
+    operator's own StatefulSet. Topology: the messaging topology operator's objects when its
+    CRDs exist (`rabbitmq_topology`) and the broker is a RabbitmqCluster, else the services
+    declare it. Worker scaler: KEDA when its CRDs exist, else an HPA."""
     messaging = spec.messaging
     provider = messaging.provider
     if provider == "auto":
         provider = "rabbitmqClusterOperator" if rabbitmq_cluster else "builtin"
+    topology = messaging.topology
+    if topology == "auto":
+        with_operator = rabbitmq_topology and provider == "rabbitmqClusterOperator"
+        topology = "topologyOperator" if with_operator else "services"
     scaler = messaging.workers.scaler
     if scaler == "auto":
         scaler = "keda" if keda else "hpa"
     workers = messaging.workers.model_copy(update={"scaler": scaler})
-    resolved = messaging.model_copy(update={"provider": provider, "workers": workers})
+    resolved = messaging.model_copy(
+        update={"provider": provider, "topology": topology, "workers": workers}
+    )
     return spec.model_copy(update={"messaging": resolved})
 
 
@@ -71,13 +79,40 @@ def uses_cluster_operator(spec: IndexForgeSpec) -> bool:
     return spec.messaging.enabled and spec.messaging.provider == "rabbitmqClusterOperator"
 
 
+def uses_topology_operator(spec: IndexForgeSpec) -> bool:
+    """The topology operator's objects and application user are used (after
+    `resolve_integrations`; only with a RabbitmqCluster, see check_integrations)."""
+    return uses_cluster_operator(spec) and spec.messaging.topology == "topologyOperator"
+
+
 def check_integrations(
-    spec: IndexForgeSpec, *, rabbitmq_cluster: bool, keda: bool
+    spec: IndexForgeSpec, *, rabbitmq_cluster: bool, keda: bool, rabbitmq_topology: bool = False
 ) -> list[Finding]:
     """An integration the spec forces whose CRDs are not installed cannot be created."""
     if not spec.messaging.enabled:
         return []
     found = []
+    if spec.messaging.topology == "topologyOperator":
+        if not rabbitmq_topology:
+            found.append(
+                Finding(
+                    "RabbitmqTopologyCRDMissing",
+                    "messaging.topology is topologyOperator but the queues.rabbitmq.com CRD is "
+                    "not installed: install the RabbitMQ messaging topology operator or set "
+                    "topology auto",
+                )
+            )
+        if spec.messaging.provider == "builtin" or (
+            spec.messaging.provider == "auto" and not rabbitmq_cluster
+        ):
+            found.append(
+                Finding(
+                    "RabbitmqTopologyNeedsClusterOperator",
+                    "messaging.topology is topologyOperator but the broker is the built-in "
+                    "StatefulSet: the topology operator manages RabbitmqClusters only; use "
+                    "provider rabbitmqClusterOperator or topology auto",
+                )
+            )
     if spec.messaging.provider == "rabbitmqClusterOperator" and not rabbitmq_cluster:
         found.append(
             Finding(

@@ -40,8 +40,16 @@ ALERTMANAGER_CONFIG_CRD = "alertmanagerconfigs.monitoring.coreos.com"
 # The RabbitMQ cluster operator runs the broker; KEDA scales the workers on queue length.
 RABBITMQ_CLUSTER_CRD = "rabbitmqclusters.rabbitmq.com"
 SCALED_OBJECT_CRD = "scaledobjects.keda.sh"
+# The messaging topology operator (its Queue CRD stands for the set it installs together).
+RABBITMQ_QUEUE_CRD = "queues.rabbitmq.com"
 INTEGRATION_CRDS = frozenset(
-    {SERVICE_MONITOR_CRD, ALERTMANAGER_CONFIG_CRD, RABBITMQ_CLUSTER_CRD, SCALED_OBJECT_CRD}
+    {
+        SERVICE_MONITOR_CRD,
+        ALERTMANAGER_CONFIG_CRD,
+        RABBITMQ_CLUSTER_CRD,
+        SCALED_OBJECT_CRD,
+        RABBITMQ_QUEUE_CRD,
+    }
 )
 log = logging.getLogger("indexforge_operator")
 # A deleted integration CRD must not stop the operator (see kopf_compat).
@@ -154,6 +162,7 @@ async def start(
         alertmanager_configs=lambda: ALERTMANAGER_CONFIG_CRD in integrations,
         rabbitmq_cluster=lambda: RABBITMQ_CLUSTER_CRD in integrations,
         keda=lambda: SCALED_OBJECT_CRD in integrations,
+        rabbitmq_topology=lambda: RABBITMQ_QUEUE_CRD in integrations,
         timing=timing_from_env(),
         leading=leading,
     )

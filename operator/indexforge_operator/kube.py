@@ -59,6 +59,11 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig", "alertmanagerconfigs"),
     Resource("batch/v1", "CronJob", "cronjobs"),
     Resource("rabbitmq.com/v1beta1", "RabbitmqCluster", "rabbitmqclusters"),
+    Resource("rabbitmq.com/v1beta1", "User", "users"),
+    Resource("rabbitmq.com/v1beta1", "Permission", "permissions"),
+    Resource("rabbitmq.com/v1beta1", "Exchange", "exchanges"),
+    Resource("rabbitmq.com/v1beta1", "Queue", "queues"),
+    Resource("rabbitmq.com/v1beta1", "Binding", "bindings"),
     Resource("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
     Resource("keda.sh/v1alpha1", "TriggerAuthentication", "triggerauthentications"),
 )

@@ -195,6 +195,7 @@ def reconcile(
     alertmanager_configs: bool | None = None,
     rabbitmq_cluster: bool = False,
     keda: bool = False,
+    rabbitmq_topology: bool = False,
 ) -> Outcome:
     meta = body["metadata"]
     if LEGACY_FINALIZER in (meta.get("finalizers") or []):
@@ -214,7 +215,9 @@ def reconcile(
     errors = secret_store.problems(
         kube, spec, names, prometheus_operator=prometheus_operator, receivers=receivers
     )
-    missing = decisions.check_integrations(spec, rabbitmq_cluster=rabbitmq_cluster, keda=keda)
+    missing = decisions.check_integrations(
+        spec, rabbitmq_cluster=rabbitmq_cluster, keda=keda, rabbitmq_topology=rabbitmq_topology
+    )
     errors = [*errors, *((f.reason, f.message) for f in missing)]
     secrets = secret_store.load_or_create(kube, names, spec, view=view)
     built = build_all(
@@ -226,6 +229,7 @@ def reconcile(
         receiver_keys=receivers or (),
         rabbitmq_cluster=rabbitmq_cluster,
         keda=keda,
+        rabbitmq_topology=rabbitmq_topology,
     )
     desired = [ownership.with_owner(obj, body) for obj in built]
     outcome = Outcome(status={})

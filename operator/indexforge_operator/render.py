@@ -76,12 +76,13 @@ def render(
     current: GeneratedSecrets | None = None,
     rabbitmq_cluster: bool = False,
     keda: bool = False,
+    rabbitmq_topology: bool = False,
 ) -> list[Obj]:
     """Desired objects of `cr`; secrets not in `current` are made with `token`.
 
-    `rabbitmq_cluster`, `keda`: render as if the RabbitmqCluster / KEDA ScaledObject CRDs
-    existed (what `auto` resolves to; a forced one whose CRD is missing is left out, as the
-    operator does)."""
+    `rabbitmq_cluster`, `keda`, `rabbitmq_topology`: render as if the RabbitmqCluster / KEDA
+    ScaledObject / messaging topology operator CRDs existed (what `auto` resolves to; a forced
+    one whose CRD is missing is left out, as the operator does)."""
     names = names_of(cr, namespace=namespace)
     spec = parse_spec(cr.get("spec"))
     secrets = complete(spec, current=current or GeneratedSecrets(), token=token)
@@ -92,6 +93,7 @@ def render(
         prometheus_operator=prometheus_operator,
         rabbitmq_cluster=rabbitmq_cluster,
         keda=keda,
+        rabbitmq_topology=rabbitmq_topology,
     )
 
 
@@ -103,6 +105,7 @@ def render_text(
     namespace: str | None = None,
     rabbitmq_cluster: bool = False,
     keda: bool = False,
+    rabbitmq_topology: bool = False,
 ) -> str:
     """`indexforge render`: a YAML stream of every object."""
     objs = render(
@@ -112,5 +115,6 @@ def render_text(
         namespace=namespace,
         rabbitmq_cluster=rabbitmq_cluster,
         keda=keda,
+        rabbitmq_topology=rabbitmq_topology,
     )
     return dump_stream(objs)

@@ -28,6 +28,7 @@ from .spec_common import (
 )
 
 BrokerProvider = Literal["auto", "builtin", "rabbitmqClusterOperator"]
+TopologyOwner = Literal["auto", "services", "topologyOperator"]
 WorkerScaler = Literal["auto", "keda", "hpa", "queueLength"]
 
 
@@ -130,6 +131,15 @@ class MessagingSpec(SpecModel):
         default="auto",
         description="builtin: the operator deploys RabbitMQ; rabbitmqClusterOperator: a "
         "RabbitmqCluster for the RabbitMQ cluster operator; auto: the latter when its CRD exists.",
+    )
+    topology: TopologyOwner = Field(
+        default="auto",
+        description="Who declares the exchange, queues and bindings. services: the API and "
+        "workers (as the broker's default user); topologyOperator: objects of the RabbitMQ "
+        "messaging topology operator (Exchange, Queue, Binding) plus an application User "
+        "limited by a Permission to the ingestion objects, which the services then use "
+        "(needs provider rabbitmqClusterOperator); auto: topologyOperator when the broker is "
+        "a RabbitmqCluster and the topology operator's CRDs exist.",
     )
     rabbitmq: RabbitMQSpec = Field(default=RabbitMQSpec(), description="The broker.")
     workers: WorkersSpec = Field(default=WorkersSpec(), description="Ingestion workers.")

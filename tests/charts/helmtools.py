@@ -24,6 +24,7 @@ ALERTMANAGER_CONFIG_API = "monitoring.coreos.com/v1alpha1/AlertmanagerConfig"
 # The optional integrations messaging detects (`auto`), as `render --rabbitmq-cluster/--keda`.
 RABBITMQ_CLUSTER_API = "rabbitmq.com/v1beta1/RabbitmqCluster"
 KEDA_API = "keda.sh/v1alpha1/ScaledObject"
+RABBITMQ_TOPOLOGY_API = "rabbitmq.com/v1beta1/Queue"
 STATIC_VARIANTS = sorted((STATIC_CHART / "ci").glob("*-values.yaml"))
 OPERATOR_VARIANTS = sorted((OPERATOR_CHART / "ci").glob("*-values.yaml"))
 
@@ -61,6 +62,7 @@ def helm_template(
     prometheus_operator: bool = False,
     rabbitmq_cluster: bool = False,
     keda: bool = False,
+    rabbitmq_topology: bool = False,
     extra: Sequence[str] = (),
 ) -> str:
     args = ["template", release, str(chart), "--namespace", namespace,
@@ -77,6 +79,8 @@ def helm_template(
         args += ["--api-versions", RABBITMQ_CLUSTER_API]
     if keda:
         args += ["--api-versions", KEDA_API]
+    if rabbitmq_topology:
+        args += ["--api-versions", RABBITMQ_TOPOLOGY_API]
     return helm(*args, *extra)
 
 
@@ -86,6 +90,7 @@ def render_cr(
     prometheus_operator: bool = False,
     rabbitmq_cluster: bool = False,
     keda: bool = False,
+    rabbitmq_topology: bool = False,
 ) -> str:
     """`indexforge render -f` (the console script's module, with this interpreter)."""
     cmd = [sys.executable, "-m", "indexforge_operator.cli", "render", "-f", str(cr_path)]
@@ -95,6 +100,8 @@ def render_cr(
         cmd.append("--rabbitmq-cluster")
     if keda:
         cmd.append("--keda")
+    if rabbitmq_topology:
+        cmd.append("--rabbitmq-topology")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
     if proc.returncode != 0:
         pytest.fail(

@@ -32,7 +32,10 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 CHECKSUM = "indexforge.io/config-checksum"
 GENERATED = "<generated>"
 GENERATED_SECRET_SUFFIXES = ("-gateway-consumers",)
-GENERATED_SECRET_KEYS = {"-grafana-admin": ("admin-password",)}
+GENERATED_SECRET_KEYS = {
+    "-grafana-admin": ("admin-password",),
+    "-rabbitmq-app-user": ("password",),
+}
 # Secrets whose generated values also appear inside other keys' text (redis-*.conf): each value
 # is replaced wherever it occurs, so the text around it is still compared.
 GENERATED_VALUE_SECRETS = {

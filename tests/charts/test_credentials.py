@@ -86,14 +86,20 @@ CONFIG_SECRETS = {f"{RELEASE}-alertmanager-config"}
 
 
 def _spec_secrets(values: Path | None) -> set[str]:
-    """Secrets the spec names itself (TLS certificate, Sentry DSN, alert receivers): not
-    credentials the chart generates."""
+    """Secrets the spec names itself (TLS certificate, Sentry DSN, alert receivers, backup
+    bucket keys): not credentials the chart generates."""
     spec = yaml.safe_load(values.read_text()) if values else {}
     gateway_tls = ((spec or {}).get("gateway") or {}).get("tls") or {}
     sentry = ((spec or {}).get("sentry") or {}).get("dsnSecretRef") or {}
     monitoring = (spec or {}).get("monitoring") or {}
     receivers = (monitoring.get("alertmanager") or {}).get("receiversSecretRef") or {}
-    names = (gateway_tls.get("secretName"), sentry.get("name"), receivers.get("name"))
+    s3 = (((spec or {}).get("backup") or {}).get("target") or {}).get("s3") or {}
+    names = (
+        gateway_tls.get("secretName"),
+        sentry.get("name"),
+        receivers.get("name"),
+        s3.get("credentialsSecret"),
+    )
     return {n for n in names if n}
 
 

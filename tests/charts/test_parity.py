@@ -28,20 +28,21 @@ def _ids(path: Path | None) -> str:
 def _both(
     values: Path | None, tmp_path: Path, *, prometheus_operator: bool, integrations: bool = False
 ) -> tuple[str, str]:
-    """`integrations`: the RabbitMQ cluster operator's and KEDA's APIs are served (helm's
-    --api-versions; the operator's rabbitmq_cluster=True, keda=True)."""
+    """`integrations`: the RabbitMQ cluster and topology operators' and KEDA's APIs are served
+    (helm's --api-versions; the operator's rabbitmq_cluster, keda, rabbitmq_topology)."""
     cr = tmp_path / "cr.yaml"
     cr.write_text(yaml.safe_dump(cr_for(values, name=NAME, namespace=NAMESPACE)))
     chart = helm_template(
         STATIC_CHART, release=NAME, namespace=NAMESPACE,
         values=[values] if values else [], prometheus_operator=prometheus_operator,
-        rabbitmq_cluster=integrations, keda=integrations,
+        rabbitmq_cluster=integrations, keda=integrations, rabbitmq_topology=integrations,
     )  # fmt: skip
     operator = render_cr(
         cr,
         prometheus_operator=prometheus_operator,
         rabbitmq_cluster=integrations,
         keda=integrations,
+        rabbitmq_topology=integrations,
     )
     return chart, operator
 

@@ -103,7 +103,7 @@ what blockOwnerDeletion on the children's ownerReferences needs. No wildcards.
   resources: [cronjobs]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [rabbitmq.com]
-  resources: [rabbitmqclusters]
+  resources: [rabbitmqclusters, users, permissions, exchanges, queues, bindings]
   verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [keda.sh]
   resources: [scaledobjects, triggerauthentications]

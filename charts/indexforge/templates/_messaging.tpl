@@ -10,6 +10,7 @@ RabbitMQ cluster operator when `rabbitmq.com/v1beta1/RabbitmqCluster` is served 
 
 {{- define "indexforge.rabbitmqClusterApi" -}}rabbitmq.com/v1beta1/RabbitmqCluster{{- end -}}
 {{- define "indexforge.kedaApi" -}}keda.sh/v1alpha1/ScaledObject{{- end -}}
+{{- define "indexforge.rabbitmqTopologyApi" -}}rabbitmq.com/v1beta1/Queue{{- end -}}
 
 {{/*
 indexforge.resolveIntegrations: sets messaging.provider and messaging.workers.scaler of the
@@ -21,6 +22,10 @@ defaulted spec (dict root, spec; changed in place) from the cluster's APIs when 
 {{- if eq $m.provider "auto" -}}
 {{- $_ := set $m "provider" (ternary "rabbitmqClusterOperator" "builtin" ($apis.Has (include "indexforge.rabbitmqClusterApi" .))) -}}
 {{- end -}}
+{{- if eq $m.topology "auto" -}}
+{{- $withOperator := and ($apis.Has (include "indexforge.rabbitmqTopologyApi" .)) (eq $m.provider "rabbitmqClusterOperator") -}}
+{{- $_ := set $m "topology" (ternary "topologyOperator" "services" $withOperator) -}}
+{{- end -}}
 {{- if eq $m.workers.scaler "auto" -}}
 {{- $_ := set $m.workers "scaler" (ternary "keda" "hpa" ($apis.Has (include "indexforge.kedaApi" .))) -}}
 {{- end -}}
@@ -29,6 +34,11 @@ defaulted spec (dict root, spec; changed in place) from the cluster's APIs when 
 {{/* indexforge.usesClusterOperator: "true" when the broker is a RabbitmqCluster (spec resolved). */}}
 {{- define "indexforge.usesClusterOperator" -}}
 {{- if and .messaging.enabled (eq .messaging.provider "rabbitmqClusterOperator") }}true{{ end -}}
+{{- end -}}
+
+{{/* indexforge.usesTopologyOperator: "true" when the topology operator's objects and application user are used (spec resolved). */}}
+{{- define "indexforge.usesTopologyOperator" -}}
+{{- if and (include "indexforge.usesClusterOperator" .) (eq .messaging.topology "topologyOperator") }}true{{ end -}}
 {{- end -}}
 
 {{/*
@@ -44,6 +54,14 @@ Degraded; a chart has no status to report on).
 {{- if and (eq $m.provider "rabbitmqClusterOperator") (not (.Capabilities.APIVersions.Has (include "indexforge.rabbitmqClusterApi" .))) -}}
 {{- $found = append $found "RabbitmqClusterCRDMissing: messaging.provider is rabbitmqClusterOperator but the rabbitmqclusters.rabbitmq.com CRD is not installed: install the RabbitMQ cluster operator or set provider auto" -}}
 {{- end -}}
+{{- if eq $m.topology "topologyOperator" -}}
+{{- if not (.Capabilities.APIVersions.Has (include "indexforge.rabbitmqTopologyApi" .)) -}}
+{{- $found = append $found "RabbitmqTopologyCRDMissing: messaging.topology is topologyOperator but the queues.rabbitmq.com CRD is not installed: install the RabbitMQ messaging topology operator or set topology auto" -}}
+{{- end -}}
+{{- if eq $m.provider "builtin" -}}{{- /* resolved: auto without the cluster operator is builtin */ -}}
+{{- $found = append $found "RabbitmqTopologyNeedsClusterOperator: messaging.topology is topologyOperator but the broker is the built-in StatefulSet: the topology operator manages RabbitmqClusters only; use provider rabbitmqClusterOperator or topology auto" -}}
+{{- end -}}
+{{- end -}}
 {{- if and (eq $m.workers.scaler "keda") (not (.Capabilities.APIVersions.Has (include "indexforge.kedaApi" .))) -}}
 {{- $found = append $found "KedaCRDMissing: messaging.workers.scaler is keda but the scaledobjects.keda.sh CRD is not installed: install KEDA or set scaler auto" -}}
 {{- end -}}
@@ -57,7 +75,9 @@ indexforge.brokerSecret: where the broker user's name and password are, as JSON 
 broker, the cluster operator's `<release>-rabbitmq-default-user` for a RabbitmqCluster.
 */}}
 {{- define "indexforge.brokerSecret" -}}
-{{- if include "indexforge.usesClusterOperator" .spec -}}
+{{- if include "indexforge.usesTopologyOperator" .spec -}}
+{{- dict "name" (printf "%s-rabbitmq-app-user" .root.Release.Name) "usernameKey" "username" "passwordKey" "password" | toJson -}}
+{{- else if include "indexforge.usesClusterOperator" .spec -}}
 {{- dict "name" (printf "%s-rabbitmq-default-user" .root.Release.Name) "usernameKey" "username" "passwordKey" "password" | toJson -}}
 {{- else -}}
 {{- dict "name" (include "indexforge.internalAuthSecret" .root) "usernameKey" "rabbitmq-username" "passwordKey" "rabbitmq-password" | toJson -}}
@@ -85,6 +105,8 @@ name and the workers' cannot drift apart.
 {{ include "indexforge.env" (dict "name" "INDEXFORGE_QUEUE_PREFIX" "value" "indexforge") }}
 {{ include "indexforge.env" (dict "name" "INDEXFORGE_QUEUE_PREFETCH" "value" (int64 $workers.prefetch)) }}
 {{ include "indexforge.env" (dict "name" "INDEXFORGE_QUEUE_MAX_ATTEMPTS" "value" (int64 $workers.maxAttempts)) }}
+{{ include "indexforge.env" (dict "name" "INDEXFORGE_QUEUE_RETRY_BASE_SECONDS" "value" "2.0") }}
+{{ include "indexforge.env" (dict "name" "INDEXFORGE_QUEUE_RETRY_MAX_SECONDS" "value" "300.0") }}
 {{- end -}}
 
 {{/* indexforge.bytes: a quantity as whole bytes, truncated (the operator's int(parse_quantity())). */}}

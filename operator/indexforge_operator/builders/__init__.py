@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..decisions import components, monitoring_mode, resolve_integrations, uses_cluster_operator
+from ..decisions import (
+    components,
+    monitoring_mode,
+    resolve_integrations,
+    uses_cluster_operator,
+    uses_topology_operator,
+)
 from ..generated import GeneratedSecrets
 from ..naming import Names
 from ..spec import IndexForgeSpec
@@ -28,6 +34,7 @@ from .ml import build_ml
 from .network import build_network_policies
 from .prometheus import build_prometheus
 from .rabbitmq import build_rabbitmq
+from .rabbitmq_topology import TOPOLOGY_KINDS, build_rabbitmq_topology
 from .redis import build_redis
 from .servicemonitors import build_prometheus_rule, build_service_monitors
 from .weaviate import build_weaviate
@@ -68,6 +75,11 @@ APPLY_ORDER = (
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
     "RabbitmqCluster",
+    "User",
+    "Permission",
+    "Exchange",
+    "Queue",
+    "Binding",
     "TriggerAuthentication",
     "ScaledObject",
     "ServiceMonitor",
@@ -91,15 +103,18 @@ def build_all(
     receiver_keys: Iterable[str] = (),
     rabbitmq_cluster: bool = False,
     keda: bool = False,
+    rabbitmq_topology: bool = False,
 ) -> list[Obj]:
     """Every object of one instance, sorted by APPLY_ORDER then name.
 
     `alertmanager_configs`: the AlertmanagerConfig CRD exists (None: as prometheus_operator,
     the whole prometheus-operator CRD set); `receiver_keys`: key names of the Alertmanager
-    receivers Secret (never its values); `rabbitmq_cluster`, `keda`: the RabbitmqCluster
-    and KEDA ScaledObject CRDs exist.
+    receivers Secret (never its values); `rabbitmq_cluster`, `keda`, `rabbitmq_topology`: the
+    RabbitmqCluster, KEDA ScaledObject and messaging topology operator CRDs exist.
     """
-    spec = resolve_integrations(spec, rabbitmq_cluster=rabbitmq_cluster, keda=keda)
+    spec = resolve_integrations(
+        spec, rabbitmq_cluster=rabbitmq_cluster, keda=keda, rabbitmq_topology=rabbitmq_topology
+    )
     mon = spec.monitoring
     messaging = spec.messaging.enabled
     objs = [
@@ -131,8 +146,14 @@ def build_all(
     if messaging:
         broker = build_rabbitmq_cluster if uses_cluster_operator(spec) else build_rabbitmq
         objs += [*broker(spec, names), *build_workers(spec, names)]
+        if uses_topology_operator(spec):
+            objs += build_rabbitmq_topology(spec, names, secrets=secrets)
     # A kind the spec forces whose CRD is missing is left out (the status says why:
     # decisions.check_integrations) rather than failing its apply on every pass.
-    missing = {"rabbitmq.com/v1beta1": not rabbitmq_cluster, "keda.sh/v1alpha1": not keda}
-    objs = [o for o in objs if not missing.get(o["apiVersion"], False)]
+    served = {
+        "RabbitmqCluster": rabbitmq_cluster,
+        **dict.fromkeys(TOPOLOGY_KINDS, rabbitmq_topology),
+        **dict.fromkeys(("ScaledObject", "TriggerAuthentication"), keda),
+    }
+    objs = [o for o in objs if served.get(o["kind"], True)]
     return sorted(objs, key=_order)
