@@ -186,6 +186,20 @@ class RabbitMQNode:
         self.stop_server()
         self.start()
 
+    def ctl(self, *args: str, timeout: float = 60) -> str:
+        """`rabbitmqctl -n <this node> args...` (users, vhosts, permissions); raises on failure."""
+        binary = str(Path(rabbitmq_binary() or SERVER_PATHS[0]).with_name("rabbitmqctl"))
+        done = subprocess.run(
+            [binary, "-n", self.name, *args],
+            env=self.env(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RabbitMQError(f"rabbitmqctl {' '.join(args)}: {done.stderr.decode()[-500:]}")
+        return done.stdout.decode()
+
     def stop(self) -> None:
         self.stop_server()
         if self.epmd is not None and self.epmd.poll() is None:
