@@ -7,7 +7,7 @@ from __future__ import annotations
 from .alert_model import Alert
 from .decisions import uses_cluster_operator
 from .naming import Names
-from .queues import DEAD_LETTER_QUEUE, INGEST_QUEUE
+from .queues import DEAD_LETTER_QUEUE, INGEST_QUEUE, JOBS_QUEUE
 from .spec import IndexForgeSpec
 from .telemetry import (
     COMPONENT_LABEL,
@@ -27,6 +27,7 @@ def messaging_alerts(spec: IndexForgeSpec, names: Names) -> list[Alert]:
     broker = {COMPONENT_LABEL: "rabbitmq"}
     ingest = matcher(names, **broker, queue=INGEST_QUEUE)
     dead = matcher(names, **broker, queue=DEAD_LETTER_QUEUE)
+    outcomes = matcher(names, **broker, queue=JOBS_QUEUE)
     nodes = matcher(names, **broker)
     by = f"sum by ({GROUP_BY})"
     workers = spec.messaging.workers
@@ -57,6 +58,15 @@ def messaging_alerts(spec: IndexForgeSpec, names: Names) -> list[Alert]:
             "uploads wait but no worker consumes them",
             f"Messages wait in {INGEST_QUEUE} and no worker is connected: uploads are "
             "accepted (202) but never indexed.",
+        ),
+        Alert(
+            "IndexForgeJobOutcomesNotRecorded",
+            f"({by} ({RABBITMQ_QUEUE_READY}{outcomes}) > 0)\n"
+            f"  and ({by} ({RABBITMQ_QUEUE_CONSUMERS}{outcomes}) == 0)",
+            "warning",
+            "finished jobs are not recorded",
+            f"Job outcomes wait in {JOBS_QUEUE} and no job projection consumes them: jobs "
+            "that finished still read queued or processing.",
         ),
         Alert(
             "IndexForgeRabbitMQResourceAlarm",

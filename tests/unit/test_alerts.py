@@ -106,7 +106,7 @@ def _queue(metric: str, queue: str, values: str) -> dict[str, str]:
 
 def _messaging_cases() -> list[tuple[str, dict[str, Any], list[dict[str, str]], str, str, bool]]:
     on: dict[str, Any] = {"messaging": {"enabled": True}}  # maxReplicas 10 x 20 per worker
-    ingest, dead = "indexforge.ingest", "indexforge.ingest.dead"
+    ingest, dead, jobs = "indexforge.ingest", "indexforge.ingest.dead", "indexforge.jobs"
     alarm = "rabbitmq_alarms_memory_used_watermark"
     disk = "rabbitmq_alarms_free_disk_space_watermark"
     return [
@@ -129,6 +129,14 @@ def _messaging_cases() -> list[tuple[str, dict[str, Any], list[dict[str, str]], 
          [_queue("rabbitmq_queue_messages_ready", ingest, "5x30"),
           _queue("rabbitmq_queue_consumers", ingest, "2x30")],
          "IndexForgeIngestNoConsumers", "rabbitmq", False),
+        ("outcomes-unrecorded", on,
+         [_queue("rabbitmq_queue_messages_ready", jobs, "3x30"),
+          _queue("rabbitmq_queue_consumers", jobs, "0x30")],
+         "IndexForgeJobOutcomesNotRecorded", "rabbitmq", True),
+        ("outcomes-recorded", on,
+         [_queue("rabbitmq_queue_messages_ready", jobs, "3x30"),
+          _queue("rabbitmq_queue_consumers", jobs, "1x30")],
+         "IndexForgeJobOutcomesNotRecorded", "rabbitmq", False),
         ("memory-alarm", on,
          [_series(alarm, "1x30", component="rabbitmq"),
           _series(disk, "0x30", component="rabbitmq")],

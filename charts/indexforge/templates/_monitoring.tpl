@@ -145,6 +145,7 @@ with placeholders filled here. Recorded even when alerts are off (the SLO dashbo
 {{- if and $spec.messaging.enabled (not (include "indexforge.usesClusterOperator" $spec)) -}}
 {{- $ingest := include "indexforge.matcher" (dict "root" .root "extra" (dict "component" "rabbitmq" "queue" "indexforge.ingest")) -}}
 {{- $dead := include "indexforge.matcher" (dict "root" .root "extra" (dict "component" "rabbitmq" "queue" "indexforge.ingest.dead")) -}}
+{{- $outcomes := include "indexforge.matcher" (dict "root" .root "extra" (dict "component" "rabbitmq" "queue" "indexforge.jobs")) -}}
 {{- $nodes := include "indexforge.matcher" (dict "root" .root "extra" (dict "component" "rabbitmq")) -}}
 {{- /* Workers at their maximum, each with its target backlog: more than this waits. */ -}}
 {{- $backlog := mul (int64 $spec.messaging.workers.maxReplicas) (int64 $spec.messaging.workers.messagesPerWorker) -}}
@@ -160,6 +161,10 @@ with placeholders filled here. Recorded even when alerts are off (the SLO dashbo
   (printf "(sum by (%s) (rabbitmq_queue_messages_ready%s) > 0)\n  and (sum by (%s) (rabbitmq_queue_consumers%s) == 0)" $by $ingest $by $ingest)
   "critical" "uploads wait but no worker consumes them"
   "Messages wait in indexforge.ingest and no worker is connected: uploads are accepted (202) but never indexed.") -}}
+{{- $alerts = append $alerts (list "IndexForgeJobOutcomesNotRecorded"
+  (printf "(sum by (%s) (rabbitmq_queue_messages_ready%s) > 0)\n  and (sum by (%s) (rabbitmq_queue_consumers%s) == 0)" $by $outcomes $by $outcomes)
+  "warning" "finished jobs are not recorded"
+  "Job outcomes wait in indexforge.jobs and no job projection consumes them: jobs that finished still read queued or processing.") -}}
 {{- $alerts = append $alerts (list "IndexForgeRabbitMQResourceAlarm"
   (printf "max by (%s) (rabbitmq_alarms_memory_used_watermark%s + rabbitmq_alarms_free_disk_space_watermark%s) > 0" $by $nodes $nodes)
   "critical" "RabbitMQ blocks publishers (memory or disk alarm)"
