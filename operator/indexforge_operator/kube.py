@@ -181,13 +181,14 @@ class Kube:
                 return None
             raise
 
-    def delete(self, obj: Obj) -> None:
+    def delete(self, obj: Obj, *, propagation: str = "Background") -> None:
+        """``propagation`` Orphan leaves the dependents (a StatefulSet's pods) running."""
         res = resource_for(obj)
         try:
             self._call(
                 "DELETE",
                 res.path(obj["metadata"].get("namespace"), obj["metadata"]["name"]),
-                body={"propagationPolicy": "Background"},
+                body={"propagationPolicy": propagation},
             )
         except ApiException as exc:
             if exc.status != 404:
@@ -199,6 +200,12 @@ class Kube:
             f"/api/v1/namespaces/{namespace}/events",
             query=[("fieldSelector", field_selector)],
         )
+        items: list[Obj] = out.get("items", [])
+        return items
+
+    def list_path(self, path: str, label_selector: str) -> list[Obj]:
+        """The items of a collection, filtered by labels."""
+        out = self._call("GET", path, query=[("labelSelector", label_selector)])
         items: list[Obj] = out.get("items", [])
         return items
 

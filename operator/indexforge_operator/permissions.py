@@ -52,6 +52,12 @@ def namespaced_rules() -> list[Rule]:
             "post/aggregate; read FailedScheduling",
         ),
         Rule("", "pods", frozenset({"list"}), "explain an unschedulable ML pod (GPU shortage)"),
+        Rule(
+            "",
+            "persistentvolumeclaims",
+            frozenset({"list", "patch"}),
+            "volume expansion: read a StatefulSet's PVCs and grow them (volumes.py)",
+        ),
     ]
     rules += [
         Rule(_group(r.api_version), r.plural, CHILD_VERBS, f"child {r.kind}") for r in RESOURCES
@@ -69,7 +75,13 @@ def cluster_rules(*, namespaced: bool = False) -> list[Rule]:
             "customresourcedefinitions",
             frozenset({"get", "list", "watch"}),
             "kopf resource discovery; prometheus-operator detection",
-        )
+        ),
+        Rule(
+            "storage.k8s.io",
+            "storageclasses",
+            frozenset({"get"}),
+            "volume expansion: whether a PVC's StorageClass allows it (volumes.py)",
+        ),
     ]
     if namespaced:
         rules.append(

@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from indexforge_operator import decisions, ownership, secret_store, status
+from indexforge_operator import decisions, ownership, secret_store, status, volumes
 from indexforge_operator.builders import build_all, entry_url
 from indexforge_operator.children import ChildView, cached_form, controller_uid
 from indexforge_operator.compare import drift
@@ -234,9 +234,17 @@ def reconcile(
     desired = [ownership.with_owner(obj, body) for obj in built]
     outcome = Outcome(status={})
     paused = is_paused(body)
+    # Grown volumes first: a StatefulSet being re-created is left out of this pass's apply.
+    grown = volumes.expand(
+        kube, view, desired, namespace=names.namespace, selector=_selector(names),
+        previous=previous, write=not paused,
+    )  # fmt: skip
+    desired = grown.desired
+    errors += grown.findings
     if not paused:
-        applied = apply_changed(kube, view, desired, meta["uid"])
-        outcome.writes, outcome.failures = applied.writes, applied.failures
+        to_apply = [o for o in desired if not volumes.is_held(o, grown.held)]
+        applied = apply_changed(kube, view, to_apply, meta["uid"])
+        outcome.writes, outcome.failures = applied.writes + grown.writes, applied.failures
         outcome.pruned = prune(kube, view, desired, meta["uid"])
     states = workload_states(view, desired)
     summary = status.summarize(
@@ -245,7 +253,10 @@ def reconcile(
         errors=[*outcome.failures, *errors],
         monitoring=(*decisions.mode_message(mode), mode != "Disabled"),
     )
-    conditions = merge_conditions(previous, summary.conditions, now=now, generation=generation)
+    extra = [grown.condition] if grown.condition is not None else []
+    conditions = merge_conditions(
+        previous, [*summary.conditions, *extra], now=now, generation=generation
+    )
     outcome.status = {
         "observedGeneration": generation,
         "phase": summary.phase,
@@ -261,6 +272,7 @@ def reconcile(
         status.transition_events(flips(previous, conditions), first_pass=not previous)
     )
     outcome.events.extend(("Warning", reason, message) for reason, message in outcome.failures)
+    outcome.events.extend(grown.events)
     if outcome.pruned:
         outcome.events.append(("Normal", "Pruned", f"deleted {', '.join(outcome.pruned)}"))
     return outcome

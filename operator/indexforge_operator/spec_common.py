@@ -236,13 +236,28 @@ class DisruptionBudget(SpecModel):
     )
 
 
+# Volumes can grow (the operator patches the PVCs, see volumes.py) but never shrink: no
+# StorageClass can shrink a volume. A transition rule, since pydantic never sees the old spec.
+GROW_ONLY_RULE = "quantity(self).compareTo(quantity(oldSelf)) >= 0"
+
+
+def grow_only(what: str) -> dict[str, Any]:
+    return rules(cel(GROW_ONLY_RULE, f"{what} cannot shrink (volumes can only grow)"))
+
+
 class Persistence(SpecModel):
-    """PersistentVolumeClaim template of a StatefulSet (immutable after creation)."""
+    """PersistentVolumeClaim template of a StatefulSet: the size may grow, nothing else
+    changes after creation."""
 
     enabled: bool = Field(
         default=True, description="Keep data on a PVC; emptyDir (lost on restart) if off."
     )
-    size: Quantity = Field(default="8Gi", description="Requested volume size.")
+    size: Quantity = Field(
+        default="8Gi",
+        description="Requested volume size. May grow (the operator expands the PVCs when "
+        "their StorageClass allows it), never shrink.",
+        json_schema_extra=grow_only("persistence.size"),
+    )
     storage_class_name: DnsSubdomain | None = Field(
         default=None,
         description="StorageClass of the PVC; the cluster default when empty. Immutable.",
@@ -251,8 +266,7 @@ class Persistence(SpecModel):
 
     model_config = ConfigDict(
         json_schema_extra=rules(
-            # StatefulSet volumeClaimTemplates cannot change: reject what would fail later.
-            cel("self.size == oldSelf.size", "persistence.size is immutable"),
+            # The rest of the claim template cannot change: reject what would fail later.
             cel("self.enabled == oldSelf.enabled", "persistence.enabled is immutable"),
             cel(
                 "has(self.storageClassName) == has(oldSelf.storageClassName)",

@@ -13,11 +13,10 @@ from .spec_common import (
     PullPolicy,
     Resources,
     SpecModel,
-    cel,
+    grow_only,
     image_field,
     pull_policy_field,
     resources_field,
-    rules,
 )
 from .spec_slo import SloSpec
 
@@ -43,9 +42,9 @@ class PrometheusSpec(SpecModel):
     evaluation_interval: Interval = Field(default="15s", description="Rule evaluation interval.")
     storage_size: StorageSize = Field(
         default="10Gi",
-        description="Size of the TSDB's PersistentVolumeClaim (a StatefulSet claim template, "
-        "so it cannot change after creation).",
-        json_schema_extra=rules(cel("self == oldSelf", "prometheus.storageSize is immutable")),
+        description="Size of the TSDB's PersistentVolumeClaim (it may grow, never "
+        "shrink: the operator expands the PVC).",
+        json_schema_extra=grow_only("prometheus.storageSize"),
     )
     external_url: HttpUrl | None = Field(
         default=None,
@@ -80,8 +79,8 @@ class GrafanaSpec(SpecModel):
     storage_size: StorageSize = Field(
         default="1Gi",
         description="Size of Grafana's PersistentVolumeClaim (grafana.db: users, preferences, "
-        "annotations); a StatefulSet claim template, so it cannot change after creation.",
-        json_schema_extra=rules(cel("self == oldSelf", "grafana.storageSize is immutable")),
+        "annotations); it may grow, never shrink (the operator expands the PVC).",
+        json_schema_extra=grow_only("grafana.storageSize"),
     )
 
 
@@ -96,8 +95,8 @@ class JaegerSpec(SpecModel):
         Field(
             default="5Gi",
             description="Size of the span store's PersistentVolumeClaim (a StatefulSet claim "
-            "template, so it cannot change after creation).",
-            json_schema_extra=rules(cel("self == oldSelf", "jaeger.storageSize is immutable")),
+            "template): it may grow, never shrink (the operator expands the PVC).",
+            json_schema_extra=grow_only("jaeger.storageSize"),
         )
     )
     resources: Resources = resources_field(

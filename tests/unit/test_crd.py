@@ -145,7 +145,8 @@ def test_rules_only_read_fields_that_are_always_there() -> None:
         ("ml.gpu", "!self.enabled || self.count >= 1"),
         ("redis.app.persistence.storageClassName", "self == oldSelf"),
         ("weaviate.persistence.storageClassName", "self == oldSelf"),
-        ("weaviate.persistence", "self.size == oldSelf.size"),
+        ("weaviate.persistence.size", "quantity(self).compareTo(quantity(oldSelf)) >= 0"),
+        ("monitoring.grafana.storageSize", "quantity(self).compareTo(quantity(oldSelf)) >= 0"),
         ("sentry", "!has(self.dsn)"),
         ("sentry", "!self.enabled || has(self.dsnSecretRef)"),
         (

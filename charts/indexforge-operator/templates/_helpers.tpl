@@ -62,7 +62,8 @@ namespace (operator/indexforge_operator/permissions.py is the list; a test compa
 Children: watched into the cache (list/watch), read when missing from it (get), written with
 server-side apply (create/patch), pruned (delete). Secrets are watched unfiltered because a
 CR may reference one (the Sentry DSN, the Alertmanager receivers). Pods and Events are listed only to explain a GPU
-shortage; Events are posted and aggregated (create/patch). indexforges/finalizers update is
+shortage; Events are posted and aggregated (create/patch). PVCs are listed and patched to
+grow volumes (persistence.size raised). indexforges/finalizers update is
 what blockOwnerDeletion on the children's ownerReferences needs. No wildcards.
 */}}
 {{- define "indexforge-operator.namespacedRules" -}}
@@ -81,6 +82,9 @@ what blockOwnerDeletion on the children's ownerReferences needs. No wildcards.
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [list, patch]
 - apiGroups: [""]
   resources: [serviceaccounts, secrets, configmaps, services]
   verbs: [get, list, watch, create, patch, delete]
