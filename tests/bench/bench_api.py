@@ -8,6 +8,8 @@ temporary directory, ingests a CSV of `documents` product rows through the API, 
 - search, miss: `queries` distinct queries, each sent once (Weaviate nearText, the query
   vectorized by the ML service through Weaviate's module), one client, sequential;
 - search, hit: the same queries again (answered from the app Redis);
+- both `search_rounds` times, interleaved (miss then hit, new queries each round): p50/p99
+  per round, reported as median (min..max) over the rounds (tests/bench/spread.py);
 - cache hit vs raw GET, in this process against the stack's app Redis: `Cache.lookup` of a
   stored search answer (GET + msgpack decode + freshness check) vs `redis.asyncio` GET of the
   same stored bytes, `rounds` times each, interleaved.
@@ -33,6 +35,8 @@ from redis.asyncio import Redis
 
 from indexforge_services.common.cache import Cache, CacheMetrics
 from tests.bench.bench_ml import percentile
+from tests.bench.spread import Spread
+from tests.bench.spread import ratio as median_ratio
 from tests.stack import launcher
 
 COLOURS = ("red", "blue", "grey", "green", "white")
@@ -110,7 +114,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--documents", type=int, default=300, help="CSV rows ingested")
-    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--queries", type=int, default=40, help="distinct queries per round")
+    parser.add_argument("--search-rounds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2000, help="cache vs raw GET rounds")
     args = parser.parse_args(argv)
     os.environ.setdefault("INDEXFORGE_TORCH_THREADS", "1")
@@ -133,10 +138,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     time.sleep(0.2)
                 assert job["status"] == "completed", job
                 ingest_s = time.monotonic() - started
-                qs = queries(args.queries)
+                every = queries(args.queries * args.search_rounds)
                 timed_searches(client, ["warm-up query"], "miss")
-                miss = timed_searches(client, qs, "miss")
-                hit = timed_searches(client, qs, "hit")
+                lat: dict[str, Spread] = {
+                    k: Spread() for k in ("miss50", "miss99", "hit50", "hit99")
+                }
+                for r in range(args.search_rounds):
+                    qs = every[r * args.queries : (r + 1) * args.queries]
+                    for kind in ("miss", "hit"):
+                        took = timed_searches(client, qs, kind)
+                        lat[f"{kind}50"].values.append(percentile(took, 50) * 1000)
+                        lat[f"{kind}99"].values.append(percentile(took, 99) * 1000)
                 sample = client.get("/api/v1/search", params={"q": qs[0], "limit": 10}).json()
             payload = {"results": sample["results"]}
             raw = asyncio.run(cache_vs_raw(f"{urls['redis_app']}/2", payload, args.rounds))
@@ -147,24 +159,26 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "documents": args.documents,
         "stack_up_s": round(stack_s, 1),
         "ingest_rows_per_s": round(args.documents / ingest_s, 1),
-        "search_miss_p50_ms": round(percentile(miss, 50) * 1000, 2),
-        "search_miss_p99_ms": round(percentile(miss, 99) * 1000, 2),
-        "search_hit_p50_ms": round(percentile(hit, 50) * 1000, 2),
-        "search_hit_p99_ms": round(percentile(hit, 99) * 1000, 2),
-        "miss_vs_hit_p50": round(percentile(miss, 50) / percentile(hit, 50), 1),
+        "search_miss_p50_ms": lat["miss50"].as_dict(2),
+        "search_miss_p99_ms": lat["miss99"].as_dict(2),
+        "search_hit_p50_ms": lat["hit50"].as_dict(2),
+        "search_hit_p99_ms": lat["hit99"].as_dict(2),
+        "miss_vs_hit_p50": round(median_ratio(lat["miss50"], lat["hit50"]), 1),
         "cache_payload_bytes": raw["payload_bytes"],
         "cache_hit_p50_us": round(raw["cache_hit_p50_us"], 1),
         "raw_redis_get_p50_us": round(raw["raw_get_p50_us"], 1),
         "cache_hit_vs_raw_get_ratio": round(raw["cache_hit_p50_us"] / raw["raw_get_p50_us"], 2),
     }
     print(
-        f"{args.documents} rows ingested in {ingest_s:.1f}s; {args.queries} queries; "
+        f"{args.documents} rows ingested in {ingest_s:.1f}s; {args.search_rounds} rounds of "
+        f"{args.queries} queries (median (min..max) of the per-round figures); "
+        f"ML torch threads {os.environ['INDEXFORGE_TORCH_THREADS']}; "
         f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
     )
-    print(f"{'search, cache miss':<28} p50 {figures['search_miss_p50_ms']:8.2f} ms  "
-          f"p99 {figures['search_miss_p99_ms']:8.2f} ms")  # fmt: skip
-    print(f"{'search, cache hit':<28} p50 {figures['search_hit_p50_ms']:8.2f} ms  "
-          f"p99 {figures['search_hit_p99_ms']:8.2f} ms")  # fmt: skip
+    for kind in ("miss", "hit"):
+        print(f"{'search, cache ' + kind:<28} p50 ms {lat[kind + '50'].cell()}  "
+              f"p99 ms {lat[kind + '99'].cell()}")  # fmt: skip
+    print(f"miss/hit p50 x{figures['miss_vs_hit_p50']}")
     ratio = figures["cache_hit_vs_raw_get_ratio"]
     print(f"{'cache hit (lookup)':<28} p50 {figures['cache_hit_p50_us']:8.1f} us  "
           f"vs raw Redis GET {figures['raw_redis_get_p50_us']:.1f} us "

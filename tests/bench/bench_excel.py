@@ -3,7 +3,8 @@
     python -m tests.bench.bench_excel [--rows 20000] [--repeat 3]
 
 One generated workbook (a header and `rows` product-like rows of 8 columns: text, numbers,
-dates) is read three ways in the same run, best of `repeat` each:
+dates) is read three ways in the same run, interleaved `repeat` rounds (each round runs
+every way once; tests/bench/spread.py), rows/s as median (min..max):
 
 - plain openpyxl: `load_workbook(read_only=True, data_only=True)` and iterating
   `iter_rows(values_only=True)`, nothing else (the floor any reader pays);
@@ -31,6 +32,7 @@ from openpyxl import Workbook, load_workbook
 
 from indexforge_services.excel.workbook import ReadLimits, parse_workbook
 from tests.bench.services import running_service
+from tests.bench.spread import interleaved, ratio
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 NAMES = ["kettle", "fridge", "toaster", "lamp", "heater", "blender", "vacuum", "fan"]
@@ -74,13 +76,14 @@ def processor(data: bytes, rows: int) -> int:
     return len(parse_workbook(data, ReadLimits(max_rows=rows + 10)).records)
 
 
-def best_of(repeat: int, run: Callable[[], int]) -> tuple[float, int]:
-    best, count = float("inf"), 0
-    for _ in range(repeat):
+def rows_per_s(run: Callable[[], int], rows: int) -> Callable[[], float]:
+    def timed() -> float:
         start = time.perf_counter()
         count = run()
-        best = min(best, time.perf_counter() - start)
-    return best, count
+        assert count == rows, (count, rows)
+        return rows / (time.perf_counter() - start)
+
+    return timed
 
 
 def excel_server(max_rows: int) -> AbstractContextManager[str]:
@@ -107,39 +110,41 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = parser.parse_args(argv)
 
     data = make_workbook(args.rows)
-    plain_s, plain_rows = best_of(args.repeat, lambda: plain_openpyxl(data))
-    reader_s, reader_rows = best_of(args.repeat, lambda: processor(data, args.rows))
     with excel_server(args.rows + 10) as url:
         over_http(url, data)  # warm-up: imports, first request
-        http_s, http_rows = best_of(args.repeat, lambda: over_http(url, data))
-    assert plain_rows == reader_rows == http_rows == args.rows, (plain_rows, reader_rows, http_rows)
-
-    rate = {
-        name: args.rows / s
-        for name, s in (("plain", plain_s), ("reader", reader_s), ("http", http_s))
-    }
+        results = interleaved(
+            {
+                "plain openpyxl read-only iteration": rows_per_s(
+                    lambda: plain_openpyxl(data), args.rows
+                ),
+                "processor reader (in-process)": rows_per_s(
+                    lambda: processor(data, args.rows), args.rows
+                ),
+                "processor over HTTP (upload + JSON)": rows_per_s(
+                    lambda: over_http(url, data), args.rows
+                ),
+            },
+            args.repeat,
+        )
+    plain, reader, http = results.values()
     figures = {
         "rows": args.rows,
         "file_bytes": len(data),
-        "plain_openpyxl_rows_per_s": round(rate["plain"]),
-        "processor_rows_per_s": round(rate["reader"]),
-        "processor_http_rows_per_s": round(rate["http"]),
-        "processor_vs_openpyxl_ratio": round(rate["reader"] / rate["plain"], 3),
-        "http_vs_openpyxl_ratio": round(rate["http"] / rate["plain"], 3),
+        "plain_openpyxl_rows_per_s": plain.as_dict(0),
+        "processor_rows_per_s": reader.as_dict(0),
+        "processor_http_rows_per_s": http.as_dict(0),
+        "processor_vs_openpyxl_ratio": ratio(reader, plain),
+        "http_vs_openpyxl_ratio": ratio(http, plain),
     }
     print(
-        f"{args.rows} rows x 8 columns, {len(data) / 1e6:.1f} MB, best of {args.repeat}, "
-        f"cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
+        f"{args.rows} rows x 8 columns, {len(data) / 1e6:.1f} MB, {args.repeat} rounds "
+        f"interleaved, cpus {os.cpu_count()}, load {os.getloadavg()[0]:.1f}"
     )
-    for label, key in (
-        ("plain openpyxl read-only iteration", "plain"),
-        ("processor reader (in-process)", "reader"),
-        ("processor over HTTP (upload + JSON)", "http"),
-    ):
-        print(f"{label:<40} {rate[key]:10.0f} rows/s")
+    for label, spread in results.items():
+        print(f"{label:<40} {spread.cell()} rows/s")
     print(
         f"processor/openpyxl ratio {figures['processor_vs_openpyxl_ratio']:.2f} (aim >= 0.7); "
-        f"over HTTP {figures['http_vs_openpyxl_ratio']:.2f}"
+        f"over HTTP {figures['http_vs_openpyxl_ratio']:.2f} (ratios of medians)"
     )
     print(json.dumps(figures))
     return figures

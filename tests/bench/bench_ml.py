@@ -1,6 +1,6 @@
 """ML service benchmark: batching policies and backends, in-process vs HTTP, as ratios.
 
-    python -m tests.bench.bench_ml [--rounds 3] [--requests 96] [--threads 2] [--chunk-share 0.25]
+    python -m tests.bench.bench_ml [--rounds 3] [--requests 64] [--threads 2] [--chunk-share 0.25]
 
 Texts (documented, deterministic): a quarter (--chunk-share) are chunks the API's chunker
 (`chunk_text`, the API's default `chunk_chars`) cuts from generated prose documents
@@ -14,8 +14,10 @@ forward pass.
 Modes, all in one run, interleaved round by round (tests/bench/spread.py), figures as
 median (min..max) over `rounds`:
 
-- in-process: the model in this process, the same texts in batches of 32 in arrival order
-  ("fifo") or planned by the server's bucketing policy ("bucketed"); torch, ONNX, ONNX int8;
+- in-process: the model called directly (no HTTP), the same texts in batches of 32 in
+  arrival order ("fifo") or planned by the server's bucketing policy ("bucketed"); torch,
+  ONNX, ONNX int8, each in a worker process of its own (one model per process, as in the
+  service: torch's and ONNX Runtime's thread pools in one process spin against each other);
 - HTTP /vectors: one text per request from 32 connections (Weaviate's pattern) until
   --requests answers, the client in its own process (tests/bench/load_client.py:
   pre-encoded distinct bodies, responses not decoded; why not wrk/hey is said there),
@@ -24,7 +26,7 @@ median (min..max) over `rounds`:
   requests are done, so no two modes compute at once): torch with today's FIFO batching
   (INDEXFORGE_BATCH_MAX_TOKENS=0), torch bucketed, ONNX bucketed;
 - HTTP API batch path: POST /api/v1/ml/embeddings with 64 texts per request (the API's
-  `embed_batch_size`) from 2 connections (two ingestion jobs), 3 answers, torch bucketed.
+  `embed_batch_size`) from 2 connections (two ingestion jobs), 2 answers, torch bucketed.
 
 Threads: torch/ONNX Runtime intra-op threads are set explicitly (--threads, both sides) and
 printed with the core count and load. The machine is shared: read the ratios, not the
@@ -127,6 +129,69 @@ def in_process(encoder: Encoder, texts: list[str], *, bucketed: bool) -> Callabl
     return run
 
 
+class InProcessWorker:
+    """One backend's model in a process of its own, encoding directly (no HTTP): torch's
+    and ONNX Runtime's thread pools in one process would spin against each other, and the
+    services also hold one model per process. Each call runs one mode, returns texts/s."""
+
+    def __init__(self, backend: str, args: argparse.Namespace) -> None:
+        argv = [sys.executable, "-m", "tests.bench.bench_ml", "--worker", backend]
+        argv += [f"--threads={args.threads}", f"--texts={args.texts}"]
+        argv += [f"--sample={args.sample}", f"--chunk-share={args.chunk_share}"]
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+        )  # fmt: skip
+        if self._reply() != "ready":
+            raise RuntimeError(f"in-process worker {backend} did not start")
+
+    def _reply(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if not line:
+            raise RuntimeError(f"in-process worker exited with {self.proc.wait(timeout=30)}")
+        return line
+
+    def mode(self, name: str) -> Callable[[], float]:
+        def run() -> float:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(f"{name}\n")
+            self.proc.stdin.flush()
+            return float(self._reply())
+
+        return run
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def worker(backend: str, args: argparse.Namespace) -> None:
+    """`--worker BACKEND`: load the model, then answer one texts/s per mode read on stdin."""
+    from indexforge_services.ml.model import Embedder
+    from indexforge_services.ml.onnx_backend import OnnxEmbedder
+
+    model: Encoder
+    if backend == "torch":
+        model = Embedder.load(torch_threads=args.threads)
+    else:
+        quantize = "int8" if backend == "int8" else "none"
+        model = OnnxEmbedder.load(threads=args.threads, quantize=quantize)
+    sample = realistic_texts(args.texts, chunk_share=args.chunk_share)[: args.sample]
+    runs = {"fifo": in_process(model, sample, bucketed=False)}
+    runs["bucketed"] = in_process(model, sample, bucketed=True)
+    for run in runs.values():
+        run()  # warm-up
+    print("ready", flush=True)
+    for line in sys.stdin:
+        print(f"{runs[line.strip()]():.3f}", flush=True)
+
+
 class HttpMode:
     """One HTTP mode: `tests.bench.load_client` (its own process) posting rotating bodies
     to `url + path` until `requests` answers."""
@@ -221,22 +286,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=96, help="answers per /vectors run")
+    parser.add_argument("--requests", type=int, default=64, help="answers per /vectors run")
     parser.add_argument("--texts", type=int, default=4096, help="distinct texts in the pool")
-    parser.add_argument("--sample", type=int, default=96, help="texts per in-process run")
+    parser.add_argument("--sample", type=int, default=64, help="texts per in-process run")
     parser.add_argument("--chunk-share", type=float, default=0.25, help="document chunks")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads (all modes)")
+    parser.add_argument("--worker", choices=["torch", "onnx", "int8"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.worker, args)
+        return {}
 
-    from indexforge_services.ml.model import Embedder
-    from indexforge_services.ml.onnx_backend import OnnxEmbedder
+    from transformers import AutoTokenizer
 
+    from indexforge_services.ml.model import packaged_model_dir
+    from indexforge_services.ml.onnx_backend import ensure_exported
+
+    for quantize in ("none", "int8"):
+        ensure_exported(quantize=quantize)  # once, before anything is timed
     texts = realistic_texts(args.texts, chunk_share=args.chunk_share)
-    torch_model = Embedder.load(torch_threads=args.threads)
-    onnx_model = OnnxEmbedder.load(threads=args.threads)
-    int8_model = OnnxEmbedder.load(threads=args.threads, quantize="int8")
-    lengths = torch_model.token_lengths(texts)
-    sample = texts[: args.sample]
+    tokenizer = AutoTokenizer.from_pretrained(packaged_model_dir(), local_files_only=True)
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=256)["input_ids"]]
     single = [json.dumps({"text": t}) for t in texts]
     batched = [
         json.dumps({"texts": texts[i : i + API_BATCH]})
@@ -265,7 +335,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         def http(name: str, path: str, bodies: list[str], per: int, conns: int) -> HttpMode:
             return HttpMode(
                 workdir, urls[name], path, bodies, texts_per_request=per, connections=conns,
-                requests=args.requests if per == 1 else 3,
+                requests=args.requests if per == 1 else 2,
             )  # fmt: skip
 
         http_modes = {
@@ -280,16 +350,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
         for mode in http_modes.values():
             mode.warm_up()
+        workers = {}
+        for backend in ("torch", "onnx", "int8"):
+            workers[backend] = InProcessWorker(backend, args)
+            stack.callback(workers[backend].stop)
         modes: dict[str, Callable[[], float]] = {
-            "in-process torch, fifo": in_process(torch_model, sample, bucketed=False),
-            "in-process torch, bucketed": in_process(torch_model, sample, bucketed=True),
-            "in-process onnx, fifo": in_process(onnx_model, sample, bucketed=False),
-            "in-process onnx, bucketed": in_process(onnx_model, sample, bucketed=True),
-            "in-process onnx int8, bucketed": in_process(int8_model, sample, bucketed=True),
+            "in-process torch, fifo": workers["torch"].mode("fifo"),
+            "in-process torch, bucketed": workers["torch"].mode("bucketed"),
+            "in-process onnx, fifo": workers["onnx"].mode("fifo"),
+            "in-process onnx, bucketed": workers["onnx"].mode("bucketed"),
+            "in-process onnx int8, bucketed": workers["int8"].mode("bucketed"),
             **http_modes,
         }
-        for run in list(modes.values())[:5]:
-            run()  # warm-up of the in-process paths
         results = interleaved(modes, args.rounds)
 
     report(args, lengths, results, http_modes)
