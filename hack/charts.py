@@ -9,6 +9,7 @@ One source: ``crds/indexforge.io_indexforges.yaml`` (itself generated from the s
 * ``charts/indexforge/files/spec-defaults.json`` — the defaulting skeleton the chart applies
   the way the API server does (an object default only when the object is absent).
 * ``charts/*/README.md`` — usage and a table of every value (see ``hack.chart_readme``).
+* ``charts/indexforge/files/redis-replication-init.sh`` — the state Redis's init step.
 * ``manifests/install.yaml`` — ``helm template`` of the operator chart (needs helm).
 
 The static chart also has a few values that are not spec fields (``CHART_ONLY``, e.g. where
@@ -36,6 +37,7 @@ from typing import Any
 import yaml
 
 from hack import chart_readme, monitoring_files
+from indexforge_operator.builders.redis_replication import INIT_SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
 CRD_SOURCE = REPO / "crds" / "indexforge.io_indexforges.yaml"
@@ -369,6 +371,8 @@ def outputs() -> list[Output]:
         Output(OPERATOR_README, operator_readme()),
     ]
     out += [Output(path, text) for path, text in monitoring_files.outputs(STATIC_CHART)]
+    # The replicated state Redis's init step, byte for byte the operator's.
+    out.append(Output(STATIC_CHART / "files" / "redis-replication-init.sh", INIT_SCRIPT))
     return out
 
 

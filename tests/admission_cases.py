@@ -123,6 +123,22 @@ BAD: list[Case] = [
         {"weaviate": {"replicas": 3, "replicationFactor": 4}},
         "weaviate.replicationFactor must be at most weaviate.replicas",
     ),
+    # The replicated state Redis (checked whether enabled or not)
+    Case(
+        "even sentinels",
+        {"redis": {"state": {"replication": {"sentinels": 4}}}},
+        "redis.state.replication.sentinels must be odd",
+    ),
+    Case(
+        "quorum above sentinels",
+        {"redis": {"state": {"replication": {"sentinels": 3, "quorum": 4}}}},
+        "redis.state.replication.quorum must be at most sentinels",
+    ),
+    Case(
+        "wait for every redis pod",
+        {"redis": {"state": {"replication": {"replicas": 2, "waitReplicas": 2}}}},
+        "redis.state.replication.waitReplicas must be less than replicas",
+    ),
     # Messaging (checked whether enabled or not, as the CRD's rules are)
     Case(
         "even rabbitmq replicas",
@@ -147,6 +163,22 @@ BAD: list[Case] = [
 ]
 
 GOOD: list[Case] = [
+    Case(
+        "sentinel quorum equal to sentinels, no wait",
+        {
+            "redis": {
+                "state": {
+                    "replication": {
+                        "enabled": True,
+                        "replicas": 2,
+                        "sentinels": 5,
+                        "quorum": 5,
+                        "waitReplicas": 0,
+                    }
+                }
+            }
+        },
+    ),
     Case(
         "weaviate factor equal to replicas", {"weaviate": {"replicas": 5, "replicationFactor": 5}}
     ),

@@ -138,7 +138,10 @@ def components(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Compo
     out: list[Component] = ["api", "ml"]
     if spec.excel.enabled:
         out.append("excel")
-    out += ["redis-app", "redis-ml", "redis-state", "weaviate"]
+    out += ["redis-app", "redis-ml", "redis-state"]
+    if spec.redis.state.replication.enabled:
+        out.append("sentinel")
+    out.append("weaviate")
     if spec.gateway.enabled:
         out.append("gateway")
     mon = spec.monitoring

@@ -17,6 +17,9 @@ Component = Literal[
     "redis-app",
     "redis-ml",
     "redis-state",  # the API's state: job records, queued uploads (noeviction)
+    # Sentinels of the replicated state Redis ("redis-state-sentinel-headless" would pass
+    # the 63 characters of a Service name with a 40-character instance name).
+    "sentinel",
     "weaviate",
     "gateway",
     "prometheus",
@@ -56,6 +59,7 @@ _BACKUP_ABBREVIATIONS: Final[dict[str, str]] = {
     "grafana": "graf",
     "weaviate": "wv",
     "redis-app": "rapp",
+    "redis-state": "rst",
 }
 
 

@@ -37,6 +37,7 @@ from .spec_common import (
 from .spec_gateway import GatewaySpec
 from .spec_messaging import MessagingSpec
 from .spec_monitoring import MonitoringSpec
+from .spec_redis_replication import RedisReplication
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # Extended resource name: a domain prefix is mandatory (nvidia.com/gpu, amd.com/gpu).
@@ -267,6 +268,10 @@ class RedisStateInstance(RedisInstance):
         what="Redis",
     )
     persistence: Persistence = persistence_field("1Gi", "Redis")
+    replication: RedisReplication = Field(
+        default=RedisReplication(),
+        description="Replicas + Redis Sentinel (automatic failover); the caches have none.",
+    )
 
 
 class RedisSpec(SpecModel):

@@ -1,7 +1,7 @@
 """Spec of scheduled backups: when, how many are kept, and where they are written.
 
 Each component that can be backed up gets its own CronJob: Prometheus's TSDB snapshot,
-Grafana's database, Weaviate through its backup API, the app Redis as an RDB snapshot. Every
+Grafana's database, Weaviate through its backup API, the app and state Redis as RDB snapshots. Every
 backup goes to the target volume, except Weaviate's when `target.s3` names a bucket (Weaviate
 writes to it itself through its backup-s3 module; keys only ever come from a Secret).
 """
@@ -72,15 +72,16 @@ class BackupTarget(SpecModel):
 
 class BackupSpec(SpecModel):
     """Scheduled backups of Prometheus (TSDB snapshot), Grafana (grafana.db), Weaviate
-    (backup API) and the app Redis (RDB), for the components this instance deploys. The
+    (backup API) and the app and state Redis (RDB), for the components this instance deploys. The
     README describes the restore."""
 
     enabled: bool = Field(default=False, description="Run scheduled backups.")
     weaviate: bool = Field(default=True, description="Back up Weaviate (its backup API).")
     redis: bool = Field(
         default=True,
-        description="Back up the app Redis (job status, tags) as RDB snapshots; the ML "
-        "Redis is a cache and is not backed up.",
+        description="Back up the app Redis (cached job status, tags) and the state Redis (job "
+        "records, queued uploads) as RDB snapshots; the ML Redis is a cache and is not backed "
+        "up.",
     )
     schedule: Cron = Field(
         default="30 2 * * *", description="When backups run (cron, the controller's time zone)."

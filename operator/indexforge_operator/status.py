@@ -22,6 +22,7 @@ COMPONENT_CONDITIONS: dict[str, str] = {
     "redis-app": "RedisAppAvailable",
     "redis-ml": "RedisMLAvailable",
     "redis-state": "RedisStateAvailable",
+    "sentinel": "RedisSentinelAvailable",
     "weaviate": "WeaviateAvailable",
     "gateway": "GatewayAvailable",
     "prometheus": "PrometheusAvailable",

@@ -57,8 +57,10 @@ class RedisProcess:
         workdir: Path,
         password: str | None = None,
         extra: Sequence[str] = (),
+        conf: Path | None = None,
     ) -> None:
         self.binary = binary
+        self.conf = conf  # a config file to run instead of the test settings (it names the port)
         self.port = port
         self.workdir = workdir
         self.password = password
@@ -82,6 +84,8 @@ class RedisProcess:
         if self.password is not None:
             args += ["--requirepass", self.password]
         args += self.extra
+        if self.conf is not None:
+            args = [self.binary, str(self.conf), "--logfile", args[args.index("--logfile") + 1]]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         client = redis.Redis(

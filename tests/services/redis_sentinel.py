@@ -29,20 +29,34 @@ def sentinel_argv() -> list[str] | None:
 
 
 class SentinelProcess:
-    def __init__(
-        self,
+    """`redis-sentinel <conf>` listening on `port` (the config file says so)."""
+
+    def __init__(self, argv: list[str], conf: Path, *, port: int, password: str) -> None:
+        self.port = port
+        self.conf = conf
+        self.password = password
+        self.proc = subprocess.Popen(
+            [*argv[:1], str(self.conf), *argv[1:]],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    @classmethod
+    def monitoring(
+        cls,
         argv: list[str],
         workdir: Path,
         *,
         primary_port: int,
         password: str,
         down_after_ms: int,
-    ) -> None:
-        self.port = free_port()
-        self.conf = workdir / f"sentinel-{self.port}.conf"
-        self.conf.write_text(
-            f"port {self.port}\nbind 127.0.0.1\ndaemonize no\ndir {workdir}\n"
-            f"logfile {workdir}/sentinel-{self.port}.log\n"
+    ) -> SentinelProcess:
+        """A sentinel with a config written here (not the operator's)."""
+        port = free_port()
+        conf = workdir / f"sentinel-{port}.conf"
+        conf.write_text(
+            f"port {port}\nbind 127.0.0.1\ndaemonize no\ndir {workdir}\n"
+            f"logfile {workdir}/sentinel-{port}.log\n"
             f"requirepass {password}\n"
             f"sentinel monitor {MASTER} 127.0.0.1 {primary_port} 2\n"
             f"sentinel auth-pass {MASTER} {password}\n"
@@ -50,12 +64,7 @@ class SentinelProcess:
             f"sentinel failover-timeout {MASTER} 10000\n"
             f"sentinel parallel-syncs {MASTER} 1\n"
         )
-        self.password = password
-        self.proc = subprocess.Popen(
-            [*argv[:1], str(self.conf), *argv[1:]],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        return cls(argv, conf, port=port, password=password)
 
     def client(self) -> redis.Redis:
         return redis.Redis(
@@ -169,7 +178,7 @@ def start_replicated(
             )
         for _ in range(sentinels):
             group.sentinels.append(
-                SentinelProcess(
+                SentinelProcess.monitoring(
                     argv,
                     workdir,
                     primary_port=primary.port,

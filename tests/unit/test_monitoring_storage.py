@@ -184,11 +184,13 @@ def test_backups_follow_what_is_deployed() -> None:
     assert sorted(o["metadata"]["name"] for o in operator_mode if o["kind"] == "CronJob") == [
         NAMES.backup("grafana"),
         NAMES.backup("redis-app"),
+        NAMES.backup("redis-state"),
         NAMES.backup("weaviate"),
     ]
     stores_only = build({**BACKUP, "monitoring": {"enabled": False}})
     assert sorted(o["metadata"]["name"] for o in stores_only if o["kind"] == "CronJob") == [
         NAMES.backup("redis-app"),
+        NAMES.backup("redis-state"),
         NAMES.backup("weaviate"),
     ]
     raw = {"backup": {**BACKUP["backup"], "weaviate": False, "redis": False}}

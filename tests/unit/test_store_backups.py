@@ -85,22 +85,23 @@ def test_weaviate_s3_backup_keys_from_the_secret_only() -> None:
     assert all(v["name"] != "backup" for v in wpod["volumes"])
 
 
-def test_redis_backup_over_the_network() -> None:
-    pod = _pod(_backup(VOLUME), "redis-app")
+@pytest.mark.parametrize("redis", ["redis-app", "redis-state"])
+def test_redis_backup_over_the_network(redis: str) -> None:
+    pod = _pod(_backup(VOLUME), redis)
     assert "affinity" not in pod
     (container,) = pod["containers"]
     assert container["command"][3:] == [
-        "redis", "--host", "demo-redis-app.shop.svc", "--port", "6379",
-        "--target", "/backup/redis-app", "--keep", "5",
+        "redis", "--host", f"demo-{redis}.shop.svc", "--port", "6379",
+        "--target", f"/backup/{redis}", "--keep", "5",
     ]  # fmt: skip
     key = _env(container)["REDISCLI_AUTH"]["secretKeyRef"]
-    assert key == {"name": NAMES.internal_auth, "key": "redis-app-password"}
+    assert key == {"name": NAMES.internal_auth, "key": f"{redis}-password"}
     assert pod["securityContext"]["runAsUser"] == 999
 
 
 def test_backup_pods_reach_weaviate_and_redis() -> None:
     objs = build(_backup(VOLUME))
-    for component, port in (("weaviate", 8080), ("redis-app", 6379)):
+    for component, port in (("weaviate", 8080), ("redis-app", 6379), ("redis-state", 6379)):
         policy = find(objs, "NetworkPolicy", NAMES.component(component))
         sources = [
             (peer.get("podSelector", {}).get("matchLabels", {}), [p["port"] for p in rule["ports"]])

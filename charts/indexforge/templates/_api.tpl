@@ -15,11 +15,14 @@ find their dependencies the same way (the operator's builders/api.py api_env).
 or delete (Kong cannot be told to purge); 0 when nothing caches at the gateway. */ -}}
 {{- $pc := $spec.gateway.proxyCache -}}
 {{- $maxAge := 0 -}}
+{{- /* Replicated state Redis: its primary as the sentinels name it (it moves with a failover). */ -}}
+{{- $state := include "indexforge.env" (dict "name" "INDEXFORGE_STATE_REDIS_URL" "value" (printf "redis://%s:6379/0" $stateRedis)) -}}
+{{- if $spec.redis.state.replication.enabled }}{{ $state = include "indexforge.stateClientEnv" (dict "root" $root "replication" $spec.redis.state.replication) }}{{ end -}}
 {{- if and $spec.gateway.enabled $pc.enabled }}{{ $maxAge = min (int64 $pc.ttlSeconds) (int64 $api.cache.responseTtlSeconds) }}{{ end -}}
 {{- $env := list
   (include "indexforge.commonEnv" (dict "root" $root "spec" $spec "component" $component "logLevel" $api.logLevel))
   (include "indexforge.env" (dict "name" "INDEXFORGE_REDIS_URL" "value" (printf "redis://%s:6379/0" $redis)))
-  (include "indexforge.env" (dict "name" "INDEXFORGE_STATE_REDIS_URL" "value" (printf "redis://%s:6379/0" $stateRedis)))
+  $state
   (include "indexforge.internalEnv" (dict "root" $root "name" "INDEXFORGE_STATE_REDIS_PASSWORD" "key" "redis-state-password"))
   (include "indexforge.env" (dict "name" "INDEXFORGE_WEAVIATE_URL" "value" (include "indexforge.url" (dict "root" $root "component" "weaviate" "port" 8080))))
   (include "indexforge.env" (dict "name" "INDEXFORGE_WEAVIATE_GRPC_PORT" "value" 50051))

@@ -9,7 +9,7 @@ Scheduled backups (the operator's builders/backup.py).
 {{- if $b.enabled -}}
 {{- $wanted := list "prometheus" "grafana" -}}
 {{- if $b.weaviate }}{{ $wanted = append $wanted "weaviate" }}{{ end -}}
-{{- if $b.redis }}{{ $wanted = append $wanted "redis-app" }}{{ end -}}
+{{- if $b.redis }}{{ $wanted = concat $wanted (list "redis-app" "redis-state") }}{{ end -}}
 {{- range $wanted }}{{ if has . $.present }}{{ $out = append $out . }}{{ end }}{{ end -}}
 {{- end -}}
 {{- toJson $out -}}

@@ -22,6 +22,10 @@ bounds, enums and patterns.
 {{- if ne (mod (int $m.rabbitmq.replicas) 2) 1 }}{{ $errors = append $errors "rabbitmq.replicas must be odd" }}{{ end -}}
 {{- if gt (int $m.workers.minReplicas) (int $m.workers.maxReplicas) }}{{ $errors = append $errors "workers.minReplicas must be less than or equal to maxReplicas" }}{{ end -}}
 {{- if and (has $m.workers.scaler (list "hpa" "queueLength")) (eq (int $m.workers.minReplicas) 0) }}{{ $errors = append $errors "workers.minReplicas 0 needs the keda scaler (an HPA cannot scale to zero)" }}{{ end -}}
+{{- $rep := $spec.redis.state.replication -}}
+{{- if ne (mod (int $rep.sentinels) 2) 1 }}{{ $errors = append $errors "redis.state.replication.sentinels must be odd" }}{{ end -}}
+{{- if and (hasKey $rep "quorum") (gt (int $rep.quorum) (int $rep.sentinels)) }}{{ $errors = append $errors "redis.state.replication.quorum must be at most sentinels" }}{{ end -}}
+{{- if ge (int $rep.waitReplicas) (int $rep.replicas) }}{{ $errors = append $errors "redis.state.replication.waitReplicas must be less than replicas" }}{{ end -}}
 {{- $w := $spec.weaviate -}}
 {{- if and (hasKey $w "replicationFactor") (gt (int $w.replicationFactor) (int $w.replicas)) }}{{ $errors = append $errors "weaviate.replicationFactor must be at most weaviate.replicas" }}{{ end -}}
 {{- $gw := $spec.gateway -}}

@@ -10,6 +10,7 @@ from .common import Obj, env, meta
 from .credentials import redis_password_env, secret_env
 from .python_service import ServiceShape, build_python_service, common_env
 from .queue_env import queue_env
+from .redis_replication import state_client_env
 
 MIB = 1024 * 1024
 TMP_BASE_MIB = 256  # what every service's /tmp gets
@@ -21,10 +22,17 @@ def api_env(spec: IndexForgeSpec, names: Names, *, component: str = "api") -> li
     out = [
         *common_env(spec, names, component, spec.api.log_level),
         env("INDEXFORGE_REDIS_URL", f"redis://{names.fqdn(names.component('redis-app'))}:6379/0"),
-        # Job records, queued uploads, cache tags, the write lock: the noeviction Redis.
-        env(
-            "INDEXFORGE_STATE_REDIS_URL",
-            f"redis://{names.fqdn(names.component('redis-state'))}:6379/0",
+        # Job records, queued uploads, cache tags, the write lock: the noeviction Redis,
+        # replicated: its primary as the sentinels name it (it moves with a failover).
+        *(
+            state_client_env(names, spec.redis.state.replication)
+            if spec.redis.state.replication.enabled
+            else [
+                env(
+                    "INDEXFORGE_STATE_REDIS_URL",
+                    f"redis://{names.fqdn(names.component('redis-state'))}:6379/0",
+                )
+            ]
         ),
         redis_password_env(names, "INDEXFORGE_STATE_REDIS_PASSWORD", "redis-state"),
         env("INDEXFORGE_WEAVIATE_URL", names.url("weaviate", ports.WEAVIATE_HTTP)),

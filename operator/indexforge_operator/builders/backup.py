@@ -1,5 +1,5 @@
 """Scheduled backups: one CronJob per backed-up component (Prometheus, Grafana, Weaviate, the
-app Redis).
+app and state Redis).
 
 The jobs run `python -m indexforge_services.common.backup` from the API image: the stack
 pulls it anyway, it carries Python and this repository's package, and the backup module
@@ -20,7 +20,9 @@ Weaviate and Redis are backed up over the network, so their jobs need no node pi
 access to their volumes: Weaviate writes its own backup when asked through its backup API
 (to the backup volume it mounts, or a bucket; see backup_weaviate.py), and Redis streams an
 RDB snapshot over the replication handshake (`redis-cli --rdb`'s way), which the job writes
-to the target. The ML Redis is a cache (embeddings, recomputed on a miss): not backed up.
+to the target: the app Redis (cached job status, tags) and the state Redis (job records,
+queued uploads: what must survive). The ML Redis is a cache (embeddings, recomputed on a
+miss): not backed up.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def backup_sources(spec: IndexForgeSpec, present: list[Component]) -> list[Compo
     if spec.backup.weaviate:
         wanted.append("weaviate")
     if spec.backup.redis:
-        wanted.append("redis-app")
+        wanted += ["redis-app", "redis-state"]
     return [c for c in wanted if c in present]
 
 
@@ -75,7 +77,12 @@ _VOLUME_SOURCES: dict[str, tuple[int, str]] = {
     "grafana": (GRAFANA_UID, GRAFANA_DATA_DIR),
 }
 # Network sources: the job's user (Weaviate's, so retention can delete what Weaviate wrote).
-_NETWORK_UID: dict[str, int] = {"weaviate": WEAVIATE_UID, "redis-app": REDIS_UID}
+_NETWORK_UID: dict[str, int] = {
+    "weaviate": WEAVIATE_UID,
+    "redis-app": REDIS_UID,
+    "redis-state": REDIS_UID,
+}
+REDIS_SOURCES = ("redis-app", "redis-state")
 
 
 def _command(spec: IndexForgeSpec, names: Names, source: Component) -> list[str]:
@@ -87,8 +94,8 @@ def _command(spec: IndexForgeSpec, names: Names, source: Component) -> list[str]
         if wv.backend(spec) == "filesystem":
             command += ["--backup-dir", wv.FILESYSTEM_PATH]
         return command
-    if source == "redis-app":
-        host = names.fqdn(names.component("redis-app"))
+    if source in REDIS_SOURCES:
+        host = names.fqdn(names.component(source))
         return ["python", "-m", MODULE, "redis", "--host", host, "--port", str(ports.REDIS), *keep]
     if source == "prometheus":
         return [
@@ -140,8 +147,8 @@ def _cronjob(spec: IndexForgeSpec, names: Names, source: Component) -> Obj:
 def _env(names: Names, source: Component) -> list[Obj]:
     if source == "weaviate":
         return [secret_env(names, WEAVIATE_KEY_ENV, WEAVIATE_API_KEY_KEY)]
-    if source == "redis-app":
-        return [redis_password_env(names, "REDISCLI_AUTH", "redis-app")]
+    if source in REDIS_SOURCES:
+        return [redis_password_env(names, "REDISCLI_AUTH", source)]
     return []
 
 

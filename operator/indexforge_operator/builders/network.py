@@ -122,6 +122,8 @@ def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
             udp=(ports.WEAVIATE_GOSSIP,),
         ),
     ]
+    if "sentinel" in present:
+        out += _sentinel_flows(services)
     if "excel" in present:
         out += [Flow("api", "excel", (ports.EXCEL,)), Flow("excel", "redis-app", (ports.REDIS,))]
     if "jaeger" in present:
@@ -161,8 +163,9 @@ def flows(spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Flow]:
     backed_up = backup_sources(spec, list(present))
     if "weaviate" in backed_up:  # the backup API
         out.append(Flow("backup", "weaviate", (ports.WEAVIATE_HTTP,)))
-    if "redis-app" in backed_up:  # the RDB snapshot over the replication handshake
-        out.append(Flow("backup", "redis-app", (ports.REDIS,)))
+    for redis in ("redis-app", "redis-state"):  # RDB snapshots over the replication handshake
+        if redis in backed_up:
+            out.append(Flow("backup", redis, (ports.REDIS,)))
     return out
 
 
@@ -173,6 +176,20 @@ def broker_peer(spec: IndexForgeSpec) -> Component | Foreign:
     if uses_cluster_operator(spec):
         return Foreign((("app.kubernetes.io/component", "rabbitmq"),))
     return "rabbitmq"
+
+
+def _sentinel_flows(services: list[Component]) -> list[Flow]:
+    """The replicated state Redis: its clients ask the sentinels for the primary; the
+    sentinels talk to each other and watch every Redis pod; replicas sync from the primary
+    (any pod may be it) and each pod's init step asks the sentinels too."""
+    clients = [c for c in services if c in ("api", "worker")]
+    return [
+        *(Flow(c, "sentinel", (ports.SENTINEL,)) for c in clients),
+        Flow("sentinel", "sentinel", (ports.SENTINEL,)),
+        Flow("sentinel", "redis-state", (ports.REDIS,)),
+        Flow("redis-state", "redis-state", (ports.REDIS,)),
+        Flow("redis-state", "sentinel", (ports.SENTINEL,)),
+    ]
 
 
 def _messaging_flows(

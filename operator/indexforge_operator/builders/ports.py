@@ -12,6 +12,7 @@ EXCEL: Final = 8000
 SERVICE_METRICS: Final = 9102
 REDIS: Final = 6379
 REDIS_EXPORTER: Final = 9121
+SENTINEL: Final = 26379  # Redis Sentinel (the replicated state Redis)
 WEAVIATE_HTTP: Final = 8080
 WEAVIATE_GRPC: Final = 50051
 WEAVIATE_METRICS: Final = 2112

@@ -1,9 +1,10 @@
 """Redis servers (app, ml, state): ConfigMap with redis.conf, StatefulSet, Services.
 
 redis.conf is a text format, so it is rendered from a jinja2 template; everything else is
-built as dicts. Each StatefulSet has one replica and, optionally, the redis_exporter
-sidecar. app and ml are caches; state (noeviction, AOF) holds the API's job records and
-queued uploads (`services/api/state.py` says why it is an instance of its own).
+built as dicts. Each StatefulSet has one replica (the state Redis: more with replication,
+see `redis_replication.py`) and, optionally, the redis_exporter sidecar. app and ml are
+caches; state (noeviction, AOF) holds the API's job records and queued uploads
+(`services/api/state.py` says why it is an instance of its own).
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from typing import Literal
 import jinja2
 
 from ..naming import Names
-from ..spec import IndexForgeSpec, RedisInstance
+from ..spec import IndexForgeSpec, RedisInstance, RedisStateInstance
 from . import ports
 from .common import (
     Obj,
     checksum,
     config_map,
     container_security,
+    empty_dir,
     env,
     headless_service,
+    pdb,
     pod_security,
     pod_template,
     resources,
@@ -30,8 +33,17 @@ from .common import (
     service_port,
     tmp_mount,
     tmp_volume,
+    wants_pdb,
 )
 from .credentials import redis_auth_conf_key, redis_password_env
+from .redis_replication import (
+    INIT_KEY,
+    INIT_SCRIPT,
+    RUNTIME_DIR,
+    build_sentinel,
+    checksum_data,
+    redis_init_container,
+)
 from .storage import data_volume_claim, data_volumes, statefulset
 
 REDIS_UID = 999  # the "redis" user of the official image
@@ -89,14 +101,20 @@ def _auth_volume(names: Names, component: RedisComponent) -> Obj:
     }
 
 
+def _replicated(instance: RedisInstance) -> bool:
+    return isinstance(instance, RedisStateInstance) and instance.replication.enabled
+
+
 def _containers(names: Names, instance: RedisInstance, component: RedisComponent) -> list[Obj]:
     # redis-cli (the readiness probe) and the exporter read the password from the environment.
     password = redis_password_env(names, "REDISCLI_AUTH", component)
+    # Replicated: the init step's per-pod config (it includes the shared one).
+    conf = f"{RUNTIME_DIR}/redis.conf" if _replicated(instance) else "/etc/redis/redis.conf"
     redis: Obj = {
         "name": "redis",
         "image": instance.image,
         "imagePullPolicy": instance.image_pull_policy,
-        "command": ["redis-server", "/etc/redis/redis.conf"],
+        "command": ["redis-server", conf],
         "ports": [{"name": "redis", "containerPort": ports.REDIS, "protocol": "TCP"}],
         "env": [password],
         "resources": resources(instance.resources),
@@ -114,6 +132,8 @@ def _containers(names: Names, instance: RedisInstance, component: RedisComponent
             tmp_mount(),
         ],
     }
+    if _replicated(instance):
+        redis["volumeMounts"].append({"name": "runtime", "mountPath": RUNTIME_DIR})
     out = [redis]
     if instance.exporter.enabled:
         exporter = instance.exporter
@@ -142,38 +162,65 @@ def _build_one(
 ) -> list[Obj]:
     conf = {"redis.conf": redis_conf(instance, instance_name=names.instance, role=component)}
     claim = data_volume_claim(names, component, instance.persistence)
+    pod_spec: Obj = {
+        "securityContext": pod_security(REDIS_UID),
+        "containers": _containers(names, instance, component),
+        "volumes": [
+            {"name": "config", "configMap": {"name": names.config(component)}},
+            _auth_volume(names, component),
+            tmp_volume(),
+            *data_volumes(claim),
+        ],
+    }
+    replicas = 1
+    checked = conf
+    if isinstance(instance, RedisStateInstance) and instance.replication.enabled:
+        conf[INIT_KEY] = INIT_SCRIPT
+        checked = checksum_data(conf)
+        pod_spec["initContainers"] = [redis_init_container(names, instance)]
+        pod_spec["volumes"].append(empty_dir("runtime"))
+        replicas = instance.replication.replicas
     template = pod_template(
-        names,
-        component,
-        spec=spec,
-        pod_spec={
-            "securityContext": pod_security(REDIS_UID),
-            "containers": _containers(names, instance, component),
-            "volumes": [
-                {"name": "config", "configMap": {"name": names.config(component)}},
-                _auth_volume(names, component),
-                tmp_volume(),
-                *data_volumes(claim),
-            ],
-        },
-        config_checksum=checksum(conf),
+        names, component, spec=spec, pod_spec=pod_spec, config_checksum=checksum(checked)
     )
     svc_ports = [service_port("redis", ports.REDIS)]
     if instance.exporter.enabled:
         svc_ports.append(service_port("metrics", ports.REDIS_EXPORTER))
-    return [
+    out = [
         service_account(names, component),
         config_map(names, component, names.config(component), conf),
         service(names, component, svc_ports),
-        headless_service(names, component, svc_ports, scrape=instance.exporter.enabled),
-        statefulset(spec, names, component, replicas=1, template=template, claim=claim),
+        # Replicated: replicas and sentinels resolve a pod by name before it is ready.
+        headless_service(
+            names,
+            component,
+            svc_ports,
+            scrape=instance.exporter.enabled,
+            publish_not_ready=replicas > 1,
+        ),
+        # Parallel: each pod learns its role from the sentinels, none waits for ordinal 0.
+        statefulset(
+            spec,
+            names,
+            component,
+            replicas=replicas,
+            template=template,
+            claim=claim,
+            parallel=replicas > 1,
+        ),
     ]
+    if isinstance(instance, RedisStateInstance) and wants_pdb(
+        instance.replication.pod_disruption_budget, max_replicas=replicas
+    ):
+        out.append(pdb(names, component, instance.replication.pod_disruption_budget))
+    return out
 
 
 def build_redis(spec: IndexForgeSpec, names: Names) -> list[Obj]:
-    """The three Redis servers."""
+    """The three Redis servers (and the state Redis's sentinels when it is replicated)."""
     return [
         *_build_one(spec, names, spec.redis.app, "redis-app"),
         *_build_one(spec, names, spec.redis.ml, "redis-ml"),
         *_build_one(spec, names, spec.redis.state, "redis-state"),
+        *build_sentinel(spec, names),
     ]
