@@ -23,7 +23,7 @@ from indexforge_operator.spec_redis_replication import (
     SENTINELS_ODD_MESSAGE,
     RedisReplication,
 )
-from indexforge_operator.status import COMPONENT_CONDITIONS
+from indexforge_operator.status import COMPONENT_CONDITIONS, WorkloadState, component_conditions
 
 from .support import NAMES, build, env_of, find, maybe
 
@@ -258,3 +258,16 @@ def test_init_writes_the_sentinel_config(tmp_path: Path) -> None:
     _, again = _run(tmp_path, "sentinel", {}, ANNOUNCE_HOST="s0")
     assert myid in again.splitlines()
     assert oct((tmp_path / "out.conf").stat().st_mode & 0o777) == "0o600"
+
+
+def test_sentinels_get_their_own_available_condition() -> None:
+    states = [
+        WorkloadState("redis-state", "StatefulSet", REDIS, 3, 3, True),
+        WorkloadState("sentinel", "StatefulSet", SENTINEL, 3, 1, True),
+    ]
+    by_type = {c.type: c for c in component_conditions(states, {})}
+    assert by_type["RedisStateAvailable"].status == "True"
+    sentinel = by_type["RedisSentinelAvailable"]
+    assert (sentinel.status, sentinel.reason, sentinel.message) == (
+        "False", "ReplicasNotReady", "1/3 ready",
+    )  # fmt: skip
