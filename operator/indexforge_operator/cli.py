@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         "RabbitmqCluster, messaging.topology auto becomes Exchange/Queue/Binding objects and an "
         "application User",
     )
+    render.add_argument(
+        "--istio",
+        action="store_true",
+        help="as if Istio's CRDs existed: mesh.mode auto becomes istio (sidecar labels, "
+        "PeerAuthentications, DestinationRules, AuthorizationPolicies)",
+    )
     render.add_argument("-n", "--namespace", help="override metadata.namespace")
     creds = sub.add_parser(
         "credentials",
@@ -187,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rabbitmq_cluster=args.rabbitmq_cluster,
             keda=args.keda,
             rabbitmq_topology=args.rabbitmq_topology,
+            istio=args.istio,
         )
     except RenderError as err:
         print(f"invalid IndexForge: {err}", file=sys.stderr)

@@ -43,6 +43,7 @@ class Integrations:
     rabbitmq_cluster: bool
     keda: bool
     rabbitmq_topology: bool
+    istio: bool
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class Controller:
     keda: Callable[[], bool] = lambda: False
     # Whether the messaging topology operator's CRDs exist.
     rabbitmq_topology: Callable[[], bool] = lambda: False
+    # Whether Istio's CRDs exist (mesh.mode auto).
+    istio: Callable[[], bool] = lambda: False
     timing: Timing = field(default_factory=Timing)
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff = field(default_factory=Backoff)
@@ -155,6 +158,7 @@ class Controller:
             rabbitmq_cluster=self.rabbitmq_cluster(),
             keda=self.keda(),
             rabbitmq_topology=self.rabbitmq_topology(),
+            istio=self.istio(),
         )
         started = time.monotonic()
         try:
@@ -210,6 +214,7 @@ class Controller:
             rabbitmq_cluster=integrations.rabbitmq_cluster,
             keda=integrations.keda,
             rabbitmq_topology=integrations.rabbitmq_topology,
+            istio=integrations.istio,
             now=_now(),
         )
         if outcome.status is None:

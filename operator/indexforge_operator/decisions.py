@@ -47,7 +47,12 @@ def mode_message(mode: MonitoringMode) -> Finding:
 
 
 def resolve_integrations(
-    spec: IndexForgeSpec, *, rabbitmq_cluster: bool, keda: bool, rabbitmq_topology: bool = False
+    spec: IndexForgeSpec,
+    *,
+    rabbitmq_cluster: bool,
+    keda: bool,
+    rabbitmq_topology: bool = False,
+    istio: bool = False,
 ) -> IndexForgeSpec:
     """`spec` with every `auto` choice of an optional integration made from the cluster's CRDs:
     builders then read one concrete value instead of taking flags.
@@ -55,7 +60,8 @@ def resolve_integrations(
     Broker: the RabbitMQ cluster operator when its CRD exists (`rabbitmq_cluster`), else the
     operator's own StatefulSet. Topology: the messaging topology operator's objects when its
     CRDs exist (`rabbitmq_topology`) and the broker is a RabbitmqCluster, else the services
-    declare it. Worker scaler: KEDA when its CRDs exist, else an HPA."""
+    declare it. Worker scaler: KEDA when its CRDs exist, else an HPA. Mesh: istio when Istio's
+    CRDs exist (`istio`), else none."""
     messaging = spec.messaging
     provider = messaging.provider
     if provider == "auto":
@@ -71,7 +77,15 @@ def resolve_integrations(
     resolved = messaging.model_copy(
         update={"provider": provider, "topology": topology, "workers": workers}
     )
-    return spec.model_copy(update={"messaging": resolved})
+    mesh = spec.mesh
+    if mesh.mode == "auto":
+        mesh = mesh.model_copy(update={"mode": "istio" if istio else "none"})
+    return spec.model_copy(update={"messaging": resolved, "mesh": mesh})
+
+
+def uses_istio(spec: IndexForgeSpec) -> bool:
+    """Mesh mode is Istio (after `resolve_integrations`)."""
+    return spec.mesh.mode == "istio"
 
 
 def uses_cluster_operator(spec: IndexForgeSpec) -> bool:
@@ -86,12 +100,25 @@ def uses_topology_operator(spec: IndexForgeSpec) -> bool:
 
 
 def check_integrations(
-    spec: IndexForgeSpec, *, rabbitmq_cluster: bool, keda: bool, rabbitmq_topology: bool = False
+    spec: IndexForgeSpec,
+    *,
+    rabbitmq_cluster: bool,
+    keda: bool,
+    rabbitmq_topology: bool = False,
+    istio: bool = False,
 ) -> list[Finding]:
     """An integration the spec forces whose CRDs are not installed cannot be created."""
-    if not spec.messaging.enabled:
-        return []
     found = []
+    if spec.mesh.mode == "istio" and not istio:
+        found.append(
+            Finding(
+                "IstioCRDMissing",
+                "mesh.mode is istio but the peerauthentications.security.istio.io CRD is not "
+                "installed: install Istio or set mesh.mode auto",
+            )
+        )
+    if not spec.messaging.enabled:
+        return found
     if spec.messaging.topology == "topologyOperator":
         if not rabbitmq_topology:
             found.append(

@@ -21,7 +21,7 @@ import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from indexforge_operator import kopf_compat, metrics
+from indexforge_operator import kopf_compat, metrics, on_demand
 from indexforge_operator.children import ChildView, cached_form
 from indexforge_operator.controller import Controller, Key, Timing
 from indexforge_operator.events import EventRecorder
@@ -42,6 +42,8 @@ RABBITMQ_CLUSTER_CRD = "rabbitmqclusters.rabbitmq.com"
 SCALED_OBJECT_CRD = "scaledobjects.keda.sh"
 # The messaging topology operator (its Queue CRD stands for the set it installs together).
 RABBITMQ_QUEUE_CRD = "queues.rabbitmq.com"
+# Istio (its PeerAuthentication CRD stands for the security/networking set it installs).
+ISTIO_CRD = "peerauthentications.security.istio.io"
 INTEGRATION_CRDS = frozenset(
     {
         SERVICE_MONITOR_CRD,
@@ -49,6 +51,7 @@ INTEGRATION_CRDS = frozenset(
         RABBITMQ_CLUSTER_CRD,
         SCALED_OBJECT_CRD,
         RABBITMQ_QUEUE_CRD,
+        ISTIO_CRD,
     }
 )
 log = logging.getLogger("indexforge_operator")
@@ -163,6 +166,7 @@ async def start(
         rabbitmq_cluster=lambda: RABBITMQ_CLUSTER_CRD in integrations,
         keda=lambda: SCALED_OBJECT_CRD in integrations,
         rabbitmq_topology=lambda: RABBITMQ_QUEUE_CRD in integrations,
+        istio=lambda: ISTIO_CRD in integrations,
         timing=timing_from_env(),
         leading=leading,
     )
@@ -199,6 +203,7 @@ def _trigger(body: kopf.Body) -> tuple[Any, ...]:
     return (
         meta.get("generation"),
         annotations.get(PAUSED_ANNOTATION),
+        *(annotations.get(a) for a in on_demand.ANNOTATIONS.values()),  # backup/restore requests
         meta.get("deletionTimestamp"),
         tuple(meta.get("finalizers") or ()),
         meta.get("uid"),

@@ -58,6 +58,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("monitoring.coreos.com/v1", "PrometheusRule", "prometheusrules"),
     Resource("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig", "alertmanagerconfigs"),
     Resource("batch/v1", "CronJob", "cronjobs"),
+    # On-demand backup/restore Jobs (on_demand.py): created once, watched for their result.
+    Resource("batch/v1", "Job", "jobs"),
     Resource("rabbitmq.com/v1beta1", "RabbitmqCluster", "rabbitmqclusters"),
     Resource("rabbitmq.com/v1beta1", "User", "users"),
     Resource("rabbitmq.com/v1beta1", "Permission", "permissions"),
@@ -66,6 +68,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("rabbitmq.com/v1beta1", "Binding", "bindings"),
     Resource("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
     Resource("keda.sh/v1alpha1", "TriggerAuthentication", "triggerauthentications"),
+    Resource("security.istio.io/v1", "PeerAuthentication", "peerauthentications"),
+    Resource("security.istio.io/v1", "AuthorizationPolicy", "authorizationpolicies"),
+    Resource("networking.istio.io/v1", "DestinationRule", "destinationrules"),
 )
 _BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
 

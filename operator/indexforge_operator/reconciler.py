@@ -17,7 +17,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from indexforge_operator import decisions, ownership, secret_store, status, volumes
+from indexforge_operator import decisions, on_demand, ownership, secret_store, status, volumes
 from indexforge_operator.builders import build_all, entry_url
 from indexforge_operator.children import ChildView, cached_form, controller_uid
 from indexforge_operator.compare import drift
@@ -135,7 +135,8 @@ def apply_changed(kube: Kube, view: ChildView, desired: list[Obj], owner_uid: st
 
 def prune(kube: Kube, view: ChildView, desired: list[Obj], owner_uid: str) -> list[str]:
     """Delete our children the spec no longer wants (only those carrying our ownerReference)."""
-    doomed = ownership.prune_candidates(list(view.objects.values()), desired, owner_uid)
+    live = [o for o in view.objects.values() if not on_demand.is_request_job(o)]  # run once
+    doomed = ownership.prune_candidates(live, desired, owner_uid)
     for obj in doomed:
         kube.delete(obj)
     return [ownership.describe(o) for o in doomed]
@@ -196,6 +197,7 @@ def reconcile(
     rabbitmq_cluster: bool = False,
     keda: bool = False,
     rabbitmq_topology: bool = False,
+    istio: bool = False,
 ) -> Outcome:
     meta = body["metadata"]
     if LEGACY_FINALIZER in (meta.get("finalizers") or []):
@@ -216,7 +218,11 @@ def reconcile(
         kube, spec, names, prometheus_operator=prometheus_operator, receivers=receivers
     )
     missing = decisions.check_integrations(
-        spec, rabbitmq_cluster=rabbitmq_cluster, keda=keda, rabbitmq_topology=rabbitmq_topology
+        spec,
+        rabbitmq_cluster=rabbitmq_cluster,
+        keda=keda,
+        rabbitmq_topology=rabbitmq_topology,
+        istio=istio,
     )
     errors = [*errors, *((f.reason, f.message) for f in missing)]
     secrets = secret_store.load_or_create(kube, names, spec, view=view)
@@ -230,6 +236,7 @@ def reconcile(
         rabbitmq_cluster=rabbitmq_cluster,
         keda=keda,
         rabbitmq_topology=rabbitmq_topology,
+        istio=istio,
     )
     desired = [ownership.with_owner(obj, body) for obj in built]
     outcome = Outcome(status={})
@@ -246,6 +253,9 @@ def reconcile(
         applied = apply_changed(kube, view, to_apply, meta["uid"])
         outcome.writes, outcome.failures = applied.writes + grown.writes, applied.failures
         outcome.pruned = prune(kube, view, desired, meta["uid"])
+    present = decisions.components(spec, prometheus_operator=prometheus_operator)
+    requests = on_demand.handle(kube, body, spec, names, present=present, write=not paused)
+    outcome.writes += requests.writes
     states = workload_states(view, desired)
     summary = status.summarize(
         observe(kube, spec, names, states),
@@ -253,7 +263,7 @@ def reconcile(
         errors=[*outcome.failures, *errors],
         monitoring=(*decisions.mode_message(mode), mode != "Disabled"),
     )
-    extra = [grown.condition] if grown.condition is not None else []
+    extra = [*requests.conditions, *([grown.condition] if grown.condition is not None else [])]
     conditions = merge_conditions(
         previous, [*summary.conditions, *extra], now=now, generation=generation
     )
@@ -265,6 +275,7 @@ def reconcile(
         "endpoint": entry_url(spec, names),
         "gpus": spec.ml.gpu.count * spec.ml.replicas if spec.ml.gpu.enabled else 0,
         "mode": mode,
+        **requests.status,
     }
     # The first pass may already find everything Ready (kwok, warm clusters): it counts as a
     # transition from "nothing known", but only good news and problems are announced.
@@ -272,7 +283,7 @@ def reconcile(
         status.transition_events(flips(previous, conditions), first_pass=not previous)
     )
     outcome.events.extend(("Warning", reason, message) for reason, message in outcome.failures)
-    outcome.events.extend(grown.events)
+    outcome.events.extend([*grown.events, *requests.events])
     if outcome.pruned:
         outcome.events.append(("Normal", "Pruned", f"deleted {', '.join(outcome.pruned)}"))
     return outcome

@@ -77,12 +77,13 @@ def render(
     rabbitmq_cluster: bool = False,
     keda: bool = False,
     rabbitmq_topology: bool = False,
+    istio: bool = False,
 ) -> list[Obj]:
     """Desired objects of `cr`; secrets not in `current` are made with `token`.
 
     `rabbitmq_cluster`, `keda`, `rabbitmq_topology`: render as if the RabbitmqCluster / KEDA
-    ScaledObject / messaging topology operator CRDs existed (what `auto` resolves to; a forced
-    one whose CRD is missing is left out, as the operator does)."""
+    ScaledObject / messaging topology operator CRDs existed, `istio`: Istio's (what `auto`
+    resolves to; a forced one whose CRD is missing is left out, as the operator does)."""
     names = names_of(cr, namespace=namespace)
     spec = parse_spec(cr.get("spec"))
     secrets = complete(spec, current=current or GeneratedSecrets(), token=token)
@@ -94,6 +95,7 @@ def render(
         rabbitmq_cluster=rabbitmq_cluster,
         keda=keda,
         rabbitmq_topology=rabbitmq_topology,
+        istio=istio,
     )
 
 
@@ -106,6 +108,7 @@ def render_text(
     rabbitmq_cluster: bool = False,
     keda: bool = False,
     rabbitmq_topology: bool = False,
+    istio: bool = False,
 ) -> str:
     """`indexforge render`: a YAML stream of every object."""
     objs = render(
@@ -116,5 +119,6 @@ def render_text(
         rabbitmq_cluster=rabbitmq_cluster,
         keda=keda,
         rabbitmq_topology=rabbitmq_topology,
+        istio=istio,
     )
     return dump_stream(objs)

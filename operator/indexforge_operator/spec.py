@@ -35,6 +35,7 @@ from .spec_common import (
     rules,
 )
 from .spec_gateway import GatewaySpec
+from .spec_mesh import MeshSpec
 from .spec_messaging import MessagingSpec
 from .spec_monitoring import MonitoringSpec
 from .spec_redis_replication import RedisReplication
@@ -415,3 +416,4 @@ class IndexForgeSpec(SpecModel):
     messaging: MessagingSpec = Field(
         default=MessagingSpec(), description="Event-driven ingestion (RabbitMQ and workers)."
     )
+    mesh: MeshSpec = Field(default=MeshSpec(), description="Service mesh mode (Istio).")

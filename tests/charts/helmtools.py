@@ -25,6 +25,8 @@ ALERTMANAGER_CONFIG_API = "monitoring.coreos.com/v1alpha1/AlertmanagerConfig"
 RABBITMQ_CLUSTER_API = "rabbitmq.com/v1beta1/RabbitmqCluster"
 KEDA_API = "keda.sh/v1alpha1/ScaledObject"
 RABBITMQ_TOPOLOGY_API = "rabbitmq.com/v1beta1/Queue"
+# Istio's APIs (mesh.mode auto), as `render --istio`.
+ISTIO_API = "security.istio.io/v1/PeerAuthentication"
 STATIC_VARIANTS = sorted((STATIC_CHART / "ci").glob("*-values.yaml"))
 OPERATOR_VARIANTS = sorted((OPERATOR_CHART / "ci").glob("*-values.yaml"))
 
@@ -63,6 +65,7 @@ def helm_template(
     rabbitmq_cluster: bool = False,
     keda: bool = False,
     rabbitmq_topology: bool = False,
+    istio: bool = False,
     extra: Sequence[str] = (),
 ) -> str:
     args = ["template", release, str(chart), "--namespace", namespace,
@@ -81,6 +84,8 @@ def helm_template(
         args += ["--api-versions", KEDA_API]
     if rabbitmq_topology:
         args += ["--api-versions", RABBITMQ_TOPOLOGY_API]
+    if istio:
+        args += ["--api-versions", ISTIO_API]
     return helm(*args, *extra)
 
 
@@ -91,6 +96,7 @@ def render_cr(
     rabbitmq_cluster: bool = False,
     keda: bool = False,
     rabbitmq_topology: bool = False,
+    istio: bool = False,
 ) -> str:
     """`indexforge render -f` (the console script's module, with this interpreter)."""
     cmd = [sys.executable, "-m", "indexforge_operator.cli", "render", "-f", str(cr_path)]
@@ -102,6 +108,8 @@ def render_cr(
         cmd.append("--keda")
     if rabbitmq_topology:
         cmd.append("--rabbitmq-topology")
+    if istio:
+        cmd.append("--istio")
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
     if proc.returncode != 0:
         pytest.fail(

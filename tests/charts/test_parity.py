@@ -26,16 +26,23 @@ def _ids(path: Path | None) -> str:
 
 
 def _both(
-    values: Path | None, tmp_path: Path, *, prometheus_operator: bool, integrations: bool = False
+    values: Path | None,
+    tmp_path: Path,
+    *,
+    prometheus_operator: bool,
+    integrations: bool = False,
+    istio: bool = False,
 ) -> tuple[str, str]:
     """`integrations`: the RabbitMQ cluster and topology operators' and KEDA's APIs are served
-    (helm's --api-versions; the operator's rabbitmq_cluster, keda, rabbitmq_topology)."""
+    (helm's --api-versions; the operator's rabbitmq_cluster, keda, rabbitmq_topology);
+    `istio`: Istio's."""
     cr = tmp_path / "cr.yaml"
     cr.write_text(yaml.safe_dump(cr_for(values, name=NAME, namespace=NAMESPACE)))
     chart = helm_template(
         STATIC_CHART, release=NAME, namespace=NAMESPACE,
         values=[values] if values else [], prometheus_operator=prometheus_operator,
         rabbitmq_cluster=integrations, keda=integrations, rabbitmq_topology=integrations,
+        istio=istio,
     )  # fmt: skip
     operator = render_cr(
         cr,
@@ -43,6 +50,7 @@ def _both(
         rabbitmq_cluster=integrations,
         keda=integrations,
         rabbitmq_topology=integrations,
+        istio=istio,
     )
     return chart, operator
 
@@ -73,6 +81,30 @@ def test_chart_matches_operator_with_rabbitmq_and_keda_crds(
         values, tmp_path, prometheus_operator=prometheus_operator, integrations=True
     )
     problems = compare(load_stream(chart), load_stream(operator))
+    assert not problems, "static chart and operator differ:\n" + "\n".join(problems)
+
+
+MESH = [
+    p
+    for p in STATIC_VARIANTS
+    if _ids(p) in ("mesh", "full", "messaging", "gateway-off", "redis-sentinel")
+]
+
+
+@pytest.mark.parametrize("prometheus_operator", [False, True], ids=["standalone", "prom-operator"])
+@pytest.mark.parametrize("values", MESH, ids=_ids)
+def test_chart_matches_operator_with_istio_crds(
+    values: Path, prometheus_operator: bool, tmp_path: Path
+) -> None:
+    """mesh.mode auto with Istio's APIs served: sidecar labels, PeerAuthentications,
+    DestinationRules and AuthorizationPolicies in both (with the messaging integrations too,
+    so the RabbitmqCluster's brokers stay out of the mesh)."""
+    chart, operator = _both(
+        values, tmp_path, prometheus_operator=prometheus_operator, integrations=True, istio=True
+    )
+    chart_objs = load_stream(chart)
+    assert {"PeerAuthentication", "AuthorizationPolicy"} <= {o["kind"] for o in chart_objs}
+    problems = compare(chart_objs, load_stream(operator))
     assert not problems, "static chart and operator differ:\n" + "\n".join(problems)
 
 

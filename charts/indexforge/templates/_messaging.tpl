@@ -29,6 +29,7 @@ defaulted spec (dict root, spec; changed in place) from the cluster's APIs when 
 {{- if eq $m.workers.scaler "auto" -}}
 {{- $_ := set $m.workers "scaler" (ternary "keda" "hpa" ($apis.Has (include "indexforge.kedaApi" .))) -}}
 {{- end -}}
+{{- include "indexforge.resolveMesh" . -}}
 {{- end -}}
 
 {{/* indexforge.usesClusterOperator: "true" when the broker is a RabbitmqCluster (spec resolved). */}}
@@ -50,6 +51,9 @@ Degraded; a chart has no status to report on).
 {{- $spec := include "indexforge.spec" . | fromJson -}}
 {{- $m := $spec.messaging -}}
 {{- $found := list -}}
+{{- if and (eq $spec.mesh.mode "istio") (not (.Capabilities.APIVersions.Has (include "indexforge.istioApi" .))) -}}
+{{- $found = append $found "IstioCRDMissing: mesh.mode is istio but the peerauthentications.security.istio.io CRD is not installed: install Istio or set mesh.mode auto" -}}
+{{- end -}}
 {{- if $m.enabled -}}
 {{- if and (eq $m.provider "rabbitmqClusterOperator") (not (.Capabilities.APIVersions.Has (include "indexforge.rabbitmqClusterApi" .))) -}}
 {{- $found = append $found "RabbitmqClusterCRDMissing: messaging.provider is rabbitmqClusterOperator but the rabbitmqclusters.rabbitmq.com CRD is not installed: install the RabbitMQ cluster operator or set provider auto" -}}

@@ -75,6 +75,11 @@ spec:
     metadata:
       labels:
         {{- include "indexforge.labels" $ctx | nindent 8 }}
+        {{- include "indexforge.meshPodLabels" $ctx | nindent 8 }}
+      {{- with include "indexforge.meshPodAnnotations" $ctx }}
+      annotations:
+        {{- . | nindent 8 }}
+      {{- end }}
     spec:
       {{- include "indexforge.podCommon" $ctx | nindent 6 }}
       securityContext:

@@ -34,7 +34,7 @@ spec:
   updateStrategy:
     type: RollingUpdate
   template:
-    {{- .template | nindent 4 }}
+    {{- include "indexforge.withMeshPod" . | nindent 4 }}
   {{- if .claim }}
   volumeClaimTemplates:
     - {{- .claim | fromJson | toYaml | nindent 6 }}

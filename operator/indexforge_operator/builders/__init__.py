@@ -14,6 +14,7 @@ from ..decisions import (
     monitoring_mode,
     resolve_integrations,
     uses_cluster_operator,
+    uses_istio,
     uses_topology_operator,
 )
 from ..generated import GeneratedSecrets
@@ -29,6 +30,7 @@ from .excel import build_excel
 from .gateway import build_gateway, entry_url
 from .grafana import build_grafana
 from .jaeger import build_jaeger
+from .mesh import MESH_KINDS, build_mesh, inject
 from .messaging import build_rabbitmq_cluster, build_workers
 from .ml import build_ml
 from .network import build_network_policies
@@ -69,6 +71,9 @@ APPLY_ORDER = (
     "Secret",
     "ConfigMap",
     "NetworkPolicy",
+    "PeerAuthentication",
+    "DestinationRule",
+    "AuthorizationPolicy",
     "Service",
     "StatefulSet",
     "Deployment",
@@ -104,16 +109,22 @@ def build_all(
     rabbitmq_cluster: bool = False,
     keda: bool = False,
     rabbitmq_topology: bool = False,
+    istio: bool = False,
 ) -> list[Obj]:
     """Every object of one instance, sorted by APPLY_ORDER then name.
 
     `alertmanager_configs`: the AlertmanagerConfig CRD exists (None: as prometheus_operator,
     the whole prometheus-operator CRD set); `receiver_keys`: key names of the Alertmanager
     receivers Secret (never its values); `rabbitmq_cluster`, `keda`, `rabbitmq_topology`: the
-    RabbitmqCluster, KEDA ScaledObject and messaging topology operator CRDs exist.
+    RabbitmqCluster, KEDA ScaledObject and messaging topology operator CRDs exist; `istio`:
+    Istio's security/networking CRDs exist.
     """
     spec = resolve_integrations(
-        spec, rabbitmq_cluster=rabbitmq_cluster, keda=keda, rabbitmq_topology=rabbitmq_topology
+        spec,
+        rabbitmq_cluster=rabbitmq_cluster,
+        keda=keda,
+        rabbitmq_topology=rabbitmq_topology,
+        istio=istio,
     )
     mon = spec.monitoring
     messaging = spec.messaging.enabled
@@ -148,12 +159,16 @@ def build_all(
         objs += [*broker(spec, names), *build_workers(spec, names)]
         if uses_topology_operator(spec):
             objs += build_rabbitmq_topology(spec, names, secrets=secrets)
+    if uses_istio(spec):
+        objs = inject(objs, spec, prometheus_operator=prometheus_operator)
+        objs += build_mesh(spec, names, prometheus_operator=prometheus_operator)
     # A kind the spec forces whose CRD is missing is left out (the status says why:
     # decisions.check_integrations) rather than failing its apply on every pass.
     served = {
         "RabbitmqCluster": rabbitmq_cluster,
         **dict.fromkeys(TOPOLOGY_KINDS, rabbitmq_topology),
         **dict.fromkeys(("ScaledObject", "TriggerAuthentication"), keda),
+        **dict.fromkeys(MESH_KINDS, istio),
     }
     objs = [o for o in objs if served.get(o["kind"], True)]
     return sorted(objs, key=_order)
