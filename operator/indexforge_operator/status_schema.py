@@ -43,6 +43,23 @@ class ComponentStatus(SpecModel):
     desired: int = Field(default=0, ge=0, description="Desired replicas.")
 
 
+class RequestStatus(SpecModel):
+    """An on-demand backup or restore asked for by annotation (on_demand.py)."""
+
+    request: Annotated[str, StringConstraints(max_length=253)] = Field(
+        description="The annotation value handled: the same value never runs twice."
+    )
+    jobs: list[Annotated[str, StringConstraints(max_length=63)]] = Field(
+        default_factory=list, max_length=8, description="Jobs started for it."
+    )
+    result: Literal["Running", "Succeeded", "Failed", "Refused"] = Field(
+        description="Running until every Job finished; Refused: nothing was started."
+    )
+    message: Annotated[str, StringConstraints(max_length=4096)] = Field(
+        default="", description="Why it failed or was refused."
+    )
+
+
 class IndexForgeStatus(SpecModel):
     """Observed state of an IndexForge."""
 
@@ -67,4 +84,10 @@ class IndexForgeStatus(SpecModel):
     )
     mode: MonitoringMode | None = Field(
         default=None, description="Which monitoring mode is active."
+    )
+    backup_request: RequestStatus | None = Field(
+        default=None, description="The last indexforge.io/backup-now request."
+    )
+    restore_request: RequestStatus | None = Field(
+        default=None, description="The last indexforge.io/restore request."
     )

@@ -45,6 +45,8 @@ from .weaviate import WEAVIATE_UID
 TARGET_DIR = "/backup"
 MODULE = "indexforge_services.common.backup"
 LABEL_SOURCE = "indexforge.io/backup-of"
+LABEL_REQUEST = "indexforge.io/request"  # on-demand Jobs: "backup" or "restore"
+REQUEST_JOB_TTL_SECONDS = 7 * 86400
 # Group of every backup pod (fsGroup): the target volume stays owned by one group whichever
 # job ran last, so kubelet never re-chowns a growing backup volume.
 BACKUP_GID = 65534
@@ -232,6 +234,45 @@ def backup_pod_spec(spec: IndexForgeSpec, names: Names, source: Component) -> Ob
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": n} for n in spec.image_pull_secrets]
     return pod_spec
+
+
+def restore_command(spec: IndexForgeSpec, names: Names, backup_id: str) -> list[str]:
+    """Weaviate's restore through its backup API (it refuses to overwrite a collection)."""
+    url = names.url("weaviate", ports.WEAVIATE_HTTP)
+    command = ["python", "-m", MODULE, "restore-weaviate", "--url", url]
+    return [*command, "--backend", wv.backend(spec), "--id", backup_id]
+
+
+def request_job(
+    spec: IndexForgeSpec,
+    names: Names,
+    source: Component,
+    *,
+    name: str,
+    request: str,
+    command: list[str] | None = None,
+) -> Obj:
+    """A Job run once for an on-demand request (on_demand.py): the CronJob's pod, or the same
+    pod running ``command`` (a restore). ``request`` is "backup" or "restore"; the label keeps
+    the Job out of pruning, since the operator creates it once instead of desiring it."""
+    pod_spec = backup_pod_spec(spec, names, source)
+    if command is not None:
+        pod_spec["containers"][0]["command"] = command
+    extra = {LABEL_SOURCE: source, LABEL_REQUEST: request}
+    pod_labels = {**extra, **labels(names, "backup")}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": meta(names, "backup", name, extra_labels=extra),
+        "spec": {
+            # A restore is not retried blindly: a half-done one makes the next attempt fail.
+            "backoffLimit": 2 if request == "backup" else 0,
+            "activeDeadlineSeconds": ACTIVE_DEADLINE_SECONDS,
+            # Kept a week for its logs; the CR's status keeps the result after that.
+            "ttlSecondsAfterFinished": REQUEST_JOB_TTL_SECONDS,
+            "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+        },
+    }
 
 
 def build_backups(spec: IndexForgeSpec, names: Names, present: list[Component]) -> list[Obj]:
