@@ -108,6 +108,25 @@ def test_chart_matches_operator_with_istio_crds(
     assert not problems, "static chart and operator differ:\n" + "\n".join(problems)
 
 
+def test_mesh_none_with_istio_installed_opts_every_pod_out(tmp_path: Path) -> None:
+    """mesh.mode none while Istio's APIs are served: no Istio objects, and every pod template
+    says sidecar.istio.io/inject "false" in both (so switching the mesh off rolls the pods)."""
+    (mesh,) = [p for p in STATIC_VARIANTS if _ids(p) == "mesh"]
+    values = tmp_path / "mesh-none-values.yaml"
+    raw = yaml.safe_load(mesh.read_text())
+    values.write_text(yaml.safe_dump({**raw, "mesh": {"mode": "none"}}))
+    chart, operator = _both(values, tmp_path, prometheus_operator=False, istio=True)
+    chart_objs = load_stream(chart)
+    assert not {"PeerAuthentication", "AuthorizationPolicy"} & {o["kind"] for o in chart_objs}
+    pods = [o for o in chart_objs if o["kind"] in ("Deployment", "StatefulSet")]
+    assert pods and all(
+        o["spec"]["template"]["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+        for o in pods
+    )
+    problems = compare(chart_objs, load_stream(operator))
+    assert not problems, "static chart and operator differ:\n" + "\n".join(problems)
+
+
 def test_fixture_variants_exist() -> None:
     names = {_ids(p) for p in STATIC_VARIANTS}
     assert {"gpu-on", "gpu-off", "monitoring-off", "gateway-off", "minimal", "full"} <= names

@@ -71,6 +71,10 @@ def test_auto_follows_istios_crds_and_an_explicit_mode_wins() -> None:
     assert not {o["kind"] for o in _build(istio=False)} & set(MESH_KINDS)
     plain = _build(istio=False)
     assert all(INJECT not in _pod_meta(o)["labels"] for o in plain if o["kind"] == "Deployment")
+    # Istio installed but the mesh off: an explicit opt-out (a dropped label would not be
+    # seen as drift, so the pods would keep their sidecars).
+    opted_out = [o for o in _build({"mesh": {"mode": "none"}}) if o["kind"] == "Deployment"]
+    assert opted_out and all(_pod_meta(o)["labels"][INJECT] == "false" for o in opted_out)
 
 
 def test_forced_istio_without_its_crds_is_a_finding_and_leaves_the_objects_out() -> None:

@@ -26,13 +26,13 @@ meshed clients connect to, DestinationRules with ISTIO_MUTUAL.
 {{- toJson $out -}}
 {{- end -}}
 
-{{/* indexforge.meshPod: {"labels", "annotations"} of a pod template in mesh mode, JSON (dict spec, component). */}}
+{{/* indexforge.meshPod: {"labels", "annotations"} of a pod template for the mesh, JSON (dict root, spec, component). */}}
 {{- define "indexforge.meshPod" -}}
 {{- $labels := dict -}}
 {{- $annotations := dict -}}
 {{- if eq .spec.mesh.mode "istio" -}}
 {{- if has .component (include "indexforge.outOfMesh" . | fromJsonArray) -}}
-{{- /* Explicit: a namespace labelled istio-injection=enabled injects too. */ -}}
+{{- /* Explicit: a namespace labelled istio-injection=enabled would inject. */ -}}
 {{- $_ := set $labels "sidecar.istio.io/inject" "false" -}}
 {{- else -}}
 {{- $_ := set $labels "sidecar.istio.io/inject" "true" -}}
@@ -42,11 +42,14 @@ meshed clients connect to, DestinationRules with ISTIO_MUTUAL.
 {{- /* Backup Job pods must end: the proxy as a native sidecar stops with the job. */ -}}
 {{- if eq .component "backup" }}{{ $_ := set $annotations "sidecar.istio.io/nativeSidecar" "true" }}{{ end -}}
 {{- end -}}
+{{- else if .root.Capabilities.APIVersions.Has (include "indexforge.istioApi" .) -}}
+{{- /* Istio installed, mesh mode none: the pods opt out (see builders/mesh.py inject). */ -}}
+{{- $_ := set $labels "sidecar.istio.io/inject" "false" -}}
 {{- end -}}
 {{- dict "labels" $labels "annotations" $annotations | toJson -}}
 {{- end -}}
 
-{{/* indexforge.meshPodLabels / meshPodAnnotations: the lines to add to a pod template's labels / annotations ("" outside mesh mode; dict spec, component). */}}
+{{/* indexforge.meshPodLabels / meshPodAnnotations: the lines to add to a pod template's labels / annotations ("" without Istio; dict root, spec, component). */}}
 {{- define "indexforge.meshPodLabels" -}}
 {{- with (include "indexforge.meshPod" . | fromJson).labels }}{{ toYaml . }}{{ end -}}
 {{- end -}}
@@ -54,11 +57,11 @@ meshed clients connect to, DestinationRules with ISTIO_MUTUAL.
 {{- with (include "indexforge.meshPod" . | fromJson).annotations }}{{ toYaml . }}{{ end -}}
 {{- end -}}
 
-{{/* indexforge.withMeshPod: a pod template (YAML text) with its mesh labels and annotations (dict spec, component, template). */}}
+{{/* indexforge.withMeshPod: a pod template (YAML text) with its mesh labels and annotations (dict root, spec, component, template). */}}
 {{- define "indexforge.withMeshPod" -}}
-{{- if eq .spec.mesh.mode "istio" -}}
-{{- $t := fromYaml .template -}}
 {{- $m := include "indexforge.meshPod" . | fromJson -}}
+{{- if $m.labels -}}
+{{- $t := fromYaml .template -}}
 {{- $_ := set $t.metadata "labels" (merge $m.labels $t.metadata.labels) -}}
 {{- if $m.annotations }}{{ $_ := set $t.metadata "annotations" (merge $m.annotations (default dict $t.metadata.annotations)) }}{{ end -}}
 {{- toYaml $t -}}

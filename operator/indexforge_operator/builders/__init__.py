@@ -162,6 +162,8 @@ def build_all(
     if uses_istio(spec):
         objs = inject(objs, spec, prometheus_operator=prometheus_operator)
         objs += build_mesh(spec, names, prometheus_operator=prometheus_operator)
+    elif istio:  # Istio installed, mesh mode none: the pods opt out
+        objs = inject(objs, spec, prometheus_operator=prometheus_operator, enabled=False)
     # A kind the spec forces whose CRD is missing is left out (the status says why:
     # decisions.check_integrations) rather than failing its apply on every pass.
     served = {

@@ -73,7 +73,7 @@ def pod_metadata(
     spec: IndexForgeSpec, component: Component, *, in_mesh: bool
 ) -> tuple[dict[str, str], dict[str, str]]:
     """(labels, annotations) a component's pod template gets in Istio mode."""
-    if not in_mesh:  # explicit: a namespace labelled istio-injection=enabled injects too
+    if not in_mesh:  # explicit: a namespace labelled istio-injection=enabled would inject
         return {INJECT: "false"}, {}
     annotations: dict[str, str] = {}
     excluded = metrics_ports(spec).get(component, ())
@@ -92,9 +92,15 @@ def _with_pod_metadata(template: Obj, labels: dict[str, str], annotations: dict[
     return {**template, "metadata": new_md}
 
 
-def inject(objs: list[Obj], spec: IndexForgeSpec, *, prometheus_operator: bool) -> list[Obj]:
-    """`objs` with the sidecar labels/annotations on every pod template we own."""
-    members = set(meshed(spec, prometheus_operator=prometheus_operator))
+def inject(
+    objs: list[Obj], spec: IndexForgeSpec, *, prometheus_operator: bool, enabled: bool = True
+) -> list[Obj]:
+    """`objs` with the sidecar labels/annotations on every pod template we own.
+
+    `enabled` False (mesh mode none while Istio is installed): every pod opts out with an
+    explicit "false". Dropping the label instead would not roll the pods: the reconciler
+    applies an object only when a field it sets differs, and an absent label is none."""
+    members = set(meshed(spec, prometheus_operator=prometheus_operator)) if enabled else set()
     out = []
     for obj in objs:
         if obj["kind"] in _WORKLOADS or obj["kind"] == "CronJob":
