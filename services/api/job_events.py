@@ -146,14 +146,15 @@ class JobProjection:
             changed = await self._apply(event)
         except asyncio.CancelledError:
             raise  # unacked: redelivered to another worker
-        except Exception as exc:  # the channel went away mid-way: the broker redelivers
+        except Exception as exc:  # defensive: unacked, so the broker redelivers it
             log.warning("job event %s left unacked: %s", message.message_id, exc)
             return
         await message.ack()
         self._count(event.type, "applied" if changed else "duplicate")
 
     async def _apply(self, event: Outcome) -> bool:
-        """Write the projected record, waiting out a Redis outage (bounded backoff)."""
+        """Write the projected record, waiting out a Redis outage (backoff capped at 10 s;
+        the event stays unacked meanwhile)."""
         delay = 0.5
         while True:
             try:
