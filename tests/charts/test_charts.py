@@ -159,6 +159,8 @@ def test_operator_rbac_namespaced_has_no_cluster_wide_secrets() -> None:
     assert cluster[0]["rules"] == [
         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
          "verbs": ["get", "list", "watch"]},
+        # Volume expansion reads whether a PVC's class allows growing (classes are cluster-wide).
+        {"apiGroups": ["storage.k8s.io"], "resources": ["storageclasses"], "verbs": ["get"]},
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
     ]  # fmt: skip
     roles = {o["metadata"]["namespace"]: o for o in objs if o["kind"] == "Role"}
