@@ -29,6 +29,13 @@ Vectors = npt.NDArray[np.float32]
 _WHITESPACE = re.compile(r"\s+")
 
 
+def token_lengths(tokenizer: Any, texts: Sequence[str], max_seq_length: int) -> list[int]:
+    """Tokens per text as the model sees it (special tokens included, truncated); the same
+    for every backend, since they share the tokenizer."""
+    encoded = tokenizer(list(texts), truncation=True, max_length=max_seq_length)
+    return [len(ids) for ids in encoded["input_ids"]]
+
+
 class Encoder(Protocol):
     """What the service needs from a model; tests substitute fakes (e.g. a failing one)."""
 
@@ -176,9 +183,7 @@ class Embedder:
         )
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
-        """Tokens per text as the model sees it (special tokens included, truncated)."""
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length)
-        return [len(ids) for ids in encoded["input_ids"]]
+        return token_lengths(self.tokenizer, texts, self.max_seq_length)
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         """Unit-length float32 vectors, one row per text."""

@@ -26,7 +26,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .model import DEFAULT_MODEL_NAME, Vectors, model_fingerprint, packaged_model_dir
+from .model import (
+    DEFAULT_MODEL_NAME,
+    Vectors,
+    model_fingerprint,
+    packaged_model_dir,
+    token_lengths,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +209,7 @@ class OnnxEmbedder:
         )
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_seq_length)
-        return [len(ids) for ids in encoded["input_ids"]]
+        return token_lengths(self.tokenizer, texts, self.max_seq_length)
 
     def encode(self, texts: Sequence[str]) -> Vectors:
         if not texts:
