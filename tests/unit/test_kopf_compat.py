@@ -90,3 +90,77 @@ def test_the_operator_installs_the_shim() -> None:
     import indexforge_operator.handlers  # noqa: F401  (import installs it)
 
     assert getattr(kopf_watching.continuous_watch, "_indexforge_tolerates_404", False)
+
+
+# -- a CRD established before discovery lists its kind ------------------------------------
+def _crd_event(kind: str | None = "MODIFIED", *, established: bool = True) -> dict[str, Any]:
+    status = "True" if established else "False"
+    return {
+        "type": kind,
+        "object": {
+            "spec": {"group": "security.istio.io", "names": {"plural": "peerauthentications"}},
+            "status": {"conditions": [{"type": "Established", "status": status}]},
+        },
+    }
+
+
+class _Served:
+    """A discovery scan that lists the plural only from its `lists_from`-th call on."""
+
+    def __init__(self, lists_from: int) -> None:
+        self.lists_from = lists_from
+        self.calls = 0
+
+    async def __call__(self, *, groups: Any, **_: Any) -> list[Any]:
+        self.calls += 1
+        assert groups == {"security.istio.io"}
+        if self.calls < self.lists_from:
+            return [type("R", (), {"plural": "requestauthentications"})()]
+        return [type("R", (), {"plural": "peerauthentications"})()]
+
+
+def _process_with(scan: _Served, event: dict[str, Any], *, attempts: int = 5) -> list[str]:
+    processed: list[str] = []
+
+    async def process(*, raw_event: Any, settings: Any, **kwargs: Any) -> str:
+        processed.append(f"after {scan.calls} scans")
+        return "patch-version"
+
+    patient = kopf_compat.wait_until_served(process, scan=scan, pause=0, attempts=attempts)
+    result = asyncio.run(asyncio.wait_for(patient(raw_event=event, settings=None), timeout=5))
+    assert result == "patch-version"  # kopf's processor result is passed back
+    return processed
+
+
+def test_kopf_rescans_only_once_discovery_lists_the_new_kind() -> None:
+    scan = _Served(lists_from=3)
+    assert _process_with(scan, _crd_event()) == ["after 3 scans"]
+
+
+def test_a_kind_already_served_costs_one_scan() -> None:
+    scan = _Served(lists_from=1)
+    assert _process_with(scan, _crd_event("ADDED")) == ["after 1 scans"]
+
+
+def test_not_yet_established_and_deleted_crds_pass_straight_through() -> None:
+    for event in (_crd_event(established=False), _crd_event("DELETED"), _crd_event(None)):
+        scan = _Served(lists_from=99)
+        assert _process_with(scan, event) == ["after 0 scans"]
+
+
+def test_the_wait_is_bounded_and_kopf_proceeds_after_it(caplog: pytest.LogCaptureFixture) -> None:
+    scan = _Served(lists_from=99)
+    assert _process_with(scan, _crd_event(), attempts=4) == ["after 4 scans"]
+    assert "discovery still does not list peerauthentications" in caplog.text
+
+
+def test_install_wraps_kopfs_crd_event_processor_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kopf._core.reactor import observation
+
+    name = "process_discovered_resource_event"
+    monkeypatch.setattr(observation, name, getattr(observation, name))
+    kopf_compat.install()
+    patched = getattr(observation, name)
+    kopf_compat.install()
+    assert getattr(observation, name) is patched
+    assert getattr(patched, "_indexforge_waits_for_discovery", False)
