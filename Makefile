@@ -78,7 +78,7 @@ test-unit: setup tools ## fast tests, no cluster
 	$(VENV)/bin/pytest -q -m "not cluster" tests
 
 test: setup system-deps tools lint ## the full suite (README's test command; .ci/run calls it)
-	env -u KUBECONFIG $(VENV)/bin/pytest -q tests
+	env -u KUBECONFIG $(VENV)/bin/pytest -q --durations=40 tests
 
 bench: setup system-deps ## benchmarks with figures (tests/bench)
 	@for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) -m tests.bench.$$(basename $$b .py) || exit 1; done

@@ -115,18 +115,28 @@ class ReplicatedRedis:
         return ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
 
     def master_port(self) -> int:
-        """The primary the sentinels currently name."""
-        c = self.sentinels[0].client()
-        try:
-            _, port = c.sentinel_get_master_addr_by_name(MASTER)
-        finally:
-            c.close()
-        return int(port)
+        return named_master_port(self.sentinels[0])
 
     def stop(self) -> None:
-        for s in self.sentinels:
-            s.stop()
-        for r in [self.primary, *self.replicas]:
+        stop_all(self.sentinels, [self.primary, *self.replicas])
+
+
+def named_master_port(sentinel: SentinelProcess) -> int:
+    """The primary's port as `sentinel` currently names it."""
+    c = sentinel.client()
+    try:
+        _, port = c.sentinel_get_master_addr_by_name(MASTER)
+    finally:
+        c.close()
+    return int(port)
+
+
+def stop_all(sentinels: list[SentinelProcess], servers: list[RedisProcess | None]) -> None:
+    """Sentinels first, so none of them starts a failover while the servers go."""
+    for s in sentinels:
+        s.stop()
+    for r in servers:
+        if r is not None:
             r.stop()
 
 

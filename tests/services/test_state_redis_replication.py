@@ -33,7 +33,9 @@ from tests.services.conftest import RedisProcess, api_settings
 from tests.services.redis_sentinel import (
     MASTER,
     SentinelProcess,
+    named_master_port,
     sentinel_argv,
+    stop_all,
     wait_online,
 )
 from tests.stack.monitoring import rendered_objects
@@ -202,19 +204,10 @@ class Group:
         return sentinel
 
     def master_port(self) -> int:
-        c = self.sentinels[0].client()
-        try:
-            _, port = c.sentinel_get_master_addr_by_name(MASTER)
-        finally:
-            c.close()
-        return int(port)
+        return named_master_port(self.sentinels[0])
 
     def stop(self) -> None:
-        for s in self.sentinels:
-            s.stop()
-        for r in self.redis:
-            if r is not None:
-                r.stop()
+        stop_all(self.sentinels, self.redis)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 60.0) -> str:
