@@ -170,7 +170,7 @@ def test_password_rotates_under_load_without_auth_failures(
 def test_acl_user_line_is_a_config_redis_starts_with(redis_binary: str, tmp_path: Path) -> None:
     conf = tmp_path / "redis.conf"
     port = free_port()
-    conf.write_text(f"port {port}\nbind 127.0.0.1\nsave \"\"\n" + acl_user_line([NEW, OLD]))
+    conf.write_text(f'port {port}\nbind 127.0.0.1\nsave ""\n' + acl_user_line([NEW, OLD]))
     with pytest.raises(ValueError):
         acl_user_line([])
     server = RedisProcess(redis_binary, port, tmp_path, password=NEW, conf=conf)
