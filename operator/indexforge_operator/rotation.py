@@ -354,6 +354,8 @@ def decide(
                 else:
                     out.wake_in = (due - now).total_seconds()
         if state is not None and state.phase == "Issued":
+            # A pass by the rollout deadline even if the Deployment stops changing.
+            out.wake_in = float(rotation.rollout_timeout_seconds)
             out.events.append(
                 (
                     "Normal",

@@ -368,3 +368,43 @@ def test_paused_instance_reports_but_does_not_advance() -> None:
 def test_state_repr_hides_keys() -> None:
     state = rotation.State(phase="Issued", keys={"web": ("secret-old", "secret-new")})
     assert "secret" not in repr(state)
+
+
+# --- through a whole reconcile pass ----------------------------------------------------------
+
+
+def test_reconcile_pass_issues_then_sends_nothing_while_waiting() -> None:
+    from indexforge_operator.reconciler import reconcile
+    from tests.unit.test_reconciler import UID, MemoryApi
+
+    api = MemoryApi()
+    cr = {"apiVersion": "indexforge.io/v1alpha1", "kind": "IndexForge",
+          "metadata": {"name": "x", "namespace": "ns", "uid": UID, "generation": 1},
+          "spec": {"monitoring": {"enabled": False}}}  # fmt: skip
+    first = reconcile(
+        api, cr, view=api.view(), prometheus_operator=False, now="2026-12-02T12:00:00Z"
+    )  # type: ignore[arg-type]
+    consumers = copy.deepcopy(api.objects[("Secret", "x-gateway-consumers")]["data"])
+    assert ("Secret", "x-gateway-key-rotation") not in api.objects  # no rotation, no Secret
+
+    cr["metadata"]["annotations"] = {rotation.ANNOTATION: "all"}
+    cr["status"] = first.status
+    issued = reconcile(
+        api, cr, view=api.view(), prometheus_operator=False, now="2026-12-02T12:01:00Z"
+    )  # type: ignore[arg-type]
+    assert "KeyRotationStarted" in [r for _, r, _ in issued.events]
+    assert issued.status is not None and issued.status["keyRotation"]["phase"] == "Issued"
+    assert api.objects[("Secret", "x-gateway-consumers")]["data"] == consumers  # still the old
+    kong_secret = api.objects[("Secret", "x-gateway-config")]["data"]["kong.yml"]
+    kong = yaml.safe_load(base64.b64decode(kong_secret))
+    assert [len(c["keyauth_credentials"]) for c in kong["consumers"]] == [2]
+    assert issued.requeue_after == pytest.approx(900)  # the rollout timeout
+
+    # The Deployment has not rolled (no status): the next pass changes nothing.
+    cr["status"] = issued.status
+    api.calls.clear()
+    again = reconcile(
+        api, cr, view=api.view(), prometheus_operator=False, now="2026-12-02T12:02:00Z"
+    )  # type: ignore[arg-type]
+    assert again.writes == 0 and again.events == [], (api.calls, again.events)
+    assert [c for c in api.calls if c.startswith("APPLY")] == []
