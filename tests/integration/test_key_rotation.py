@@ -241,6 +241,11 @@ def test_rotation_fails_no_request_and_retires_the_old_key(
     web.start()
     try:
         time.sleep(2)
+        # Kong's rollout is held (as a slow or failing Kong start would hold it): kwok makes
+        # pods Ready faster than a pass, so without this a publish that did not wait for the
+        # rollout would go unnoticed.
+        deployment = f"deployment/{names.component('gateway')}"
+        kubectl(kubeconfig, "-n", namespace, "rollout", "pause", deployment)
         started = time.monotonic()
         kubectl(
             kubeconfig,
@@ -251,6 +256,15 @@ def test_rotation_fails_no_request_and_retires_the_old_key(
             "indexforge/demo",
             f"{ANNOTATION}=web:1",
         )
+        wait_for(
+            lambda: _rotation(api_client, namespace).get("phase") == "Issued",
+            timeout=60,
+            what="new key issued",
+        )
+        time.sleep(8)
+        assert _rotation(api_client, namespace).get("phase") == "Issued"
+        assert web.key() == old  # not published while a pod still runs the old kong.yml
+        kubectl(kubeconfig, "-n", namespace, "rollout", "resume", deployment)
         try:
             wait_for(
                 lambda: _rotation(api_client, namespace).get("phase") == "Published",
