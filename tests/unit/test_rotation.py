@@ -408,3 +408,16 @@ def test_reconcile_pass_issues_then_sends_nothing_while_waiting() -> None:
     )  # type: ignore[arg-type]
     assert again.writes == 0 and again.events == [], (api.calls, again.events)
     assert [c for c in api.calls if c.startswith("APPLY")] == []
+
+
+def test_the_rotate_keys_annotation_triggers_a_pass() -> None:
+    """Annotations are not in metadata.generation: without this a request waited for an
+    unrelated pass (found by tests/integration/test_key_rotation.py)."""
+    from indexforge_operator.handlers import _trigger
+
+    body: dict[str, Any] = {"metadata": {"generation": 1, "uid": "u", "annotations": {}}}
+    before = _trigger(body)
+    body["metadata"]["annotations"] = {rotation.ANNOTATION: "all"}
+    assert _trigger(body) != before
+    body["metadata"]["annotations"] = {"unrelated.example/note": "x"}
+    assert _trigger(body) == before
