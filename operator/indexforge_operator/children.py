@@ -39,7 +39,8 @@ def generated_secret_names(obj: Obj) -> set[str]:
         names = Names(str(instance), str(namespace))
     except ValueError:
         return set()
-    return {names.gateway_consumers, names.grafana_admin, names.internal_auth}
+    return {names.gateway_consumers, names.grafana_admin, names.internal_auth,
+            names.gateway_key_rotation}  # fmt: skip
 
 
 def cached_form(live: Obj) -> Obj:

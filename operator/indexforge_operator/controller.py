@@ -193,6 +193,8 @@ class Controller:
         self.backoff.succeeded(key)
         if phase == "Progressing":
             self.queue.add_after(key, self.timing.progressing_requeue)
+        if outcome.requeue_after is not None:  # e.g. a key rotation's grace period ends
+            self.queue.add_after(key, outcome.requeue_after)
 
     def _pass(self, key: Key, body: Obj, view: ChildView, integrations: Integrations) -> Outcome:
         """Runs in a worker thread: reconcile, then status and Events (sync client)."""

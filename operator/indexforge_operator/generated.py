@@ -44,12 +44,25 @@ class GeneratedSecrets:
     # RabbitMQ's default user and the Erlang cookie its nodes share (messaging enabled).
     rabbitmq_password: str = ""
     erlang_cookie: str = ""
+    # Every key Kong accepts per consumer, oldest first, while a rotation overlaps two keys
+    # (rotation.py); a consumer not listed here has exactly its `consumer_keys` key.
+    consumer_credentials: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def __repr__(self) -> str:  # keeps keys out of tracebacks and debug logs
         return f"GeneratedSecrets(consumers={sorted(self.consumer_keys)}, values=<hidden>)"
 
     def redis_password(self, instance: str) -> str:
         return self.redis_passwords.get(instance, "")
+
+    def accepted_keys(self, username: str) -> tuple[str, ...]:
+        """Keys Kong accepts for a consumer, oldest first (one outside a rotation)."""
+        keys = self.consumer_credentials.get(username)
+        if keys:
+            return keys
+        key = self.consumer_keys.get(username)
+        return (key,) if key else ()
 
 
 def required_consumers(spec: IndexForgeSpec) -> list[str]:

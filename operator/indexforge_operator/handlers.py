@@ -21,7 +21,7 @@ import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from indexforge_operator import kopf_compat, metrics, on_demand
+from indexforge_operator import kopf_compat, metrics, on_demand, rotation
 from indexforge_operator.children import ChildView, cached_form
 from indexforge_operator.controller import Controller, Key, Timing
 from indexforge_operator.events import EventRecorder
@@ -204,6 +204,7 @@ def _trigger(body: kopf.Body) -> tuple[Any, ...]:
         meta.get("generation"),
         annotations.get(PAUSED_ANNOTATION),
         *(annotations.get(a) for a in on_demand.ANNOTATIONS.values()),  # backup/restore requests
+        annotations.get(rotation.ANNOTATION),  # key rotation requests
         meta.get("deletionTimestamp"),
         tuple(meta.get("finalizers") or ()),
         meta.get("uid"),

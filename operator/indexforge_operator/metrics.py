@@ -44,6 +44,11 @@ CACHED_OBJECTS = Gauge(
     "indexforge_operator_cached_objects",
     "Child objects held in the watch cache.",
 )
+KEY_ROTATION_STUCK = Gauge(
+    "indexforge_operator_key_rotation_stuck",
+    "1 while a gateway key rotation waits longer than rolloutTimeoutSeconds for Kong's rollout.",
+    ["namespace", "name"],
+)
 QUEUE_DEPTH = Gauge(
     "indexforge_operator_queue_depth",
     "IndexForges waiting for a reconcile pass.",
@@ -61,6 +66,10 @@ def set_ready(*, namespace: str, name: str, ready: bool) -> None:
     READY.labels(namespace=namespace, name=name).set(1 if ready else 0)
 
 
+def set_rotation_stuck(*, namespace: str, name: str, stuck: bool) -> None:
+    KEY_ROTATION_STUCK.labels(namespace=namespace, name=name).set(1 if stuck else 0)
+
+
 def record_failure() -> None:
     RECONCILES.labels(result="error").inc()
 
@@ -69,3 +78,5 @@ def forget(*, namespace: str, name: str) -> None:
     """Drop an instance's series once it is gone (no stale 0/1 for deleted CRs)."""
     with contextlib.suppress(KeyError):  # never recorded: nothing to drop
         READY.remove(namespace, name)
+    with contextlib.suppress(KeyError):
+        KEY_ROTATION_STUCK.remove(namespace, name)

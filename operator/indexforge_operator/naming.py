@@ -113,6 +113,11 @@ class Names:
         return f"{self.instance}-gateway-consumers"
 
     @property
+    def gateway_key_rotation(self) -> str:
+        """Secret holding a consumer-key rotation's state (operator only, rotation.py)."""
+        return f"{self.instance}-gateway-key-rotation"
+
+    @property
     def grafana_admin(self) -> str:
         """Secret with the generated Grafana admin credentials."""
         return f"{self.instance}-grafana-admin"

@@ -9,6 +9,7 @@ does not hold, a user's Secret, scheduling failures) and writes only what differ
 from __future__ import annotations
 
 import base64
+import datetime
 import logging
 import re
 from dataclasses import dataclass, field
@@ -17,7 +18,15 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from indexforge_operator import decisions, on_demand, ownership, secret_store, status, volumes
+from indexforge_operator import (
+    decisions,
+    on_demand,
+    ownership,
+    rotation,
+    secret_store,
+    status,
+    volumes,
+)
 from indexforge_operator.builders import build_all, entry_url
 from indexforge_operator.children import ChildView, cached_form, controller_uid
 from indexforge_operator.compare import drift
@@ -49,6 +58,7 @@ class Outcome:
     pruned: list[str] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    requeue_after: float | None = None  # a deadline (key rotation) needs a pass by then
 
 
 def is_paused(body: Obj) -> bool:
@@ -226,6 +236,16 @@ def reconcile(
     )
     errors = [*errors, *((f.reason, f.message) for f in missing)]
     secrets = secret_store.load_or_create(kube, names, spec, view=view)
+    paused = is_paused(body)
+
+    def live_or_server(obj: Obj) -> Obj | None:
+        return view.live(obj) or kube.get(obj)
+
+    rotated = rotation.handle(
+        kube, body, spec, names, live=live_or_server, cached=view.live, secrets=secrets,
+        now=rotation.parse_time(now) or datetime.datetime.now(datetime.UTC), write=not paused,
+    )  # fmt: skip
+    secrets = rotated.secrets
     built = build_all(
         spec,
         names,
@@ -238,9 +258,8 @@ def reconcile(
         rabbitmq_topology=rabbitmq_topology,
         istio=istio,
     )
-    desired = [ownership.with_owner(obj, body) for obj in built]
-    outcome = Outcome(status={})
-    paused = is_paused(body)
+    desired = [*(ownership.with_owner(obj, body) for obj in built), *rotated.objects]
+    outcome = Outcome(status={}, requeue_after=rotated.wake_in)
     # Grown volumes first: a StatefulSet being re-created is left out of this pass's apply.
     grown = volumes.expand(
         kube, view, desired, namespace=names.namespace, selector=_selector(names),
@@ -251,7 +270,8 @@ def reconcile(
     if not paused:
         to_apply = [o for o in desired if not volumes.is_held(o, grown.held)]
         applied = apply_changed(kube, view, to_apply, meta["uid"])
-        outcome.writes, outcome.failures = applied.writes + grown.writes, applied.failures
+        outcome.writes = applied.writes + grown.writes + rotated.writes
+        outcome.failures = [*rotated.failures, *applied.failures]
         outcome.pruned = prune(kube, view, desired, meta["uid"])
     present = decisions.components(spec, prometheus_operator=prometheus_operator)
     requests = on_demand.handle(kube, body, spec, names, present=present, write=not paused)
@@ -263,7 +283,8 @@ def reconcile(
         errors=[*outcome.failures, *errors],
         monitoring=(*decisions.mode_message(mode), mode != "Disabled"),
     )
-    extra = [*requests.conditions, *([grown.condition] if grown.condition is not None else [])]
+    extra = [*requests.conditions, *rotated.conditions]
+    extra += [grown.condition] if grown.condition is not None else []
     conditions = merge_conditions(
         previous, [*summary.conditions, *extra], now=now, generation=generation
     )
@@ -276,6 +297,7 @@ def reconcile(
         "gpus": spec.ml.gpu.count * spec.ml.replicas if spec.ml.gpu.enabled else 0,
         "mode": mode,
         **requests.status,
+        **rotated.status,
     }
     # The first pass may already find everything Ready (kwok, warm clusters): it counts as a
     # transition from "nothing known", but only good news and problems are announced.
@@ -283,7 +305,7 @@ def reconcile(
         status.transition_events(flips(previous, conditions), first_pass=not previous)
     )
     outcome.events.extend(("Warning", reason, message) for reason, message in outcome.failures)
-    outcome.events.extend([*grown.events, *requests.events])
+    outcome.events.extend([*grown.events, *requests.events, *rotated.events])
     if outcome.pruned:
         outcome.events.append(("Normal", "Pruned", f"deleted {', '.join(outcome.pruned)}"))
     return outcome

@@ -174,6 +174,36 @@ class GatewayConsumer(SpecModel):
     username: DnsLabel = Field(description="Consumer name (also the key in the keys Secret).")
 
 
+class KeyRotation(SpecModel):
+    """Rotation of the consumer keys with overlap (operator only: the static chart never
+    rotates; rotation.py). A rotation is asked for by the annotation
+    `indexforge.io/rotate-keys: <consumer[,consumer...]|all>[:<request id>]` or comes due
+    every `intervalHours`. The new key is first accepted by every Kong pod, then published in
+    the consumers Secret, and the old key stays accepted for `gracePeriodSeconds` more."""
+
+    interval_hours: int = Field(
+        default=0,
+        ge=0,
+        le=8760,
+        description="Rotate every consumer's key this often (hours); 0: only on request.",
+    )
+    grace_period_seconds: int = Field(
+        default=3600,
+        ge=1,
+        le=2_592_000,
+        description="How long the old key stays accepted after the new one is published. "
+        "Clients must re-read the consumers Secret within it (a mounted Secret lags up to the "
+        "kubelet's sync period, about a minute).",
+    )
+    rollout_timeout_seconds: int = Field(
+        default=900,
+        ge=30,
+        le=86400,
+        description="How long the gateway may take to roll out the new key before the "
+        "rotation is reported stuck (KeyRotation condition False, GatewayRolloutStuck).",
+    )
+
+
 class KeyAuth(SpecModel):
     """Kong key-auth plugin; keys are generated, never written in the spec."""
 
@@ -192,6 +222,9 @@ class KeyAuth(SpecModel):
             "x-kubernetes-list-type": "map",
             "x-kubernetes-list-map-keys": ["username"],
         },
+    )
+    rotation: KeyRotation = Field(
+        default=KeyRotation(), description="Key rotation with overlap (operator only)."
     )
 
     @model_validator(mode="after")

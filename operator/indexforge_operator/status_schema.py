@@ -60,6 +60,44 @@ class RequestStatus(SpecModel):
     )
 
 
+class KeyRotationStatus(SpecModel):
+    """Gateway consumer-key rotation (rotation.py); never carries a key."""
+
+    phase: Literal["Idle", "Issued", "Published"] = Field(
+        description="Idle; Issued: Kong rolls out old+new key, clients still get the old; "
+        "Published: clients get the new key, the old one is valid until retireAfter."
+    )
+    request: Annotated[str, StringConstraints(max_length=253)] = Field(
+        default="",
+        description="The running (or last) rotation: the annotation value or schedule@<time>.",
+    )
+    consumers: list[Annotated[str, StringConstraints(max_length=63)]] = Field(
+        default_factory=list, max_length=32, description="Consumers whose key rotates."
+    )
+    started_at: Timestamp | None = Field(default=None, description="When the new key was issued.")
+    published_at: Timestamp | None = Field(
+        default=None, description="When the consumers Secret got the new key."
+    )
+    retire_after: Timestamp | None = Field(
+        default=None, description="When the old key leaves the gateway."
+    )
+    completed_at: Timestamp | None = Field(
+        default=None, description="When the last rotation retired its old key."
+    )
+    queued: Annotated[str, StringConstraints(max_length=253)] | None = Field(
+        default=None, description="A request that waits for the running rotation."
+    )
+    refused: Annotated[str, StringConstraints(max_length=253)] | None = Field(
+        default=None, description="The last request refused (nothing changed)."
+    )
+    message: Annotated[str, StringConstraints(max_length=4096)] = Field(
+        default="", description="Why the last request was refused."
+    )
+    stuck: bool | None = Field(
+        default=None, description="The gateway's rollout exceeded rolloutTimeoutSeconds."
+    )
+
+
 class IndexForgeStatus(SpecModel):
     """Observed state of an IndexForge."""
 
@@ -90,4 +128,7 @@ class IndexForgeStatus(SpecModel):
     )
     restore_request: RequestStatus | None = Field(
         default=None, description="The last indexforge.io/restore request."
+    )
+    key_rotation: KeyRotationStatus | None = Field(
+        default=None, description="Gateway consumer-key rotation."
     )

@@ -77,13 +77,23 @@ def state_redis(settings: ApiSettings) -> Redis | None:
         )
         return master
     if settings.state_redis_url:
-        return redis_client(settings.state_redis_url, socket_timeout=timeout, password=password)
+        return redis_client(
+            settings.state_redis_url,
+            socket_timeout=timeout,
+            password=password,
+            password_file=settings.state_redis_password_file,
+        )
     if settings.redis_url:
         log.warning(
             "no state Redis configured (INDEXFORGE_STATE_REDIS_URL): job records, queued "
             "uploads and cache tags share the cache Redis, whose eviction can drop them"
         )
-        return redis_client(settings.redis_url, socket_timeout=timeout, password=password)
+        return redis_client(
+            settings.redis_url,
+            socket_timeout=timeout,
+            password=password,
+            password_file=settings.redis_password_file,
+        )
     return None
 
 

@@ -28,6 +28,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -41,6 +42,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from .breaker import BreakerState, CircuitBreaker
 from .lru import BoundedLRU
+from .redis_auth import RotatingPassword
 from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -159,13 +161,31 @@ class CacheMetrics:
         self._errors.labels(self._name, operation).inc()
 
 
-def redis_client(url: str, *, socket_timeout: float, password: str | None = None) -> Redis:
+def redis_client(
+    url: str,
+    *,
+    socket_timeout: float,
+    password: str | None = None,
+    password_file: Path | None = None,
+) -> Redis:
     """An asyncio client with short timeouts and no built-in retries (the cache retries).
 
     The password is passed apart from the credential-free URL, so it never shows in a URL
     that gets logged. A refused AUTH surfaces as a ConnectionError subclass: Redis counts
     as down (breaker, `cache_errors_total`, readiness check false), the service keeps going.
+    With ``password_file`` every new connection reads the password from it (redis_auth.py),
+    so a rotated password is picked up without a restart.
     """
+    if password_file is not None:
+        provider = RotatingPassword(file=password_file, fallback=password)
+        return Redis.from_url(
+            url,
+            credential_provider=provider,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+        )
     return Redis.from_url(
         url,
         password=password,
@@ -229,6 +249,7 @@ class Cache:
                 settings.redis_url,
                 socket_timeout=settings.redis_socket_timeout_seconds,
                 password=settings.resolved_redis_password(),
+                password_file=settings.redis_password_file,
             )
             if settings.redis_url
             else None

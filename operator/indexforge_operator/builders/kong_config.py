@@ -249,10 +249,13 @@ def _consumers(gw: GatewaySpec, secrets: GeneratedSecrets) -> list[Obj]:
         return []
     out = []
     for consumer in gw.key_auth.consumers:
-        key = secrets.consumer_keys.get(consumer.username)
-        if not key:
+        keys = secrets.accepted_keys(consumer.username)
+        if not keys:
             raise ValueError(f"no generated key for gateway consumer {consumer.username!r}")
-        out.append({"username": consumer.username, "keyauth_credentials": [{"key": key}]})
+        # Two keys only while a rotation overlaps them (rotation.py), oldest first so the
+        # list, and Kong's config checksum, stay the same when the new key is published.
+        creds = [{"key": key} for key in keys]
+        out.append({"username": consumer.username, "keyauth_credentials": creds})
     return out
 
 
