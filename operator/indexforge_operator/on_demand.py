@@ -60,6 +60,8 @@ ANNOTATIONS: dict[Kind, str] = {"backup": BACKUP_ANNOTATION, "restore": RESTORE_
 STATUS_FIELDS: dict[Kind, str] = {"backup": "backupRequest", "restore": "restoreRequest"}
 CONDITIONS: dict[Kind, str] = {"backup": "OnDemandBackup", "restore": "Restore"}
 STAMP = "%Y-%m-%dT%H:%M:%SZ"  # the reconciler's `now`
+# Keys of a record only some requests have (a Redis restore's steps): null deletes them.
+CLEARED: dict[str, Any] = {"message": "", "step": None, "startedAt": None, "jobResult": None}
 MAX_REQUEST = 253  # what status keeps of a value (and compares)
 # Weaviate backup ids: lowercase letters, digits, '-' and '_' (what the backup job names).
 BACKUP_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
@@ -270,8 +272,16 @@ def _is_ready(sts: Obj | None) -> bool:
     return want > 0 and current and int(st.get("readyReplicas", 0) or 0) >= want
 
 
-def _pod_count(kube: Kube, namespace: str, labels: Mapping[str, str]) -> int:
-    return len(kube.list_pods(namespace, ",".join(f"{k}={v}" for k, v in labels.items())))
+def _pod_count(
+    kube: Kube, namespace: str, labels: Mapping[str, str], *, finished_count: bool = True
+) -> int:
+    """Pods matching ``labels``; ``finished_count`` False: not those whose containers have
+    all ended (phase Succeeded/Failed: a finished Job's pod stays until the Job goes)."""
+    pods = kube.list_pods(namespace, ",".join(f"{k}={v}" for k, v in labels.items()))
+    if not finished_count:
+        done = ("Succeeded", "Failed")
+        pods = [p for p in pods if (p.get("status") or {}).get("phase") not in done]
+    return len(pods)
 
 
 def _start_redis(kube: Kube, spec: IndexForgeSpec, names: Names, value: str, now: str) -> Obj:
@@ -309,7 +319,7 @@ def _observe(
     live_job = kube.get(_ref("Job", job, ns))
     result = None if live_job is None else job_result(live_job)
     if step == "Restoring":
-        job_pods = _pod_count(kube, ns, {"job-name": job})
+        job_pods = _pod_count(kube, ns, {"job-name": job}, finished_count=False)
         return redis_restore.Observed(elapsed, job=result, job_pods=job_pods)
     statefulsets = [kube.get(_ref("StatefulSet", names.component(c), ns)) for c in sets]
     scaled_down = all(s is None or s.get("spec", {}).get("replicas") == 0 for s in statefulsets)
@@ -425,6 +435,10 @@ def handle(
             out.events.append(
                 ("Normal" if ok else "Warning", reason, f"{record['request']}: {detail}")
             )
+        if kind == "restore" and record is not before:
+            # Status is merge-patched: a key left out keeps its old value, so a new or
+            # changed record says explicitly which of the Redis restore's keys it lacks.
+            record = {**CLEARED, **record}
         out.status[STATUS_FIELDS[kind]] = record
         cond = condition(kind, record)
         if value and new and waits:

@@ -9,7 +9,7 @@ needs between them lives in the CR's `status.restoreRequest` (`step`, `startedAt
                replicas; wait until it is at 0 and no pod is left (terminating ones count:
                they may still write to the volume)
     Restoring  the restore Job (builders/redis_restore.py) runs on the `-0` pod's claim;
-               wait until it has finished and its pod is gone
+               wait until it has finished and its pod has stopped (or is gone)
     Starting   the StatefulSet is rendered as the spec says again; wait until it is ready,
                then the request ends Succeeded, or Failed with the Job's reason (the Job
                failed before touching the data, or put the old data back)
@@ -38,7 +38,7 @@ class Observed:
     scaled_down: bool = False  # every stopped StatefulSet has spec.replicas 0
     pods: int = 0  # pods of those StatefulSets still there (terminating ones too)
     job: tuple[JobState, str] | None = None  # the Job's result; None: no such Job
-    job_pods: int = 0  # pods of the Job still there
+    job_pods: int = 0  # pods of the Job that may still run (not Succeeded/Failed)
     ready: bool = False  # the StatefulSets are back at their replicas, all ready
 
 

@@ -230,3 +230,68 @@ def test_backup_change_stop_restore_start_gives_the_backed_up_keys(
     srv.stop()
     again = srv.start()
     assert again.get("later") == b"1" and again.get("job:1") == b"completed"
+
+
+def _replica_of(srv: Server, tmp_path: Path) -> Server:
+    """A second server with the same rendered config, a data directory of its own and the
+    `replicaof` line the replicated pods' init step adds."""
+    port = free_port()
+    data = tmp_path / "replica-data"
+    data.mkdir()
+    lines = []
+    for line in srv.conf.read_text().splitlines():
+        if line.startswith("port "):
+            line = f"port {port}"
+        elif line.startswith("dir "):
+            line = f"dir {data}"
+        elif line.startswith("logfile "):
+            line = f"logfile {data / 'redis.log'}"
+        lines.append(line)
+    lines.append(f"replicaof 127.0.0.1 {srv.port}")
+    conf = tmp_path / "replica.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    return Server(conf, data, port)
+
+
+def _synced(client: redis.Redis) -> bool:
+    """Linked to its primary, the sync loaded, and no AOF rewrite (a replica rewrites its AOF
+    after a full sync, and Redis refuses to shut down while writing that initial AOF)."""
+    info = client.info("replication")
+    if info.get("master_link_status") != "up" or info.get("master_sync_in_progress"):
+        return False
+    persistence = client.info("persistence")
+    busy = ("aof_rewrite_in_progress", "aof_rewrite_scheduled", "rdb_bgsave_in_progress")
+    return not any(persistence.get(k) for k in busy)
+
+
+def test_a_replica_with_the_old_data_resyncs_from_the_restored_primary(
+    server: tuple[Server, Any], tmp_path: Path
+) -> None:
+    """With replication only the -0 pod's volume is restored; the replicas keep their old
+    data until they sync from it. That sync must replace it, not keep it."""
+    srv, spec = server
+    client = srv.start()
+    replica = _replica_of(srv, tmp_path)
+    try:
+        _fill(client)
+        good = _backup(spec, srv.port, tmp_path / "backup")
+        _change(client)
+        rclient = replica.start()
+        deadline = time.monotonic() + 30
+        while not (_synced(rclient) and rclient.get("after") is not None):
+            assert time.monotonic() < deadline, rclient.info("replication")
+            time.sleep(0.1)
+        rclient.save()
+        replica.stop()  # the replica's volume holds the changed data
+        srv.stop()
+
+        assert _restore(spec, good.name, tmp_path / "backup", srv.data).returncode == 0
+        _is_backed_up_state(srv.start())
+        rclient = replica.start()
+        deadline = time.monotonic() + 30
+        while not _synced(rclient):
+            assert time.monotonic() < deadline, rclient.info("replication")
+            time.sleep(0.1)
+        _is_backed_up_state(rclient)
+    finally:
+        replica.stop()

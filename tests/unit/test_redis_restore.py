@@ -91,7 +91,7 @@ class _Kube:
 
     def __init__(self, *, pvcs: tuple[str, ...] = ("data-demo-redis-state-0", "backups")) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
-        self.pods: dict[str, int] = {}  # label selector -> pods
+        self.pods: dict[str, list[str]] = {}  # label selector -> the pods' phases
         self.pvcs = set(pvcs)
         self.applied: list[dict[str, Any]] = []
         self.fail_apply = False
@@ -112,7 +112,7 @@ class _Kube:
 
     def list_pods(self, namespace: str, selector: str) -> list[Any]:
         assert namespace == "shop"
-        return [{}] * self.pods.get(selector, 0)
+        return [{"status": {"phase": phase}} for phase in self.pods.get(selector, [])]
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         if self.fail_apply:
@@ -175,11 +175,11 @@ def test_missing_volumes_refuse_before_anything_stops() -> None:
 def test_a_restore_stops_redis_runs_the_job_and_starts_it_again_across_restarts() -> None:
     kube = _Kube()
     kube.sts("demo-redis-state", 1, 1)
-    kube.pods[STATE_PODS] = 1
+    kube.pods[STATE_PODS] = ["Running"]
     first = _pass(kube, {})
     record = first.status["restoreRequest"]
     assert record == {"request": VALUE, "jobs": [JOB], "result": "Running", "step": "Stopping",
-                      "startedAt": T0}  # fmt: skip
+                      "startedAt": T0, "jobResult": None, "message": ""}  # fmt: skip
     assert [e[:2] for e in first.events] == [("Normal", "RestoreStarted")]
     # The builders render the state Redis (only it) with 0 replicas while it is stopped.
     stopped = on_demand.restoring(first.status)
@@ -187,7 +187,8 @@ def test_a_restore_stops_redis_runs_the_job_and_starts_it_again_across_restarts(
     assert _replicas(build_redis(_spec(), NAMES, restoring=stopped)) == {
         "demo-redis-app": 1, "demo-redis-ml": 1, "demo-redis-state": 0}  # fmt: skip
 
-    # Scaled down, one pod still terminating: no Job yet.
+    # Scaled down, one pod still terminating (whatever its phase): no Job yet.
+    kube.pods[STATE_PODS] = ["Succeeded"]
     kube.sts("demo-redis-state", 0, 0)
     waiting = _pass(kube, first.status, now="2026-12-02T20:00:10Z")
     assert waiting.status["restoreRequest"]["step"] == "Stopping" and kube.applied == []
@@ -223,10 +224,11 @@ def test_a_restore_stops_redis_runs_the_job_and_starts_it_again_across_restarts(
     restarted.objects[("Job", JOB)]["status"] = {
         "conditions": [{"type": "Complete", "status": "True"}]
     }
-    restarted.pods[f"job-name={JOB}"] = 1
+    restarted.pods[f"job-name={JOB}"] = ["Running"]
     held = _pass(restarted, busy.status, now="2026-12-02T20:01:00Z")
     assert held.status["restoreRequest"]["step"] == "Restoring"
-    restarted.pods[f"job-name={JOB}"] = 0
+    # Its pod has ended (Succeeded: it stays until the Job goes) and no longer counts.
+    restarted.pods[f"job-name={JOB}"] = ["Succeeded"]
     starting = _pass(restarted, held.status, now="2026-12-02T20:01:10Z")
     record = starting.status["restoreRequest"]
     assert (record["step"], record["jobResult"]) == ("Starting", "Succeeded")
@@ -237,7 +239,9 @@ def test_a_restore_stops_redis_runs_the_job_and_starts_it_again_across_restarts(
     restarted.sts("demo-redis-state", 1, 1)
     done = _pass(restarted, starting.status, now="2026-12-02T20:02:00Z")
     record = done.status["restoreRequest"]
-    assert record["result"] == "Succeeded" and "step" not in record
+    # Merge-patched status: the step keys are nulled (deleted), not just left out.
+    assert record["result"] == "Succeeded"
+    assert (record["step"], record["jobResult"], record["message"]) == (None, None, "")
     assert [e[:2] for e in done.events] == [("Normal", "RestoreSucceeded")]
     assert (done.conditions[0].status, done.conditions[0].reason) == ("True", "RestoreSucceeded")
     # The waiting request starts now (its own Stopping).
@@ -285,7 +289,7 @@ def test_with_replication_the_sentinels_stop_too_and_are_waited_for() -> None:
     kube = _Kube()
     kube.sts("demo-redis-state", 0, 0)
     kube.sts("demo-sentinel", 0, 0)
-    kube.pods[STATE_PODS.replace("redis-state", "sentinel")] = 1  # a sentinel still stopping
+    kube.pods[STATE_PODS.replace("redis-state", "sentinel")] = ["Running"]  # still stopping
     status = {"restoreRequest": {"request": VALUE, "jobs": [JOB], "result": "Running",
                                  "step": "Stopping", "startedAt": T0}}  # fmt: skip
     assert _pass(kube, status, spec=spec).status["restoreRequest"]["step"] == "Stopping"
