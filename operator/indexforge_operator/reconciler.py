@@ -162,9 +162,21 @@ def workload_states(view: ChildView, desired: list[Obj]) -> list[status.Workload
 
 
 def observe(
-    kube: Kube, spec: IndexForgeSpec, names: Names, states: list[status.WorkloadState]
+    kube: Kube,
+    spec: IndexForgeSpec,
+    names: Names,
+    states: list[status.WorkloadState],
+    *,
+    restore: Obj | None = None,
 ) -> list[Condition]:
     problems: dict[str, tuple[str, str]] = {}
+    if restore is not None and restore.get("result") == "Running" and restore.get("step"):
+        # Stopped on purpose: say so instead of "0/0 ready" (Progressing, not Degraded).
+        component = str(restore["request"]).partition("/")[0]
+        message = f"restore {restore['request']}: {restore['step']}"
+        problems[component] = (status.RESTORING, message)
+        if component == "redis-state" and spec.redis.state.replication.enabled:
+            problems["sentinel"] = (status.RESTORING, message)
     ml_state = next((s for s in states if s.component == "ml"), None)
     if spec.ml.gpu.enabled and ml_state is not None and ml_state.exists and not ml_state.available:
         pods = kube.list_pods(names.namespace, f"{LABEL_COMPONENT}=ml,{_selector(names)}")
@@ -246,6 +258,12 @@ def reconcile(
         now=rotation.parse_time(now) or datetime.datetime.now(datetime.UTC), write=not paused,
     )  # fmt: skip
     secrets = rotated.secrets
+    present = decisions.components(spec, prometheus_operator=prometheus_operator)
+    # Restores first: a Redis restore decides whether this pass renders its Redis stopped.
+    restores = on_demand.handle(
+        kube, body, spec, names, present=present, write=not paused, now=now, kinds=("restore",)
+    )
+    restoring = on_demand.restoring(restores.status)
     built = build_all(
         spec,
         names,
@@ -257,6 +275,7 @@ def reconcile(
         keda=keda,
         rabbitmq_topology=rabbitmq_topology,
         istio=istio,
+        restoring=restoring,
     )
     desired = [*(ownership.with_owner(obj, body) for obj in built), *rotated.objects]
     outcome = Outcome(status={}, requeue_after=rotated.wake_in)
@@ -273,12 +292,19 @@ def reconcile(
         outcome.writes = applied.writes + grown.writes + rotated.writes
         outcome.failures = [*rotated.failures, *applied.failures]
         outcome.pruned = prune(kube, view, desired, meta["uid"])
-    present = decisions.components(spec, prometheus_operator=prometheus_operator)
-    requests = on_demand.handle(kube, body, spec, names, present=present, write=not paused)
+    backups = on_demand.handle(
+        kube, body, spec, names, present=present, write=not paused, now=now, kinds=("backup",)
+    )
+    requests = on_demand.Handled(
+        status={**backups.status, **restores.status},
+        conditions=[*backups.conditions, *restores.conditions],
+        events=[*backups.events, *restores.events],
+        writes=backups.writes + restores.writes,
+    )
     outcome.writes += requests.writes
     states = workload_states(view, desired)
     summary = status.summarize(
-        observe(kube, spec, names, states),
+        observe(kube, spec, names, states, restore=restores.status.get("restoreRequest")),
         paused=paused,
         errors=[*outcome.failures, *errors],
         monitoring=(*decisions.mode_message(mode), mode != "Disabled"),

@@ -14,6 +14,8 @@ from indexforge_operator.naming import LABEL_COMPONENT
 
 Obj = dict[str, Any]
 
+# A component stopped by a restore of its data (on_demand.py): progress, not a fault.
+RESTORING = "Restoring"
 # Condition type per component; the CR's printer columns and docs name these.
 COMPONENT_CONDITIONS: dict[str, str] = {
     "api": "APIAvailable",
@@ -155,7 +157,7 @@ def summarize(
     ``monitoring`` is (reason, message, whether metrics are collected at all).
     """
     not_ready = [c for c in components if c.status != "True"]
-    blocked = [c for c in not_ready if c.reason not in ("ReplicasNotReady",)]
+    blocked = [c for c in not_ready if c.reason not in ("ReplicasNotReady", RESTORING)]
     degraded_reasons = errors + [(c.reason, f"{c.type}: {c.message}") for c in blocked]
 
     if paused:
@@ -216,7 +218,11 @@ def transition_events(
         is_component = cond["type"].endswith("Available")
         if not is_component and cond["type"] not in _HEADLINE_TYPES:
             continue
-        if is_component and cond["reason"] in ("ReplicasNotReady", "MinimumReplicasAvailable"):
+        if is_component and cond["reason"] in (
+            "ReplicasNotReady",
+            "MinimumReplicasAvailable",
+            RESTORING,  # the restore posts Events of its own
+        ):
             continue
         bad = (cond["status"] == "True") == (cond["type"] == "Degraded")
         if first_pass and bad and cond["reason"] == "ReplicasNotReady":

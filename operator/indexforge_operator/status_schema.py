@@ -58,6 +58,17 @@ class RequestStatus(SpecModel):
     message: Annotated[str, StringConstraints(max_length=4096)] = Field(
         default="", description="Why it failed or was refused."
     )
+    step: Literal["Stopping", "Restoring", "Starting"] | None = Field(
+        default=None,
+        description="A running Redis restore's step: its Redis stopping, the restore Job "
+        "running, its Redis starting again.",
+    )
+    started_at: Timestamp | None = Field(
+        default=None, description="When a Redis restore started (its overall timeout)."
+    )
+    job_result: Literal["Succeeded", "Failed"] | None = Field(
+        default=None, description="How a Redis restore's Job ended, while Redis starts."
+    )
 
 
 class KeyRotationStatus(SpecModel):

@@ -83,7 +83,9 @@ def test_backup_now_runs_the_jobs_once_and_reports_success(
     assert cond["status"] == "True"
     record = _cr(api_client, namespace, "demo")["status"]["backupRequest"]
     assert record["request"] == "first" and record["result"] == "Succeeded"
-    assert _events(api_client, namespace, "BackupSucceeded")
+    # Events are posted after the status write: wait for them too.
+    wait_for(lambda: _events(api_client, namespace, "BackupSucceeded"), timeout=30,
+             what="the BackupSucceeded Event")  # fmt: skip
 
     # Passes that follow (a spec change) start nothing new for the handled value.
     _apply(kubeconfig, _sample(namespace, backup=BACKUP, ml={"batchSize": 16}))
@@ -122,17 +124,20 @@ def test_a_failed_backup_job_and_a_refused_restore_are_reported(
     )
     assert cond["status"] == "False"
     assert f"Job {victim.metadata.name}: BackoffLimitExceeded" in cond["message"], cond
-    events = _events(api_client, namespace, "BackupFailed")
+    events = wait_for(lambda: _events(api_client, namespace, "BackupFailed"), timeout=30,
+                      what="the BackupFailed Event")  # fmt: skip
     assert len(events) == 1 and events[0].type == "Warning"
     assert "BackoffLimitExceeded" in events[0].message and "doomed" in events[0].message
 
-    # Restoring Redis through the CR is refused with the reason; no Job starts.
+    # A Redis restore naming no file the backup job writes is refused; no Job starts.
     _annotate(kubeconfig, namespace, on_demand.RESTORE_ANNOTATION, "redis-state/redis-x.rdb")
     cond = wait_for(
-        lambda: _with_reason(api_client, namespace, "Restore", "RestoreNotSupported"),
+        lambda: _with_reason(api_client, namespace, "Restore", "RestoreInvalid"),
         timeout=60,
-        what="RestoreNotSupported",
+        what="RestoreInvalid",
     )
-    assert "scaled to 0" in cond["message"]
-    assert _events(api_client, namespace, "RestoreNotSupported")
+    assert "redis-<YYYYmmddTHHMMSSZ>.rdb" in cond["message"]
+    # Events are posted right after the status write: wait for them, not only the condition.
+    wait_for(lambda: _events(api_client, namespace, "RestoreInvalid"), timeout=30,
+             what="the RestoreInvalid Event")  # fmt: skip
     assert _jobs(api_client, namespace, "indexforge.io/request=restore") == []

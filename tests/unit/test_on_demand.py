@@ -58,6 +58,7 @@ def _handle(
         NAMES,
         present=PRESENT,
         write=kw.pop("write", True),
+        now=kw.pop("now", "2026-12-02T20:00:00Z"),
     )
 
 
@@ -114,7 +115,11 @@ def test_all_jobs_complete_is_success_and_a_deleted_job_is_a_failure() -> None:
 @pytest.mark.parametrize(
     ("value", "spec", "reason"),
     [
-        ("redis-state/redis-20261202.rdb", None, "RestoreNotSupported"),
+        ("redis-state/redis-20261202.rdb", None, "RestoreInvalid"),
+        ("redis-state/../redis-20261202T023000Z.rdb", None, "RestoreInvalid"),
+        ("redis-ml/redis-20261202T023000Z.rdb", None, "RestoreInvalid"),
+        ("redis-app/redis-20261202T023000Z.rdb", {"redis": False}, "RestoreNotConfigured"),
+        ("redis-state/redis-20261202T023000Z.rdb", {"enabled": False}, "RestoreNotConfigured"),
         ("weaviate/../etc", None, "RestoreInvalid"),
         ("weaviate", None, "RestoreInvalid"),
         ("grafana/x", None, "RestoreInvalid"),

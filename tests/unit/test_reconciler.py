@@ -200,3 +200,38 @@ def test_generated_keys_are_read_back_not_regenerated() -> None:
     assert cached is not None and cached["data"] == before, "generated values kept in the cache"
     cm = api.view().live(api.objects[("ConfigMap", "x-redis-app-config")])
     assert cm is not None and all(v.startswith(compare.DIGEST_PREFIX) for v in cm["data"].values())
+
+
+def test_a_redis_restore_in_status_renders_its_redis_stopped_then_runs_the_job() -> None:
+    """The restore's step comes from the CR's status (an operator restart keeps it): while
+    Stopping the state Redis is applied with 0 replicas and said to be Restoring (phase
+    Progressing, not Degraded); once at 0 with no pod left, the same kind of pass creates
+    the restore Job."""
+    api = MemoryApi()
+    backup = {"enabled": True, "target": {"volume": {"claimName": "backups"}}}
+    cr = _cr(backup=backup)
+    _pass(api, cr)
+    assert api.objects[("StatefulSet", "x-redis-state")]["spec"]["replicas"] == 1
+    value = "redis-state/redis-20261202T023000Z.rdb"
+    cr["metadata"]["annotations"] = {"indexforge.io/restore": value}
+    cr["status"] = {"restoreRequest": {"request": value, "jobs": ["x-rst-restore-1"],
+                                       "result": "Running", "step": "Stopping",
+                                       "startedAt": "2026-12-02T20:00:00Z"}}  # fmt: skip
+    now = "2026-12-02T20:00:05Z"
+    out = reconcile(api, cr, view=api.view(), prometheus_operator=False, now=now)  # type: ignore[arg-type]
+    assert api.objects[("StatefulSet", "x-redis-state")]["spec"]["replicas"] == 0
+    assert api.objects[("StatefulSet", "x-redis-app")]["spec"]["replicas"] == 1
+    assert ("Job", "x-rst-restore-1") not in api.objects  # it was still at 1 when observed
+    conds = {c["type"]: c for c in out.status["conditions"]}
+    assert conds["RedisStateAvailable"]["reason"] == "Restoring"
+    assert out.status["phase"] == "Progressing" and conds["Degraded"]["status"] == "False"
+    assert out.status["restoreRequest"]["step"] == "Stopping"
+
+    cr["status"] = out.status
+    nxt = reconcile(api, cr, view=api.view(), prometheus_operator=False, now=now)  # type: ignore[arg-type]
+    assert nxt.status["restoreRequest"]["step"] == "Restoring"
+    job = api.objects[("Job", "x-rst-restore-1")]
+    assert job["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"] == {
+        "claimName": "data-x-redis-state-0"
+    }
+    assert api.objects[("StatefulSet", "x-redis-state")]["spec"]["replicas"] == 0

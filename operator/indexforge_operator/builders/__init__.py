@@ -110,6 +110,7 @@ def build_all(
     keda: bool = False,
     rabbitmq_topology: bool = False,
     istio: bool = False,
+    restoring: Iterable[str] = (),
 ) -> list[Obj]:
     """Every object of one instance, sorted by APPLY_ORDER then name.
 
@@ -117,7 +118,8 @@ def build_all(
     the whole prometheus-operator CRD set); `receiver_keys`: key names of the Alertmanager
     receivers Secret (never its values); `rabbitmq_cluster`, `keda`, `rabbitmq_topology`: the
     RabbitmqCluster, KEDA ScaledObject and messaging topology operator CRDs exist; `istio`:
-    Istio's security/networking CRDs exist.
+    Istio's security/networking CRDs exist; `restoring`: Redis components stopped while a
+    restore replaces their data (the CR's status.restoreRequest, see on_demand.py).
     """
     spec = resolve_integrations(
         spec,
@@ -133,7 +135,7 @@ def build_all(
         *build_api(spec, names),
         *build_ml(spec, names),
         *build_excel(spec, names),
-        *build_redis(spec, names),
+        *build_redis(spec, names, restoring=frozenset(restoring)),
         *build_weaviate(spec, names),
         *build_gateway(spec, names, secrets=secrets),
         *build_network_policies(spec, names, prometheus_operator=prometheus_operator),

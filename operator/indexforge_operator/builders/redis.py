@@ -9,6 +9,7 @@ caches; state (noeviction, AOF) holds the API's job records and queued uploads
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 import jinja2
@@ -158,7 +159,12 @@ def _containers(names: Names, instance: RedisInstance, component: RedisComponent
 
 
 def _build_one(
-    spec: IndexForgeSpec, names: Names, instance: RedisInstance, component: RedisComponent
+    spec: IndexForgeSpec,
+    names: Names,
+    instance: RedisInstance,
+    component: RedisComponent,
+    *,
+    stopped: bool = False,
 ) -> list[Obj]:
     conf = {"redis.conf": redis_conf(instance, instance_name=names.instance, role=component)}
     claim = data_volume_claim(names, component, instance.persistence)
@@ -203,7 +209,8 @@ def _build_one(
             spec,
             names,
             component,
-            replicas=replicas,
+            # Stopped for a restore of its data (on_demand.py): no pod may hold the volume.
+            replicas=0 if stopped else replicas,
             template=template,
             claim=claim,
             parallel=replicas > 1,
@@ -216,11 +223,20 @@ def _build_one(
     return out
 
 
-def build_redis(spec: IndexForgeSpec, names: Names) -> list[Obj]:
-    """The three Redis servers (and the state Redis's sentinels when it is replicated)."""
+def build_redis(
+    spec: IndexForgeSpec, names: Names, *, restoring: Collection[str] = ()
+) -> list[Obj]:
+    """The three Redis servers (and the state Redis's sentinels when it is replicated).
+
+    ``restoring``: Redis components whose data a restore is replacing; their StatefulSets
+    have 0 replicas meanwhile (the reconciler passes it in from the CR's status). With
+    replication the sentinels stop too: restarted together, their memory of a failover is
+    gone (emptyDir) and every pod takes ordinal 0, the restored one, as the primary.
+    """
+    state_stopped = "redis-state" in restoring
     return [
-        *_build_one(spec, names, spec.redis.app, "redis-app"),
+        *_build_one(spec, names, spec.redis.app, "redis-app", stopped="redis-app" in restoring),
         *_build_one(spec, names, spec.redis.ml, "redis-ml"),
-        *_build_one(spec, names, spec.redis.state, "redis-state"),
-        *build_sentinel(spec, names),
+        *_build_one(spec, names, spec.redis.state, "redis-state", stopped=state_stopped),
+        *build_sentinel(spec, names, stopped=state_stopped),
     ]

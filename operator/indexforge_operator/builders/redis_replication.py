@@ -305,8 +305,9 @@ def _sentinel_pod(names: Names, spec: IndexForgeSpec, conf: dict[str, str]) -> O
     )
 
 
-def build_sentinel(spec: IndexForgeSpec, names: Names) -> list[Obj]:
-    """The Sentinel StatefulSet and what it needs; nothing unless replication is on."""
+def build_sentinel(spec: IndexForgeSpec, names: Names, *, stopped: bool = False) -> list[Obj]:
+    """The Sentinel StatefulSet and what it needs; nothing unless replication is on.
+    ``stopped``: 0 replicas while the state Redis's data is restored (build_redis)."""
     replication = spec.redis.state.replication
     if not replication.enabled:
         return []
@@ -325,7 +326,7 @@ def build_sentinel(spec: IndexForgeSpec, names: Names) -> list[Obj]:
             spec,
             names,
             "sentinel",
-            replicas=replication.sentinels,
+            replicas=0 if stopped else replication.sentinels,
             template=_sentinel_pod(names, spec, conf),
             claim=None,
             parallel=True,
