@@ -44,6 +44,7 @@ class Integrations:
     keda: bool
     rabbitmq_topology: bool
     istio: bool
+    external_secrets: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class Controller:
     rabbitmq_topology: Callable[[], bool] = lambda: False
     # Whether Istio's CRDs exist (mesh.mode auto).
     istio: Callable[[], bool] = lambda: False
+    # Whether the ExternalSecret CRD exists (secrets.provider externalSecrets).
+    external_secrets: Callable[[], bool] = lambda: False
     timing: Timing = field(default_factory=Timing)
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff = field(default_factory=Backoff)
@@ -159,6 +162,7 @@ class Controller:
             keda=self.keda(),
             rabbitmq_topology=self.rabbitmq_topology(),
             istio=self.istio(),
+            external_secrets=self.external_secrets(),
         )
         started = time.monotonic()
         try:
@@ -193,6 +197,8 @@ class Controller:
         self.backoff.succeeded(key)
         if phase == "Progressing":
             self.queue.add_after(key, self.timing.progressing_requeue)
+        elif outcome.requeue_after is not None:  # secrets.provider vault: re-read Vault
+            self.queue.add_after(key, outcome.requeue_after)
 
     def _pass(self, key: Key, body: Obj, view: ChildView, integrations: Integrations) -> Outcome:
         """Runs in a worker thread: reconcile, then status and Events (sync client)."""
@@ -215,6 +221,7 @@ class Controller:
             keda=integrations.keda,
             rabbitmq_topology=integrations.rabbitmq_topology,
             istio=integrations.istio,
+            external_secrets=integrations.external_secrets,
             now=_now(),
         )
         if outcome.status is None:

@@ -17,7 +17,15 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from indexforge_operator import decisions, on_demand, ownership, secret_store, status, volumes
+from indexforge_operator import (
+    decisions,
+    on_demand,
+    ownership,
+    secret_providers,
+    secret_store,
+    status,
+    volumes,
+)
 from indexforge_operator.builders import build_all, entry_url
 from indexforge_operator.children import ChildView, cached_form, controller_uid
 from indexforge_operator.compare import drift
@@ -49,6 +57,8 @@ class Outcome:
     pruned: list[str] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
+    # Pass again after this many seconds although nothing changed (secrets.provider vault).
+    requeue_after: float | None = None
 
 
 def is_paused(body: Obj) -> bool:
@@ -198,6 +208,7 @@ def reconcile(
     keda: bool = False,
     rabbitmq_topology: bool = False,
     istio: bool = False,
+    external_secrets: bool = False,
 ) -> Outcome:
     meta = body["metadata"]
     if LEGACY_FINALIZER in (meta.get("finalizers") or []):
@@ -223,9 +234,13 @@ def reconcile(
         keda=keda,
         rabbitmq_topology=rabbitmq_topology,
         istio=istio,
+        external_secrets=external_secrets,
     )
     errors = [*errors, *((f.reason, f.message) for f in missing)]
-    secrets = secret_store.load_or_create(kube, names, spec, view=view)
+    source = secret_providers.load(kube, names, spec, view=view)
+    # A store that failed (Vault down, login refused): this pass writes nothing, so no Secret
+    # is touched and nothing is regenerated; the objects are built only to report status.
+    secrets = source.secrets or secret_store.load_or_create(kube, names, spec, view=view)
     built = build_all(
         spec,
         names,
@@ -237,24 +252,28 @@ def reconcile(
         keda=keda,
         rabbitmq_topology=rabbitmq_topology,
         istio=istio,
+        external_secrets=external_secrets,
     )
     desired = [ownership.with_owner(obj, body) for obj in built]
-    outcome = Outcome(status={})
+    outcome = Outcome(status={}, requeue_after=source.requeue_after)
     paused = is_paused(body)
+    writable = not paused and source.failure is None
     # Grown volumes first: a StatefulSet being re-created is left out of this pass's apply.
     grown = volumes.expand(
         kube, view, desired, namespace=names.namespace, selector=_selector(names),
-        previous=previous, write=not paused,
+        previous=previous, write=writable,
     )  # fmt: skip
     desired = grown.desired
     errors += grown.findings
-    if not paused:
+    if writable:
         to_apply = [o for o in desired if not volumes.is_held(o, grown.held)]
         applied = apply_changed(kube, view, to_apply, meta["uid"])
         outcome.writes, outcome.failures = applied.writes + grown.writes, applied.failures
         outcome.pruned = prune(kube, view, desired, meta["uid"])
+    if source.failure is not None:
+        outcome.failures.append(source.failure)
     present = decisions.components(spec, prometheus_operator=prometheus_operator)
-    requests = on_demand.handle(kube, body, spec, names, present=present, write=not paused)
+    requests = on_demand.handle(kube, body, spec, names, present=present, write=writable)
     outcome.writes += requests.writes
     states = workload_states(view, desired)
     summary = status.summarize(
