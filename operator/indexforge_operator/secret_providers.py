@@ -54,6 +54,23 @@ def _ca_pem(kube: Kube, spec: IndexForgeSpec, names: Names) -> str | None:
     return base64.b64decode(data[ref.key]).decode()
 
 
+def _in_cluster(kube: Kube, names: Names, view: ChildView | None) -> generated.GeneratedSecrets:
+    """Values of the Secrets an earlier provider (kubernetes) generated, none generated here."""
+
+    def data(name: str) -> dict[str, str] | None:
+        ref = {"apiVersion": "v1", "kind": "Secret",
+               "metadata": {"namespace": names.namespace, "name": name}}  # fmt: skip
+        live = view.live(ref) if view is not None else None
+        live = live if live is not None else kube.get(ref)
+        return None if live is None else dict(live.get("data") or {})
+
+    return generated.from_secret_data(
+        consumers=data(names.gateway_consumers),
+        grafana=data(names.grafana_admin),
+        internal=data(names.internal_auth),
+    )
+
+
 def load(kube: Kube, names: Names, spec: IndexForgeSpec, *, view: ChildView | None) -> Source:
     provider = spec.secrets.provider
     if provider == "externalSecrets":
@@ -67,6 +84,7 @@ def load(kube: Kube, names: Names, spec: IndexForgeSpec, *, view: ChildView | No
             jwt=vault_store.service_account_token(kube.bearer_token()),
             ca_pem=_ca_pem(kube, spec, names),
             token=_token,
+            seed=lambda: _in_cluster(kube, names, view),
         )
     except vault_store.VaultError as exc:
         return Source(secrets=None, failure=(exc.reason, exc.message))

@@ -95,13 +95,23 @@ class Plan:
         return f"Plan(additions={sorted(self.additions)}, values=<hidden>)"
 
 
-def plan(spec: IndexForgeSpec, stored: Mapping[str, str], *, token: Callable[[], str]) -> Plan:
+def plan(
+    spec: IndexForgeSpec,
+    stored: Mapping[str, str],
+    *,
+    token: Callable[[], str],
+    seed: generated.GeneratedSecrets | None = None,
+) -> Plan:
     """Keep every stored value; generate only what the spec needs and the store lacks.
 
+    ``seed``: values already in the cluster's Secrets (an instance switching from the
+    kubernetes provider): a key the store lacks takes the seed's value before a new one is
+    generated, so the switch changes no credential. Stored values always win.
     Keys the spec no longer needs (a removed consumer) stay in the store: the store is the
     source of truth and nothing there is deleted by the operator.
     """
-    wanted = to_kv(generated.complete(spec, current=from_kv(stored), token=token))
+    known = {**(to_kv(seed) if seed is not None else {}), **{k: v for k, v in stored.items() if v}}
+    wanted = to_kv(generated.complete(spec, current=from_kv(known), token=token))
     additions = {k: v for k, v in wanted.items() if not stored.get(k)}
     merged = {**stored, **additions}
     secrets = generated.complete(spec, current=from_kv(merged), token=_no_token)

@@ -37,6 +37,7 @@ import requests
 from hvac import exceptions as hv
 
 from . import vault_kv
+from .generated import GeneratedSecrets
 from .naming import Names
 from .spec import IndexForgeSpec
 from .spec_secrets import VaultSpec
@@ -213,8 +214,12 @@ def load_or_create(
     jwt: str,
     ca_pem: str | None,
     token: Callable[[], str],
+    seed: Callable[[], GeneratedSecrets] | None = None,
 ) -> Loaded:
-    """Stored values, with the missing ones generated and written to Vault first."""
+    """Stored values, with the missing ones generated and written to Vault first.
+
+    ``seed`` reads the values of the cluster's Secrets; it is called only when Vault holds no
+    entry yet for this instance (a switch from the kubernetes provider keeps every value)."""
     vault = spec.secrets.vault
     path = vault_kv.kv_path(spec, names)
     client = _client(vault, ca_pem)
@@ -227,7 +232,8 @@ def load_or_create(
             forget_logins()  # a revoked or expired token: log in once more
             _login(client, vault, jwt)
             stored, version = _read(client, vault, path)
-        result = vault_kv.plan(spec, stored, token=token)
+        first = seed() if (seed is not None and version == 0) else None
+        result = vault_kv.plan(spec, stored, token=token, seed=first)
         if result.additions:
             doing = f"writing {vault.mount}/{path}"
             log.info("vault: writing %d generated keys to %s/%s: %s", len(result.additions),

@@ -196,3 +196,25 @@ def test_hung_vault_degrades_touches_nothing_and_recovers(
         bao.resume()
     _wait_ready(api_client, namespace, "demo", timeout=180)
     assert _secret(api_client, namespace, "demo-internal-auth").data == before.data
+
+
+def test_switching_from_kubernetes_to_vault_keeps_every_value(
+    api_client: Any, namespace: str, kubeconfig: Path, bao: BaoServer,
+    operator_process: OperatorProcess,
+) -> None:  # fmt: skip
+    _apply(kubeconfig, _sample(namespace, "moved", **QUIET))
+    _wait_ready(api_client, namespace, "moved", timeout=240)
+    before = _secret(api_client, namespace, "moved-internal-auth").data
+    _apply(kubeconfig, _vault_cr(namespace, bao, "moved"))
+
+    def stored() -> dict[str, str] | None:
+        try:
+            return _kv(bao, f"indexforge/{namespace}/moved")[0]
+        except hvac.exceptions.InvalidPath:
+            return None
+
+    data = wait_for(stored, timeout=60, what="the values moved into Vault")
+    for key in ("weaviate-api-key", "redis-app-password", "redis-ml-password"):
+        assert data[key] == base64.b64decode(before[key]).decode()
+    _wait_ready(api_client, namespace, "moved", timeout=120)
+    assert _secret(api_client, namespace, "moved-internal-auth").data == before

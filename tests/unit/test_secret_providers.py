@@ -8,6 +8,8 @@ import itertools
 from typing import Any
 
 import pytest
+import requests
+from hvac import exceptions as hv
 from pydantic import ValidationError
 
 from indexforge_operator import decisions, generated, secret_providers, vault_kv, vault_store
@@ -196,3 +198,30 @@ def test_bearer_token_is_the_clients_own() -> None:
     conf.api_key = {"BearerToken": "Bearer sa-jwt"}
     assert Kube(k8s.ApiClient(conf)).bearer_token() == "sa-jwt"
     assert Kube(k8s.ApiClient(k8s.Configuration())).bearer_token() == ""
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason", "words"),
+    [
+        (requests.exceptions.ReadTimeout(), "VaultUnavailable", "timed out"),
+        (requests.exceptions.ConnectionError(), "VaultUnavailable", "unreachable"),
+        (hv.VaultDown("Vault is sealed", errors=["Vault is sealed"]), "VaultSealed", "sealed"),
+        (hv.Forbidden("denied", errors=["permission denied"]), "VaultPermissionDenied", "denied"),
+    ],
+)
+def test_vault_failures_map_to_reasons(exc: Exception, reason: str, words: str) -> None:
+    vault = _spec(secrets=VAULT).secrets.vault
+    found = vault_store._translate(exc, vault, "reading secret/indexforge/ns1/demo")
+    assert found.reason == reason
+    assert words in found.message and "127.0.0.1:8200" in found.message
+
+
+def test_first_vault_write_keeps_the_values_of_the_cluster_secrets() -> None:
+    """Switching kubernetes -> vault: Vault is empty, the Secrets' values move in unchanged."""
+    spec = _spec(secrets=VAULT, gateway=GATEWAY)
+    before = generated.complete(spec, current=generated.GeneratedSecrets(), token=_counter())
+    result = vault_kv.plan(spec, {"weaviate-api-key": "in-vault"}, token=_counter(), seed=before)
+    assert result.secrets.weaviate_api_key == "in-vault"  # the store wins
+    assert result.secrets.redis_passwords == before.redis_passwords
+    assert result.secrets.consumer_keys == before.consumer_keys
+    assert result.additions["redis-app-password"] == before.redis_password("redis-app")
