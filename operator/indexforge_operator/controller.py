@@ -197,7 +197,7 @@ class Controller:
         self.backoff.succeeded(key)
         if phase == "Progressing":
             self.queue.add_after(key, self.timing.progressing_requeue)
-        elif outcome.requeue_after is not None:  # secrets.provider vault: re-read Vault
+        if outcome.requeue_after is not None:  # e.g. a key rotation's grace period ends
             self.queue.add_after(key, outcome.requeue_after)
 
     def _pass(self, key: Key, body: Obj, view: ChildView, integrations: Integrations) -> Outcome:

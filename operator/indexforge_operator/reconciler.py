@@ -57,8 +57,7 @@ class Outcome:
     pruned: list[str] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
-    # Pass again after this many seconds although nothing changed (secrets.provider vault).
-    requeue_after: float | None = None
+    requeue_after: float | None = None  # a deadline (key rotation) needs a pass by then
 
 
 def is_paused(body: Obj) -> bool:
@@ -255,6 +254,7 @@ def reconcile(
         external_secrets=external_secrets,
     )
     desired = [ownership.with_owner(obj, body) for obj in built]
+    # secrets.provider vault: the next read of Vault (a value changed there has no event).
     outcome = Outcome(status={}, requeue_after=source.requeue_after)
     paused = is_paused(body)
     writable = not paused and source.failure is None
