@@ -65,6 +65,10 @@ _KEEP = (
 # Spec fields that mean something only to the operator.
 _STATIC_NOTES = {
     "paused": "Operator only: ignored by this chart (helm has no reconcile loop to pause).",
+    "secrets.provider": "This chart: vault fails the release (only the operator can write "
+    "generated values to Vault; seed Vault and use externalSecrets); externalSecrets renders "
+    "the operator's ExternalSecrets and SecretStore; not together with "
+    "credentials.existingSecret.",
 }
 # Keys of the existing-credentials Secret (templates/_credentials.tpl, `indexforge credentials`).
 _CREDENTIAL_KEYS = (
@@ -258,8 +262,11 @@ def _values_lines(node: Schema, depth: int, path: str) -> Iterator[str]:
         if _is_object_default(child):
             yield f"{indent}# {key}: {_scalar(child['default'])}"
         elif has_fields and "default" in child:
-            yield f"{indent}{key}:"
-            yield from _values_lines(child, depth + 1, dotted + ".")
+            inner = list(_values_lines(child, depth + 1, dotted + "."))
+            # Every field unset: an empty mapping, not YAML null (the schema wants an object).
+            empty = all(not line.strip() or line.lstrip().startswith("#") for line in inner)
+            yield f"{indent}{key}: {{}}" if empty else f"{indent}{key}:"
+            yield from inner
         elif "default" in child:
             yield f"{indent}{key}: {_scalar(child['default'])}"
         elif child.get("type") == "array":

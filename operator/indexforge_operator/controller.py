@@ -44,6 +44,7 @@ class Integrations:
     keda: bool
     rabbitmq_topology: bool
     istio: bool
+    external_secrets: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class Controller:
     rabbitmq_topology: Callable[[], bool] = lambda: False
     # Whether Istio's CRDs exist (mesh.mode auto).
     istio: Callable[[], bool] = lambda: False
+    # Whether the ExternalSecret CRD exists (secrets.provider externalSecrets).
+    external_secrets: Callable[[], bool] = lambda: False
     timing: Timing = field(default_factory=Timing)
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     backoff: Backoff = field(default_factory=Backoff)
@@ -159,6 +162,7 @@ class Controller:
             keda=self.keda(),
             rabbitmq_topology=self.rabbitmq_topology(),
             istio=self.istio(),
+            external_secrets=self.external_secrets(),
         )
         started = time.monotonic()
         try:
@@ -217,6 +221,7 @@ class Controller:
             keda=integrations.keda,
             rabbitmq_topology=integrations.rabbitmq_topology,
             istio=integrations.istio,
+            external_secrets=integrations.external_secrets,
             now=_now(),
         )
         if outcome.status is None:

@@ -106,9 +106,19 @@ def check_integrations(
     keda: bool,
     rabbitmq_topology: bool = False,
     istio: bool = False,
+    external_secrets: bool = True,
 ) -> list[Finding]:
     """An integration the spec forces whose CRDs are not installed cannot be created."""
     found = []
+    if spec.secrets.provider == "externalSecrets" and not external_secrets:
+        found.append(
+            Finding(
+                "ExternalSecretsCRDMissing",
+                "secrets.provider is externalSecrets but the externalsecrets.external-secrets.io "
+                "CRD is not installed: install External Secrets Operator or use another provider "
+                "(no credential Secret is created meanwhile)",
+            )
+        )
     if spec.mesh.mode == "istio" and not istio:
         found.append(
             Finding(

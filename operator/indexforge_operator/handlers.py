@@ -44,8 +44,14 @@ SCALED_OBJECT_CRD = "scaledobjects.keda.sh"
 RABBITMQ_QUEUE_CRD = "queues.rabbitmq.com"
 # Istio (its PeerAuthentication CRD stands for the security/networking set it installs).
 ISTIO_CRD = "peerauthentications.security.istio.io"
+# External Secrets Operator (secrets.provider externalSecrets): both kinds we create. Each is
+# watched, so the pass that creates them runs once the later of the two is served.
+EXTERNAL_SECRET_CRD = "externalsecrets.external-secrets.io"
+SECRET_STORE_CRD = "secretstores.external-secrets.io"
 INTEGRATION_CRDS = frozenset(
     {
+        EXTERNAL_SECRET_CRD,
+        SECRET_STORE_CRD,
         SERVICE_MONITOR_CRD,
         ALERTMANAGER_CONFIG_CRD,
         RABBITMQ_CLUSTER_CRD,
@@ -167,6 +173,9 @@ async def start(
         keda=lambda: SCALED_OBJECT_CRD in integrations,
         rabbitmq_topology=lambda: RABBITMQ_QUEUE_CRD in integrations,
         istio=lambda: ISTIO_CRD in integrations,
+        external_secrets=lambda: (
+            EXTERNAL_SECRET_CRD in integrations and SECRET_STORE_CRD in integrations
+        ),
         timing=timing_from_env(),
         leading=leading,
     )

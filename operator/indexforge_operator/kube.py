@@ -71,6 +71,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("security.istio.io/v1", "PeerAuthentication", "peerauthentications"),
     Resource("security.istio.io/v1", "AuthorizationPolicy", "authorizationpolicies"),
     Resource("networking.istio.io/v1", "DestinationRule", "destinationrules"),
+    # secrets.provider externalSecrets (builders/external_secrets.py).
+    Resource("external-secrets.io/v1", "SecretStore", "secretstores"),
+    Resource("external-secrets.io/v1", "ExternalSecret", "externalsecrets"),
 )
 _BY_KIND = {(r.api_version, r.kind): r for r in RESOURCES}
 
@@ -173,6 +176,14 @@ class Kube:
             query=[("fieldManager", field_manager), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
+
+    def bearer_token(self) -> str:
+        """The token this client authenticates with (the operator's ServiceAccount token in a
+        pod or with a ServiceAccount kubeconfig; "" with client certificates). Vault's
+        Kubernetes auth logs in with it (vault_store.py)."""
+        # auth_settings() runs the client's refresh hook (in a pod: re-reads the token file).
+        settings = self._api.configuration.auth_settings().get("BearerToken") or {}
+        return str(settings.get("value") or "").removeprefix("Bearer ").strip()
 
     def get(self, obj_ref: Obj) -> Obj | None:
         res = resource_for(obj_ref)

@@ -128,6 +128,11 @@ class Names:
         return f"{self.instance}-internal-auth"
 
     @property
+    def secret_store(self) -> str:
+        """SecretStore (and its ServiceAccount) of the externalSecrets provider."""
+        return f"{self.instance}-secrets"
+
+    @property
     def grafana_provisioning(self) -> str:
         return f"{self.instance}-grafana-provisioning"
 

@@ -23,6 +23,7 @@ from indexforge_operator import (
     on_demand,
     ownership,
     rotation,
+    secret_providers,
     secret_store,
     status,
     volumes,
@@ -220,6 +221,7 @@ def reconcile(
     keda: bool = False,
     rabbitmq_topology: bool = False,
     istio: bool = False,
+    external_secrets: bool = False,
 ) -> Outcome:
     meta = body["metadata"]
     if LEGACY_FINALIZER in (meta.get("finalizers") or []):
@@ -245,23 +247,28 @@ def reconcile(
         keda=keda,
         rabbitmq_topology=rabbitmq_topology,
         istio=istio,
+        external_secrets=external_secrets,
     )
     errors = [*errors, *((f.reason, f.message) for f in missing)]
-    secrets = secret_store.load_or_create(kube, names, spec, view=view)
+    source = secret_providers.load(kube, names, spec, view=view)
+    # A store that failed (Vault down, login refused): this pass writes nothing, so no Secret
+    # is touched and nothing is regenerated; the objects are built only to report status.
+    secrets = source.secrets or secret_store.load_or_create(kube, names, spec, view=view)
     paused = is_paused(body)
+    writable = not paused and source.failure is None
 
     def live_or_server(obj: Obj) -> Obj | None:
         return view.live(obj) or kube.get(obj)
 
     rotated = rotation.handle(
         kube, body, spec, names, live=live_or_server, cached=view.live, secrets=secrets,
-        now=rotation.parse_time(now) or datetime.datetime.now(datetime.UTC), write=not paused,
+        now=rotation.parse_time(now) or datetime.datetime.now(datetime.UTC), write=writable,
     )  # fmt: skip
     secrets = rotated.secrets
     present = decisions.components(spec, prometheus_operator=prometheus_operator)
     # Restores first: a Redis restore decides whether this pass renders its Redis stopped.
     restores = on_demand.handle(
-        kube, body, spec, names, present=present, write=not paused, now=now, kinds=("restore",)
+        kube, body, spec, names, present=present, write=writable, now=now, kinds=("restore",)
     )
     restoring = on_demand.restoring(restores.status)
     built = build_all(
@@ -276,24 +283,30 @@ def reconcile(
         rabbitmq_topology=rabbitmq_topology,
         istio=istio,
         restoring=restoring,
+        external_secrets=external_secrets,
     )
     desired = [*(ownership.with_owner(obj, body) for obj in built), *rotated.objects]
-    outcome = Outcome(status={}, requeue_after=rotated.wake_in)
+    # The earliest deadline: a key rotation's next phase, the next read of Vault (a value
+    # changed there has no event).
+    wake = [t for t in (rotated.wake_in, source.requeue_after) if t is not None]
+    outcome = Outcome(status={}, requeue_after=min(wake, default=None))
     # Grown volumes first: a StatefulSet being re-created is left out of this pass's apply.
     grown = volumes.expand(
         kube, view, desired, namespace=names.namespace, selector=_selector(names),
-        previous=previous, write=not paused,
+        previous=previous, write=writable,
     )  # fmt: skip
     desired = grown.desired
     errors += grown.findings
-    if not paused:
+    if writable:
         to_apply = [o for o in desired if not volumes.is_held(o, grown.held)]
         applied = apply_changed(kube, view, to_apply, meta["uid"])
         outcome.writes = applied.writes + grown.writes + rotated.writes
         outcome.failures = [*rotated.failures, *applied.failures]
         outcome.pruned = prune(kube, view, desired, meta["uid"])
+    if source.failure is not None:
+        outcome.failures.append(source.failure)
     backups = on_demand.handle(
-        kube, body, spec, names, present=present, write=not paused, now=now, kinds=("backup",)
+        kube, body, spec, names, present=present, write=writable, now=now, kinds=("backup",)
     )
     requests = on_demand.Handled(
         status={**backups.status, **restores.status},

@@ -83,7 +83,9 @@ def render(
 
     `rabbitmq_cluster`, `keda`, `rabbitmq_topology`: render as if the RabbitmqCluster / KEDA
     ScaledObject / messaging topology operator CRDs existed, `istio`: Istio's (what `auto`
-    resolves to; a forced one whose CRD is missing is left out, as the operator does)."""
+    resolves to; a forced one whose CRD is missing is left out, as the operator does).
+    secrets.provider externalSecrets renders the ExternalSecrets (no generated value) as if
+    their CRD existed: without it that provider has nothing to deploy."""
     names = names_of(cr, namespace=namespace)
     spec = parse_spec(cr.get("spec"))
     secrets = complete(spec, current=current or GeneratedSecrets(), token=token)
@@ -96,6 +98,7 @@ def render(
         keda=keda,
         rabbitmq_topology=rabbitmq_topology,
         istio=istio,
+        external_secrets=True,
     )
 
 

@@ -246,6 +246,19 @@ def _start(
     )
 
 
+def _stored_elsewhere(spec: IndexForgeSpec) -> str | None:
+    """Why the operator cannot rotate: the keys' source of truth is an external store."""
+    provider = spec.secrets.provider
+    if provider == "kubernetes":
+        return None
+    # Vault/External Secrets would read the old key back on the next pass; rotating there
+    # needs the overlap written to the store, which is not built (README, rotation).
+    return (
+        f"secrets.provider is {provider}: the consumer keys live in the external store, "
+        "so rotate them there (the operator rotates only keys it stores in Secrets)"
+    )
+
+
 def decide(
     state: State | None,
     *,
@@ -270,13 +283,16 @@ def decide(
     handled = {state.handled if state else None, state.request if state else None, refused_before}
     new_request = value is not None and value not in handled
 
-    if not known:
+    elsewhere = _stored_elsewhere(spec)
+    if not known or elsewhere:
         out.state = None  # nothing to rotate; the state Secret is pruned
         if new_request and value is not None:
             _, refusal = parse_request(value, known)
-            assert refusal is not None
-            out.events.append(("Warning", "KeyRotationRefused", f"{value}: {refusal[1]}"))
-            out.record = {"phase": "Idle", "refused": value, "message": refusal[1]}
+            message = elsewhere or (refusal[1] if refusal else "")
+            out.events.append(("Warning", "KeyRotationRefused", f"{value}: {message}"))
+            out.record = {"phase": "Idle", "refused": value, "message": message}
+        elif elsewhere and auth.rotation.interval_hours > 0:
+            out.record = {"phase": "Idle", "message": f"scheduled rotation off: {elsewhere}"}
         return out
 
     if state is not None and state.phase != "Idle":

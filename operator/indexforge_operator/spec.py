@@ -39,6 +39,7 @@ from .spec_mesh import MeshSpec
 from .spec_messaging import MessagingSpec
 from .spec_monitoring import MonitoringSpec
 from .spec_redis_replication import RedisReplication
+from .spec_secrets import SecretsSpec
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # Extended resource name: a domain prefix is mandatory (nvidia.com/gpu, amd.com/gpu).
@@ -417,3 +418,8 @@ class IndexForgeSpec(SpecModel):
         default=MessagingSpec(), description="Event-driven ingestion (RabbitMQ and workers)."
     )
     mesh: MeshSpec = Field(default=MeshSpec(), description="Service mesh mode (Istio).")
+    secrets: SecretsSpec = Field(
+        default=SecretsSpec(),
+        description="Where generated credentials live: Kubernetes Secrets, Vault, External "
+        "Secrets.",
+    )

@@ -40,7 +40,10 @@ def kube_schemas(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     for group, files in (
         ("rabbitmq", ("rabbitmq.com_rabbitmqclusters.yaml",)),
         ("keda", ("keda.sh_scaledobjects.yaml", "keda.sh_triggerauthentications.yaml")),
-    ):
+        # secrets.provider externalSecrets.
+        ("external-secrets", ("external-secrets.io_externalsecrets.yaml",
+                              "external-secrets.io_secretstores.yaml")),
+    ):  # fmt: skip
         found = {p.name: p for p in reference.crd_files(group)}
         missing = set(files) - set(found)
         assert not missing, f"reference CRDs missing: {sorted(missing)}"

@@ -25,7 +25,16 @@ from tests.charts.parity import GENERATED, Obj, load_stream, normalise
 
 RELEASE, NAMESPACE = "creds", "creds-ns"
 SECRET = f"{RELEASE}-credentials"  # the CLI's default name
-VARIANTS = [None, *STATIC_VARIANTS]
+
+
+def _provider(values: Path) -> str:
+    secrets = (yaml.safe_load(values.read_text()) or {}).get("secrets") or {}
+    return str(secrets.get("provider", "kubernetes"))
+
+
+# credentials.existingSecret is the kubernetes provider's alternative: a fixture naming another
+# secrets.provider (external-secrets) is refused with it (tests/charts/test_secrets_provider.py).
+VARIANTS = [None, *(v for v in STATIC_VARIANTS if _provider(v) == "kubernetes")]
 EXISTING = [f"credentials.existingSecret={SECRET}"]
 
 

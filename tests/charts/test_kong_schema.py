@@ -49,8 +49,13 @@ def test_operator_kong_config_is_valid_for_kong(sample: Path) -> None:
         assert kong_schema.problems(config) == []
 
 
+# Fixtures of the kubernetes provider: with externalSecrets kong.yml is a template in an
+# ExternalSecret (its structure is the same, compared with the operator's by the parity test).
+KONG_VARIANTS = [v for v in STATIC_VARIANTS if "provider: externalSecrets" not in v.read_text()]
+
+
 @pytest.mark.parametrize("existing", [False, True], ids=["generated", "existing-secret"])
-@pytest.mark.parametrize("values", STATIC_VARIANTS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("values", KONG_VARIANTS, ids=lambda p: p.stem)
 def test_static_chart_kong_config_is_valid_for_kong(values: Path, existing: bool) -> None:
     """Both credential modes (test_credentials.py also checks the resolved existingSecret
     config); gateway-off renders none."""

@@ -421,3 +421,25 @@ def test_the_rotate_keys_annotation_triggers_a_pass() -> None:
     assert _trigger(body) != before
     body["metadata"]["annotations"] = {"unrelated.example/note": "x"}
     assert _trigger(body) == before
+
+
+@pytest.mark.parametrize("provider", ["vault", "externalSecrets"])
+def test_rotation_is_refused_when_the_keys_live_in_an_external_store(provider: str) -> None:
+    """Vault/External Secrets hold the keys: a rotation here would be read back as the old
+    key on the next pass, so the request is refused with the reason and nothing starts."""
+    data = _spec(intervalHours=24).model_dump(by_alias=True, exclude_none=True)
+    data["secrets"] = {"provider": provider, "vault": {"address": "http://vault:8200"}}
+    spec = IndexForgeSpec.model_validate(data)
+    published = dict(_secrets(spec).consumer_keys)
+    requested = rotation.decide(None, spec=spec, annotation="all", previous=None,
+                                published=published, rolled_out=False, now=T0,
+                                token=counter_tokens())  # fmt: skip
+    assert requested.state is None
+    assert requested.record["refused"] == "all"
+    assert f"secrets.provider is {provider}" in requested.record["message"]
+    assert [r for _, r, _ in requested.events] == ["KeyRotationRefused"]
+    scheduled = rotation.decide(None, spec=spec, annotation=None, previous=None,
+                                published=published, rolled_out=False, now=T0,
+                                token=counter_tokens())  # fmt: skip
+    assert scheduled.state is None and not scheduled.events
+    assert scheduled.record["message"].startswith("scheduled rotation off")

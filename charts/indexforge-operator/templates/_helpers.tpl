@@ -118,4 +118,7 @@ what blockOwnerDeletion on the children's ownerReferences needs. No wildcards.
 - apiGroups: [networking.istio.io]
   resources: [destinationrules]
   verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [external-secrets.io]
+  resources: [secretstores, externalsecrets]
+  verbs: [get, list, watch, create, patch, delete]
 {{- end -}}

@@ -78,6 +78,9 @@ Secrets are rendered by different templates and must agree.
 */}}
 {{- define "indexforge.generated" -}}
 {{- $memo := "__indexforgeGenerated" -}}
+{{- if and (not (hasKey .Values $memo)) (eq (include "indexforge.secretsProvider" .) "externalSecrets") -}}
+{{- $_ := set .Values $memo (include "indexforge.esGenerated" . | fromJson) -}}
+{{- end -}}
 {{- if not (hasKey .Values $memo) -}}
 {{- $spec := include "indexforge.spec" . | fromJson -}}
 {{- $ns := .Release.Namespace -}}

@@ -59,7 +59,13 @@ bounds, enums and patterns.
 {{- range $line := include "indexforge.validate.resources" (list $spec "") | trim | splitList "\n" -}}
 {{- if $line }}{{ $errors = append $errors $line }}{{ end -}}
 {{- end -}}
+{{- $sec := $spec.secrets -}}
+{{- if and (eq $sec.provider "vault") (not $sec.vault.address) }}{{ $errors = append $errors "secrets.vault.address is required when secrets.provider is vault" }}{{ end -}}
+{{- if and (eq $sec.provider "externalSecrets") (not $sec.vault.address) (not $sec.externalSecrets.storeRef) }}{{ $errors = append $errors "secrets.externalSecrets needs vault.address (the operator emits a SecretStore) or externalSecrets.storeRef (an existing store) when secrets.provider is externalSecrets" }}{{ end -}}
 {{- if $errors }}{{ fail (printf "invalid values (IndexForge spec):\n  - %s" (join "\n  - " $errors)) }}{{ end -}}
+{{- /* Valid as a CR, impossible without an operator: the chart cannot write to Vault. */ -}}
+{{- if and (ne $sec.provider "kubernetes") (include "indexforge.existingSecret" .) }}{{ fail (printf "credentials.existingSecret and secrets.provider %s both say where the credentials come from: set one" $sec.provider) }}{{ end -}}
+{{- if eq $sec.provider "vault" }}{{ fail "secrets.provider vault needs the IndexForge operator (it generates the values and writes them to Vault); the static chart cannot write to Vault: seed the values in Vault (keys in the README) and use secrets.provider externalSecrets, or use the operator" }}{{ end -}}
 {{- end -}}
 
 {{/*

@@ -27,6 +27,9 @@ from .common import Obj
 from .credentials import build_internal_auth
 from .dashboards import build_dashboards
 from .excel import build_excel
+from .external_secrets import KINDS as EXTERNAL_SECRETS_KINDS
+from .external_secrets import convert as to_external_secrets
+from .external_secrets import placeholders
 from .gateway import build_gateway, entry_url
 from .grafana import build_grafana
 from .jaeger import build_jaeger
@@ -69,6 +72,8 @@ __all__ = [
 APPLY_ORDER = (
     "ServiceAccount",
     "Secret",
+    "SecretStore",
+    "ExternalSecret",
     "ConfigMap",
     "NetworkPolicy",
     "PeerAuthentication",
@@ -111,6 +116,7 @@ def build_all(
     rabbitmq_topology: bool = False,
     istio: bool = False,
     restoring: Iterable[str] = (),
+    external_secrets: bool = False,
 ) -> list[Obj]:
     """Every object of one instance, sorted by APPLY_ORDER then name.
 
@@ -119,8 +125,13 @@ def build_all(
     receivers Secret (never its values); `rabbitmq_cluster`, `keda`, `rabbitmq_topology`: the
     RabbitmqCluster, KEDA ScaledObject and messaging topology operator CRDs exist; `istio`:
     Istio's security/networking CRDs exist; `restoring`: Redis components stopped while a
-    restore replaces their data (the CR's status.restoreRequest, see on_demand.py).
+    restore replaces their data (the CR's status.restoreRequest, see on_demand.py);
+    `external_secrets`: the ExternalSecret CRD exists. With secrets.provider
+    externalSecrets, `secrets` is ignored: the values are templates External Secrets fills
+    in (builders/external_secrets.py).
     """
+    if spec.secrets.provider == "externalSecrets":
+        secrets = placeholders(spec)
     spec = resolve_integrations(
         spec,
         rabbitmq_cluster=rabbitmq_cluster,
@@ -166,6 +177,8 @@ def build_all(
         objs += build_mesh(spec, names, prometheus_operator=prometheus_operator)
     elif istio:  # Istio installed, mesh mode none: the pods opt out
         objs = inject(objs, spec, prometheus_operator=prometheus_operator, enabled=False)
+    if spec.secrets.provider == "externalSecrets":
+        objs = to_external_secrets(spec, names, objs)
     # A kind the spec forces whose CRD is missing is left out (the status says why:
     # decisions.check_integrations) rather than failing its apply on every pass.
     served = {
@@ -173,6 +186,7 @@ def build_all(
         **dict.fromkeys(TOPOLOGY_KINDS, rabbitmq_topology),
         **dict.fromkeys(("ScaledObject", "TriggerAuthentication"), keda),
         **dict.fromkeys(MESH_KINDS, istio),
+        **dict.fromkeys(EXTERNAL_SECRETS_KINDS, external_secrets),
     }
     objs = [o for o in objs if served.get(o["kind"], True)]
     return sorted(objs, key=_order)
