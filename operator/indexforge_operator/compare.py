@@ -28,6 +28,9 @@ _WORKLOAD_STATUS = (
     "availableReplicas",
 )
 _WORKLOAD_KINDS = ("Deployment", "StatefulSet")
+# Kinds whose Ready condition is the only status the reconciler reads (it reports it).
+_CONDITION_KINDS = ("ExternalSecret",)
+_CONDITION_FIELDS = ("type", "status", "reason", "message")
 _DATA_KINDS = ("Secret", "ConfigMap")
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 # Keys whose values are quantities the API server rewrites into canonical form ("0.5" -> "500m").
@@ -68,6 +71,15 @@ def trim(live: Obj, *, keep_data: bool = False) -> Obj:
     if live.get("kind") in _WORKLOAD_KINDS:
         status = live.get("status") or {}
         out["status"] = {k: status[k] for k in _WORKLOAD_STATUS if k in status}
+    elif live.get("kind") in _CONDITION_KINDS:
+        ready = [
+            c
+            for c in (live.get("status") or {}).get("conditions") or []
+            if c.get("type") == "Ready"
+        ]
+        out["status"] = {
+            "conditions": [{k: c[k] for k in _CONDITION_FIELDS if k in c} for c in ready]
+        }
     return out
 
 

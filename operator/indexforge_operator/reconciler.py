@@ -29,6 +29,7 @@ from indexforge_operator import (
     volumes,
 )
 from indexforge_operator.builders import build_all, entry_url
+from indexforge_operator.builders.external_secrets import sync_findings
 from indexforge_operator.children import ChildView, cached_form, controller_uid
 from indexforge_operator.compare import drift
 from indexforge_operator.conditions import Condition, flips, merge_conditions
@@ -297,6 +298,7 @@ def reconcile(
     )  # fmt: skip
     desired = grown.desired
     errors += grown.findings
+    errors += sync_findings(desired, view.live)
     if writable:
         to_apply = [o for o in desired if not volumes.is_held(o, grown.held)]
         applied = apply_changed(kube, view, to_apply, meta["uid"])

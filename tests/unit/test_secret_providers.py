@@ -14,7 +14,8 @@ from pydantic import ValidationError
 
 from indexforge_operator import decisions, generated, secret_providers, vault_kv, vault_store
 from indexforge_operator.builders import build_all
-from indexforge_operator.builders.external_secrets import MARK, placeholders
+from indexforge_operator.builders.external_secrets import MARK, placeholders, sync_findings
+from indexforge_operator.compare import trim
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
 
@@ -225,3 +226,42 @@ def test_first_vault_write_keeps_the_values_of_the_cluster_secrets() -> None:
     assert result.secrets.redis_passwords == before.redis_passwords
     assert result.secrets.consumer_keys == before.consumer_keys
     assert result.additions["redis-app-password"] == before.redis_password("redis-app")
+
+
+def _external_secret_live(*conditions: dict[str, str]) -> dict[str, Any]:
+    live = {
+        "apiVersion": "external-secrets.io/v1",
+        "kind": "ExternalSecret",
+        "metadata": {"name": "demo-internal-auth", "namespace": "ns1", "managedFields": [{}]},
+        "spec": {"refreshInterval": "60s"},
+        "status": {"conditions": list(conditions), "refreshTime": "2026-12-02T00:00:00Z"},
+    }
+    return trim(live)
+
+
+def test_a_failing_external_secret_is_a_degraded_finding_with_esos_reason() -> None:
+    spec = _spec(secrets={"provider": "externalSecrets",
+                          "externalSecrets": {"storeRef": {"name": "s"}}})  # fmt: skip
+    objs = build_all(spec, NAMES, secrets=placeholders(spec), prometheus_operator=False,
+                     external_secrets=True)  # fmt: skip
+    failing = _external_secret_live(
+        {"type": "Ready", "status": "False", "reason": "SecretSyncedError",
+         "message": "could not get secret data from provider", "lastTransitionTime": "x"},
+    )  # fmt: skip
+    # The cache keeps the Ready condition (and nothing else of status).
+    reason, message = "SecretSyncedError", "could not get secret data from provider"
+    kept = {"type": "Ready", "status": "False", "reason": reason, "message": message}
+    assert failing["status"] == {"conditions": [kept]}
+    by_name = {"demo-internal-auth": failing}
+
+    def live(obj: dict[str, Any]) -> dict[str, Any] | None:
+        return by_name.get(obj["metadata"]["name"])
+
+    assert sync_findings(objs, live) == [
+        ("ExternalSecretNotSynced", "ExternalSecret/demo-internal-auth: SecretSyncedError: "
+         "could not get secret data from provider")
+    ]  # fmt: skip
+    by_name["demo-internal-auth"] = _external_secret_live({"type": "Ready", "status": "True"})
+    assert sync_findings(objs, live) == []
+    by_name["demo-internal-auth"] = _external_secret_live()  # not reconciled by ESO yet
+    assert sync_findings(objs, live) == []

@@ -17,6 +17,7 @@ requirepass) needs a rollout (``kubectl rollout restart``) to use it.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
@@ -157,3 +158,26 @@ def convert(spec: IndexForgeSpec, names: Names, objs: list[Obj]) -> list[Obj]:
         data = _templated(obj)
         out.append(obj if data is None else external_secret(spec, names, obj, data))
     return [*out, *build_secret_store(spec, names)]
+
+
+NOT_SYNCED = "ExternalSecretNotSynced"
+
+
+def sync_findings(desired: list[Obj], live: Callable[[Obj], Obj | None]) -> list[tuple[str, str]]:
+    """Degraded findings for ExternalSecrets that External Secrets reports as failing.
+
+    Without this the only symptom of a wrong store, path or permission is pods stuck in
+    ContainerCreating (their Secret never appears); ESO's own Ready condition says why. One
+    not yet reconciled (no condition) is no finding: the components' conditions show the wait.
+    """
+    found: list[tuple[str, str]] = []
+    for obj in desired:
+        if obj.get("kind") != "ExternalSecret":
+            continue
+        current = live(obj) or {}
+        for cond in (current.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "Ready" and cond.get("status") == "False":
+                why = ": ".join(str(cond[k]) for k in ("reason", "message") if cond.get(k))
+                name = obj["metadata"]["name"]
+                found.append((NOT_SYNCED, f"ExternalSecret/{name}: {why or 'not ready'}"))
+    return found
