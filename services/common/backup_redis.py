@@ -4,7 +4,8 @@ The backup speaks the replication handshake `redis-cli --rdb` speaks (`REPLCONF 
 `SYNC`): Redis forks, writes a point-in-time RDB and streams it, so the job needs only the
 Redis Service and password, not Redis's ReadWriteOnce volume (no node pinning, no copy of a
 file Redis may be rewriting). The snapshot is written under a temporary name, checked (RDB
-magic, announced length, EOF opcode) and only then renamed to `redis-<stamp>.rdb`.
+magic, announced length, EOF opcode, CRC-64 checksum) and only then renamed to
+`redis-<stamp>.rdb`; a restore checks the same before it replaces anything.
 
 The restore writes a backup into a stopped Redis's data directory in both forms Redis loads
 at start: `dump.rdb` (appendonly no) and an AOF directory whose base file is the RDB
@@ -110,15 +111,56 @@ def fetch_rdb(
     return size
 
 
+# CRC-64/Jones, reflected: the checksum Redis appends to every RDB (redis/src/crc64.c).
+_CRC64_POLY = 0x95AC9329AC4BC9B5
+
+
+def _crc64_table() -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ _CRC64_POLY if crc & 1 else crc >> 1
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC64_TABLE = _crc64_table()
+
+
+def crc64(data: bytes, crc: int = 0) -> int:
+    """Redis's CRC-64 of `data`, continuing from `crc` (pure Python: ~10 MB/s, no extra
+    dependency in the API image the backup jobs run from)."""
+    table = _CRC64_TABLE
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
 def check_rdb(path: Path, size: int) -> None:
     """An RDB file starts with `REDIS<4-digit version>` and ends with the EOF opcode (0xFF)
-    and an 8-byte checksum."""
+    and the little-endian CRC-64 of everything before it (0 when Redis runs with
+    `rdbchecksum no`). Without the checksum a cut or damaged file whose 9th-last byte happens
+    to be 0xFF passes: a restore would then replace good data with a file Redis refuses."""
+    if path.stat().st_size != size or size < 18:
+        raise BackupError(f"{path} is not a complete RDB snapshot")
+    crc, last = 0, -1
     with path.open("rb") as handle:
         magic = handle.read(9)
-        handle.seek(-9, os.SEEK_END)
-        eof = handle.read(1)
-    if path.stat().st_size != size or not magic.startswith(b"REDIS") or eof != b"\xff":
+        handle.seek(0)
+        left = size - 8
+        while left:
+            chunk = handle.read(min(_CHUNK, left))
+            if not chunk:
+                break
+            crc = crc64(chunk, crc)
+            last = chunk[-1]
+            left -= len(chunk)
+        stored = int.from_bytes(handle.read(8), "little")
+    if left or not magic.startswith(b"REDIS") or last != 0xFF:
         raise BackupError(f"{path} is not a complete RDB snapshot")
+    if stored not in (0, crc):
+        raise BackupError(f"{path} is damaged: RDB checksum {stored:016x}, content {crc:016x}")
 
 
 def backup_redis(

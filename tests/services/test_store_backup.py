@@ -313,15 +313,17 @@ def test_redis_backup_flush_restore_keys_back(
         proc.terminate()
         proc.wait(timeout=10)
 
-    # A damaged backup is refused before anything is replaced.
-    damaged = tmp_path / "damaged.rdb"
-    damaged.write_bytes(latest.read_bytes()[:-20])
-    assert (
-        backup.main(["restore-redis", "--backup", str(damaged), "--data-dir", str(data), "--force"])
-        == 1
-    )
-    assert "not a complete RDB" in capsys.readouterr().err
-    assert (data / backup_redis.AOF_DIR / backup_redis.AOF_BASE).read_bytes() == latest.read_bytes()
+    # A cut or damaged backup is refused before anything is replaced.
+    good = latest.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(good) // 2] ^= 0x01
+    for what, content in (("cut", good[:-20]), ("flipped", bytes(flipped))):
+        damaged = tmp_path / f"{what}.rdb"
+        damaged.write_bytes(content)
+        restore_damaged = ["restore-redis", "--backup", str(damaged), "--data-dir", str(data)]
+        assert backup.main([*restore_damaged, "--force"]) == 1, what
+        assert "RDB" in capsys.readouterr().err, what
+        assert (data / backup_redis.AOF_DIR / backup_redis.AOF_BASE).read_bytes() == good, what
 
 
 def test_redis_backup_failures_are_clear(
