@@ -34,25 +34,24 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from indexforge_operator import ownership, rotation
 from indexforge_operator.builders.common import secret
 from indexforge_operator.generated import REDIS_INSTANCES, GeneratedSecrets, redis_passwords_key
-from indexforge_operator.kube import Kube, error_message
+from indexforge_operator.kube import Kube
 from indexforge_operator.naming import Names
 from indexforge_operator.rotation import (
     ALL,
-    MAX_REQUEST,
-    SCHEDULE_PREFIX,
     Layout,
     State,
     desired_gateway,
     format_time,
     gateway_rolled_out,
+    load_state,
+    persist,
+    read_request,
     request_targets,
-    start,
     stored_elsewhere,
+    take_request,
 )
 from indexforge_operator.spec import IndexForgeSpec
 
@@ -213,18 +212,14 @@ def decide(
     ``current``: clients' password per instance as the internal-auth Secret holds it now;
     ``ready``: the rotated Redis StatefulSets are ready; ``rolled_out``: the gateway runs the
     desired kong.yml (True without a gateway); ``previous``: the last status record."""
-    previous = previous or {}
-    out = Decision(state=state)
-    value = (annotation or "").strip()[:MAX_REQUEST] or None
-    refused_before = previous.get("refused")
-    handled = {state.handled if state else None, state.request if state else None, refused_before}
-    new_request = value is not None and value not in handled
+    request = read_request(state, annotation, previous)
+    value, out = request.value, Decision(state=state)
     settings = spec.redis.password_rotation
 
     elsewhere = stored_elsewhere(spec, "the Redis passwords")
     if elsewhere:
         out.state = None  # nothing to rotate; the state Secret is pruned
-        if new_request and value is not None:
+        if request.new and value is not None:
             out.events.append(("Warning", "RedisPasswordRotationRefused", f"{value}: {elsewhere}"))
             out.record = {"phase": "Idle", "refused": value, "message": elsewhere}
         elif settings.interval_hours > 0:
@@ -235,53 +230,25 @@ def decide(
         state = _advance(
             state, spec, out, ready=ready, rolled_out=rolled_out, current=current, now=now
         )
-    queued = None
-    if state is None or state.phase == "Idle":
-        if new_request and value is not None:
-            instances, refusal = parse_request(value, spec)
-            if refusal is not None:
-                out.record.update(refused=value, message=refusal)
-                out.events.append(
-                    ("Warning", "RedisPasswordRotationRefused", f"{value}: {refusal}")
-                )
-            else:
-                state = start(state, value, instances, published=current, now=now, token=token)
-        elif settings.interval_hours > 0:
-            baseline = (state.completed_at or state.started_at) if state else None
-            if baseline is None:  # first pass with a schedule: the clock starts now
-                state = replace(state or State(), completed_at=now)
-            elif now >= baseline + dt.timedelta(hours=settings.interval_hours):
-                request = f"{SCHEDULE_PREFIX}{format_time(now)}"
-                instances = tuple(rotatable(spec))
-                state = start(state, request, instances, published=current, now=now, token=token)
-            else:
-                due = baseline + dt.timedelta(hours=settings.interval_hours)
-                out.wake_in = (due - now).total_seconds()
-        if state is not None and state.phase == "Issued":
-            out.wake_in = float(settings.propagation_seconds)
-            skipped = sorted(set(REDIS_INSTANCES) - set(rotatable(spec)))
-            note = f" ({', '.join(skipped)} skipped: replicated)" if skipped else ""
-            out.events.append(
-                (
-                    "Normal",
-                    "RedisPasswordRotationStarted",
-                    f"{state.request}: new password issued for "
-                    f"{', '.join(state.consumers)}{note}; Redis accepts both before "
-                    "clients get the new one",
-                )
+    idle = state is None or state.phase == "Idle"
+    state, queued, wake = take_request(
+        state, request, parse=lambda v: parse_request(v, spec), scheduled=tuple(rotatable(spec)),
+        interval_hours=settings.interval_hours, published=current, now=now, token=token,
+        record=out.record, events=out.events, kind="RedisPasswordRotation",
+    )  # fmt: skip
+    out.wake_in = wake if idle else out.wake_in
+    if idle and state is not None and state.phase == "Issued":
+        out.wake_in = float(settings.propagation_seconds)
+        skipped = sorted(set(REDIS_INSTANCES) - set(rotatable(spec)))
+        note = f" ({', '.join(skipped)} skipped: replicated)" if skipped else ""
+        out.events.append(
+            (
+                "Normal",
+                "RedisPasswordRotationStarted",
+                f"{state.request}: new password issued for {', '.join(state.consumers)}{note}; "
+                "Redis accepts both before clients get the new one",
             )
-    elif new_request and value is not None:
-        queued = value
-        if previous.get("queued") != value:
-            out.events.append(
-                (
-                    "Normal",
-                    "RedisPasswordRotationQueued",
-                    f"{value}: waits for rotation {state.request} to finish",
-                )
-            )
-    if refused_before and "refused" not in out.record and not new_request:
-        out.record.update(refused=refused_before, message=previous.get("message", ""))
+        )
     out.state = state
     out.record = {**record(state, spec, queued=queued), **out.record}
     return out
@@ -376,15 +343,11 @@ def handle(
     """Read the stored state, decide, persist the next state first, return the secrets the
     builders must use (``secrets`` as the gateway key rotation left them). ``write`` False
     (paused, store unreadable): report only."""
-    cached = cached or live
     previous = (body.get("status") or {}).get(STATUS)
     annotation = (body["metadata"].get("annotations") or {}).get(ANNOTATION)
-    ref = secret(names, None, names.redis_password_rotation, {})
-    stored_obj = cached(ref)
-    if stored_obj is None and (
-        annotation or previous or spec.redis.password_rotation.interval_hours
-    ):  # the cache may not hold our last write yet; without any rotation, ask nothing
-        stored_obj = live(ref)
+    scheduled = spec.redis.password_rotation.interval_hours > 0
+    stored_obj = load_state(names, LAYOUT, live=live, cached=cached,
+                            needed=bool(annotation or previous or scheduled))  # fmt: skip
     stored = state_from_secret(stored_obj)
     ready, rolled = _observed(spec, names, stored, secrets, live)
     decision = decide(
@@ -401,12 +364,11 @@ def handle(
     state = decision.state if write else stored
     out = Handled(secrets=secrets, wake_in=decision.wake_in, events=decision.events)
     if write and state is not None and state != stored:
-        try:
-            kube.apply(ownership.with_owner(state_secret(names, state), body))
+        failure = persist(kube, body, names, state, LAYOUT)
+        if failure is None:
             out.writes += 1
-        except ApiException as exc:  # nothing acts on an unsaved state: the phase stays
-            message = f"Secret {names.redis_password_rotation}: {error_message(exc)}"
-            out.failures.append(("RedisPasswordRotationNotSaved", message[:1000]))
+        else:  # nothing acts on an unsaved state: the phase stays
+            out.failures.append(("RedisPasswordRotationNotSaved", failure))
             state, out.events = stored, []
             decision.record = record(stored, spec)
     if state is not None and (write or stored_obj is not None):

@@ -289,6 +289,74 @@ def stored_elsewhere(spec: IndexForgeSpec, what: str = "the consumer keys") -> s
     )
 
 
+@dataclass(frozen=True)
+class Request:
+    """The annotation as one pass sees it: its value, whether no rotation ran for it yet (nor
+    was it refused), and the last status record (which refusal and queue were announced)."""
+
+    value: str | None
+    new: bool
+    previous: Obj
+
+
+def read_request(state: State | None, annotation: str | None, previous: Obj | None) -> Request:
+    previous = previous or {}
+    value = (annotation or "").strip()[:MAX_REQUEST] or None
+    handled = {
+        state.handled if state else None,
+        state.request if state else None,
+        previous.get("refused"),
+    }
+    return Request(value, value is not None and value not in handled, previous)
+
+
+def take_request(
+    state: State | None,
+    request: Request,
+    *,
+    parse: Callable[[str], tuple[tuple[str, ...], str | None]],
+    scheduled: tuple[str, ...],
+    interval_hours: int,
+    published: Mapping[str, str],
+    now: dt.datetime,
+    token: Callable[[], str],
+    record: Obj,
+    events: list[tuple[str, str, str]],
+    kind: str,
+) -> tuple[State | None, str | None, float | None]:
+    """An idle rotation starts the request (``parse``: targets or why it is refused) or, when
+    due, the schedule (``scheduled`` targets); a running one queues the request. Fills the
+    status ``record`` and ``events`` (``<kind>Refused``/``<kind>Queued``); returns
+    (state, queued request, seconds until the schedule is due)."""
+    value, previous, queued, wake = request.value, request.previous, None, None
+    if state is None or state.phase == "Idle":
+        if request.new and value is not None:
+            targets, refusal = parse(value)
+            if refusal is not None:
+                record.update(refused=value, message=refusal)
+                events.append(("Warning", f"{kind}Refused", f"{value}: {refusal}"))
+            else:
+                state = start(state, value, targets, published=published, now=now, token=token)
+        elif interval_hours > 0:
+            baseline = (state.completed_at or state.started_at) if state else None
+            if baseline is None:  # first pass with a schedule: the clock starts now
+                state = replace(state or State(), completed_at=now)
+            elif now >= baseline + dt.timedelta(hours=interval_hours):
+                name = f"{SCHEDULE_PREFIX}{format_time(now)}"
+                state = start(state, name, scheduled, published=published, now=now, token=token)
+            else:
+                wake = (baseline + dt.timedelta(hours=interval_hours) - now).total_seconds()
+    elif request.new and value is not None:
+        queued = value
+        if previous.get("queued") != value:
+            message = f"{value}: waits for rotation {state.request} to finish"
+            events.append(("Normal", f"{kind}Queued", message))
+    refused_before = previous.get("refused")
+    if refused_before and "refused" not in record and not request.new:
+        record.update(refused=refused_before, message=previous.get("message", ""))
+    return state, queued, wake
+
+
 def decide(
     state: State | None,
     *,
@@ -306,12 +374,9 @@ def decide(
     status.keyRotation (which refusals and queued requests were already announced)."""
     auth = spec.gateway.key_auth
     known = [c.username for c in auth.consumers] if spec.gateway.enabled and auth.enabled else []
-    previous = previous or {}
+    request = read_request(state, annotation, previous)
+    previous, value, new_request = request.previous, request.value, request.new
     out = Decision(state=state)
-    value = (annotation or "").strip()[:MAX_REQUEST] or None
-    refused_before = previous.get("refused")
-    handled = {state.handled if state else None, state.request if state else None, refused_before}
-    new_request = value is not None and value not in handled
 
     elsewhere = stored_elsewhere(spec)
     if not known or elsewhere:
@@ -375,54 +440,29 @@ def decide(
         else:
             out.wake_in = max(1.0, (retire_at - now).total_seconds())
 
-    queued = None
-    if state is None or state.phase == "Idle":
-        if new_request and value is not None:
-            consumers, refusal = parse_request(value, known)
-            if refusal is not None:
-                out.record["refused"] = value
-                out.record["message"] = refusal[1]
-                if refused_before != value:
-                    out.events.append(("Warning", "KeyRotationRefused", f"{value}: {refusal[1]}"))
-            else:
-                state = start(state, value, consumers, published=published, now=now, token=token)
-        elif rotation.interval_hours > 0:
-            baseline = (state.completed_at or state.started_at) if state else None
-            if baseline is None:  # first pass with a schedule: the clock starts now
-                state = replace(state or State(), completed_at=now)
-            else:
-                due = baseline + dt.timedelta(hours=rotation.interval_hours)
-                if now >= due:
-                    request = f"{SCHEDULE_PREFIX}{format_time(now)}"
-                    state = start(
-                        state, request, tuple(known), published=published, now=now, token=token
-                    )
-                else:
-                    out.wake_in = (due - now).total_seconds()
-        if state is not None and state.phase == "Issued":
-            # A pass by the rollout deadline even if the Deployment stops changing.
-            out.wake_in = float(rotation.rollout_timeout_seconds)
-            out.events.append(
-                (
-                    "Normal",
-                    "KeyRotationStarted",
-                    f"{state.request}: new key issued for "
-                    f"{', '.join(state.consumers)}; the gateway rolls out with both "
-                    "keys before clients get the new one",
-                )
+    def parse(value: str) -> tuple[tuple[str, ...], str | None]:
+        consumers, refusal = parse_request(value, known)
+        return consumers, refusal[1] if refusal else None
+
+    idle = state is None or state.phase == "Idle"
+    state, queued, wake = take_request(
+        state, request, parse=parse, scheduled=tuple(known),
+        interval_hours=rotation.interval_hours, published=published, now=now, token=token,
+        record=out.record, events=out.events, kind="KeyRotation",
+    )  # fmt: skip
+    out.wake_in = wake if idle else out.wake_in
+    if idle and state is not None and state.phase == "Issued":
+        # A pass by the rollout deadline even if the Deployment stops changing.
+        out.wake_in = float(rotation.rollout_timeout_seconds)
+        out.events.append(
+            (
+                "Normal",
+                "KeyRotationStarted",
+                f"{state.request}: new key issued for "
+                f"{', '.join(state.consumers)}; the gateway rolls out with both "
+                "keys before clients get the new one",
             )
-    elif new_request and value is not None:
-        queued = value
-        if previous.get("queued") != value:
-            out.events.append(
-                (
-                    "Normal",
-                    "KeyRotationQueued",
-                    f"{value}: waits for rotation {state.request} to finish",
-                )
-            )
-    if refused_before and "refused" not in out.record and not new_request:
-        out.record.update(refused=refused_before, message=previous.get("message", ""))
+        )
     out.state = state
     out.record = {**_record(state, spec, queued=queued, stuck=out.stuck), **out.record}
     out.condition = _condition(state, stuck=out.stuck, timeout=rotation.rollout_timeout_seconds)
@@ -515,6 +555,30 @@ def desired_gateway(spec: IndexForgeSpec, names: Names, secrets: GeneratedSecret
     return next((o for o in built if o["kind"] == "Deployment"), None)
 
 
+def load_state(
+    names: Names,
+    layout: Layout,
+    *,
+    live: Callable[[Obj], Obj | None],
+    cached: Callable[[Obj], Obj | None] | None,
+    needed: bool,
+) -> Obj | None:
+    """The state Secret from the cache; from the server too when a rotation may be involved
+    (the cache may not hold our last write yet; without any rotation, ask nothing)."""
+    ref = secret(names, layout.component, layout.secret_name(names), {})
+    stored = (cached or live)(ref)
+    return live(ref) if stored is None and needed else stored
+
+
+def persist(kube: Kube, body: Obj, names: Names, state: State, layout: Layout) -> str | None:
+    """Write the state Secret before anything acts on the state; why not, when it failed."""
+    try:
+        kube.apply(ownership.with_owner(state_secret(names, state, layout), body))
+    except ApiException as exc:
+        return f"Secret {layout.secret_name(names)}: {error_message(exc)}"[:1000]
+    return None
+
+
 def handle(
     kube: Kube,
     body: Obj,
@@ -532,15 +596,11 @@ def handle(
     builders must use. ``live`` answers "live object for this desired one" (cache, then
     server), ``cached`` the cache alone (default: ``live``). ``write`` False (paused): report
     only."""
-    cached = cached or live
     previous = (body.get("status") or {}).get("keyRotation")
     annotation = (body["metadata"].get("annotations") or {}).get(ANNOTATION)
-    ref = secret(names, "gateway", names.gateway_key_rotation, {})
-    stored_obj = cached(ref)
-    if stored_obj is None and (
-        annotation or previous or spec.gateway.key_auth.rotation.interval_hours
-    ):  # the cache may not hold our last write yet; without any rotation, ask nothing
-        stored_obj = live(ref)
+    scheduled = spec.gateway.key_auth.rotation.interval_hours > 0
+    stored_obj = load_state(names, GATEWAY, live=live, cached=cached,
+                            needed=bool(annotation or previous or scheduled))  # fmt: skip
     stored = state_from_secret(stored_obj)
     current = apply_to(secrets, stored)
     rolled = False
@@ -560,12 +620,11 @@ def handle(
     state = decision.state if write else stored
     out = Handled(secrets=current, wake_in=decision.wake_in)
     if write and state is not None and state != stored:
-        try:
-            kube.apply(ownership.with_owner(state_secret(names, state), body))
+        failure = persist(kube, body, names, state, GATEWAY)
+        if failure is None:
             out.writes += 1
-        except ApiException as exc:  # nothing acts on an unsaved state: the phase stays
-            message = f"Secret {names.gateway_key_rotation}: {error_message(exc)}"
-            out.failures.append(("KeyRotationNotSaved", message[:1000]))
+        else:  # nothing acts on an unsaved state: the phase stays
+            out.failures.append(("KeyRotationNotSaved", failure))
             state = stored
             decision = replace(
                 decision,

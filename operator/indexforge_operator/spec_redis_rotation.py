@@ -31,7 +31,7 @@ class RedisPasswordRotation(SpecModel):
     )
     grace_period_seconds: int = Field(
         default=600,
-        ge=60,
+        ge=10,
         le=2_592_000,
         description="How long the old password stays accepted after clients were given the "
         "new one: mounted files lag by up to the kubelet's sync period, and Kong rolls.",

@@ -7,14 +7,12 @@ request while one runs, a repeated annotation, a failed state write."""
 from __future__ import annotations
 
 import base64
-import copy
 import dataclasses
 import datetime as dt
 from types import MappingProxyType
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from indexforge_operator import redis_rotation as rr
@@ -22,6 +20,7 @@ from indexforge_operator.builders.credentials import internal_auth_data
 from indexforge_operator.generated import GeneratedSecrets, complete
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
+from tests.unit import test_rotation as key_rotation_tests
 from tests.unit.support import counter_tokens
 
 NAMES = Names("demo", "shop")
@@ -198,23 +197,8 @@ def test_bounds_are_enforced_by_the_spec() -> None:
 # --- cluster side: write-ahead, restart, failed write ----------------------------------------
 
 
-class Cluster:
+class Cluster(key_rotation_tests.Cluster):
     """The state Secret, the internal-auth Secret and the Redis StatefulSets."""
-
-    def __init__(self) -> None:
-        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
-        self.fail_writes = False
-        self.writes = 0
-
-    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        if self.fail_writes:
-            raise ApiException(status=500, reason="etcd unavailable")
-        self.writes += 1
-        self.objects[(obj["kind"], obj["metadata"]["name"])] = copy.deepcopy(obj)
-        return obj
-
-    def get(self, ref: dict[str, Any]) -> Any:
-        return copy.deepcopy(self.objects.get((ref["kind"], ref["metadata"]["name"])))
 
     def ready_redis(self) -> None:
         for instance in CURRENT:
@@ -280,8 +264,7 @@ def test_handle_writes_ahead_and_a_restarted_operator_resumes() -> None:
 
 
 def test_a_failed_state_write_changes_nothing() -> None:
-    spec, cluster, status = _spec(), Cluster(), {}
-    cluster.fail_writes = True
+    spec, cluster, status = _spec(), Cluster(fail_writes=True), {}
     secrets = complete(spec, current=GeneratedSecrets(), token=counter_tokens("old"))
     out, _ = _pass(cluster, spec, secrets, T0, "all", status)
     assert out.events == [] and [r for r, _ in out.failures] == ["RedisPasswordRotationNotSaved"]
