@@ -10,6 +10,7 @@ One source: ``crds/indexforge.io_indexforges.yaml`` (itself generated from the s
   the way the API server does (an object default only when the object is absent).
 * ``charts/*/README.md`` — usage and a table of every value (see ``hack.chart_readme``).
 * ``charts/indexforge/files/redis-replication-init.sh`` — the state Redis's init step.
+* ``charts/indexforge/files/redis-acl-sync.sh`` — the Redis pods' ACL password sync sidecar.
 * ``manifests/install.yaml`` — ``helm template`` of the operator chart (needs helm).
 
 The static chart also has a few values that are not spec fields (``CHART_ONLY``, e.g. where
@@ -37,6 +38,7 @@ from typing import Any
 import yaml
 
 from hack import chart_readme, monitoring_files
+from indexforge_operator.builders.redis_acl import ACL_SYNC_SCRIPT
 from indexforge_operator.builders.redis_replication import INIT_SCRIPT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,9 +76,10 @@ _STATIC_NOTES = {
 _CREDENTIAL_KEYS = (
     "`gateway-tokens` (the tokens the services accept, one per line, newest first), "
     "`gateway-token` (the one Kong sends: the first line of `gateway-tokens`), "
-    "`redis-app-password`, `redis-ml-password`, "
-    "`redis-app.conf` and `redis-ml.conf` (the lines `requirepass <password>` and "
-    "`masterauth <password>` of that instance), `weaviate-api-key`, "
+    "for each of redis-app, redis-ml and redis-state: `<instance>-password`, "
+    "`<instance>-passwords` (the passwords Redis accepts, one per line: that password and "
+    "a newline) and `<instance>.conf` (the lines `user default on ><password> ~* &* +@all` "
+    "and `masterauth <password>`), `weaviate-api-key`, "
     "`consumer-<username>` for each gateway.keyAuth consumer, `grafana-admin-password`, and "
     "with messaging.enabled `rabbitmq-username`, `rabbitmq-password`, `rabbitmq-auth.conf` "
     "(RabbitMQ's default-user conf.d file with them) and `rabbitmq-erlang-cookie`"
@@ -380,6 +383,7 @@ def outputs() -> list[Output]:
     out += [Output(path, text) for path, text in monitoring_files.outputs(STATIC_CHART)]
     # The replicated state Redis's init step, byte for byte the operator's.
     out.append(Output(STATIC_CHART / "files" / "redis-replication-init.sh", INIT_SCRIPT))
+    out.append(Output(STATIC_CHART / "files" / "redis-acl-sync.sh", ACL_SYNC_SCRIPT))
     return out
 
 

@@ -29,7 +29,13 @@ REDIS_INSTANCES = ("redis-app", "redis-ml", "redis-state")
 
 
 def redis_password_key(instance: str) -> str:
+    """The password clients use now (the services' mounted file)."""
     return f"{instance}-password"
+
+
+def redis_passwords_key(instance: str) -> str:
+    """Every password the Redis accepts, newest first, one a line (its ACL sync sidecar)."""
+    return f"{instance}-passwords"
 
 
 @dataclass(frozen=True)
@@ -49,12 +55,25 @@ class GeneratedSecrets:
     consumer_credentials: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # Every password a Redis accepts, newest first, while a rotation overlaps two
+    # (redis_rotation.py); an instance not listed accepts exactly its `redis_passwords` one.
+    redis_accepted: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def __repr__(self) -> str:  # keeps keys out of tracebacks and debug logs
         return f"GeneratedSecrets(consumers={sorted(self.consumer_keys)}, values=<hidden>)"
 
     def redis_password(self, instance: str) -> str:
         return self.redis_passwords.get(instance, "")
+
+    def redis_accepted_passwords(self, instance: str) -> tuple[str, ...]:
+        """Passwords the Redis accepts, newest first (the current one outside a rotation)."""
+        listed = self.redis_accepted.get(instance)
+        if listed:
+            return listed
+        password = self.redis_password(instance)
+        return (password,) if password else ()
 
     def accepted_keys(self, username: str) -> tuple[str, ...]:
         """Keys Kong accepts for a consumer, oldest first (one outside a rotation)."""

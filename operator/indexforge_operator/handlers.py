@@ -21,7 +21,7 @@ import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from indexforge_operator import kopf_compat, metrics, on_demand, rotation
+from indexforge_operator import kopf_compat, metrics, on_demand, redis_rotation, rotation
 from indexforge_operator.children import ChildView, cached_form
 from indexforge_operator.controller import Controller, Key, Timing
 from indexforge_operator.events import EventRecorder
@@ -214,6 +214,7 @@ def _trigger(body: kopf.Body) -> tuple[Any, ...]:
         annotations.get(PAUSED_ANNOTATION),
         *(annotations.get(a) for a in on_demand.ANNOTATIONS.values()),  # backup/restore requests
         annotations.get(rotation.ANNOTATION),  # key rotation requests
+        annotations.get(redis_rotation.ANNOTATION),  # Redis password rotation requests
         meta.get("deletionTimestamp"),
         tuple(meta.get("finalizers") or ()),
         meta.get("uid"),

@@ -118,6 +118,11 @@ class Names:
         return f"{self.instance}-gateway-key-rotation"
 
     @property
+    def redis_password_rotation(self) -> str:
+        """Secret holding a Redis password rotation's state (operator only, redis_rotation.py)."""
+        return f"{self.instance}-redis-password-rotation"
+
+    @property
     def grafana_admin(self) -> str:
         """Secret with the generated Grafana admin credentials."""
         return f"{self.instance}-grafana-admin"

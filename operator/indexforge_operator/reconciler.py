@@ -22,6 +22,7 @@ from indexforge_operator import (
     decisions,
     on_demand,
     ownership,
+    redis_rotation,
     rotation,
     secret_providers,
     secret_store,
@@ -265,7 +266,13 @@ def reconcile(
         kube, body, spec, names, live=live_or_server, cached=view.live, secrets=secrets,
         now=rotation.parse_time(now) or datetime.datetime.now(datetime.UTC), write=writable,
     )  # fmt: skip
-    secrets = rotated.secrets
+    # After the key rotation: a Redis rotation's readiness compares the gateway with what
+    # both rotations make of it.
+    redis_rotated = redis_rotation.handle(
+        kube, body, spec, names, live=live_or_server, cached=view.live, secrets=rotated.secrets,
+        now=rotation.parse_time(now) or datetime.datetime.now(datetime.UTC), write=writable,
+    )  # fmt: skip
+    secrets = redis_rotated.secrets
     present = decisions.components(spec, prometheus_operator=prometheus_operator)
     # Restores first: a Redis restore decides whether this pass renders its Redis stopped.
     restores = on_demand.handle(
@@ -286,10 +293,15 @@ def reconcile(
         restoring=restoring,
         external_secrets=external_secrets,
     )
-    desired = [*(ownership.with_owner(obj, body) for obj in built), *rotated.objects]
+    desired = [
+        *(ownership.with_owner(obj, body) for obj in built),
+        *rotated.objects,
+        *redis_rotated.objects,
+    ]
     # The earliest deadline: a key rotation's next phase, the next read of Vault (a value
     # changed there has no event).
-    wake = [t for t in (rotated.wake_in, source.requeue_after) if t is not None]
+    deadlines = (rotated.wake_in, redis_rotated.wake_in, source.requeue_after)
+    wake = [t for t in deadlines if t is not None]
     outcome = Outcome(status={}, requeue_after=min(wake, default=None))
     # Grown volumes first: a StatefulSet being re-created is left out of this pass's apply.
     grown = volumes.expand(
@@ -302,8 +314,8 @@ def reconcile(
     if writable:
         to_apply = [o for o in desired if not volumes.is_held(o, grown.held)]
         applied = apply_changed(kube, view, to_apply, meta["uid"])
-        outcome.writes = applied.writes + grown.writes + rotated.writes
-        outcome.failures = [*rotated.failures, *applied.failures]
+        outcome.writes = applied.writes + grown.writes + rotated.writes + redis_rotated.writes
+        outcome.failures = [*rotated.failures, *redis_rotated.failures, *applied.failures]
         outcome.pruned = prune(kube, view, desired, meta["uid"])
     if source.failure is not None:
         outcome.failures.append(source.failure)
@@ -339,6 +351,7 @@ def reconcile(
         "mode": mode,
         **requests.status,
         **rotated.status,
+        **redis_rotated.status,
     }
     # The first pass may already find everything Ready (kwok, warm clusters): it counts as a
     # transition from "nothing known", but only good news and problems are announced.
@@ -346,7 +359,7 @@ def reconcile(
         status.transition_events(flips(previous, conditions), first_pass=not previous)
     )
     outcome.events.extend(("Warning", reason, message) for reason, message in outcome.failures)
-    outcome.events.extend([*grown.events, *requests.events, *rotated.events])
+    outcome.events.extend([*grown.events, *requests.events, *rotated.events, *redis_rotated.events])
     if outcome.pruned:
         outcome.events.append(("Normal", "Pruned", f"deleted {', '.join(outcome.pruned)}"))
     return outcome

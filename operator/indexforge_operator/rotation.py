@@ -39,6 +39,7 @@ observed rollout in, next state out); ``handle`` is the cluster side.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import secrets as token_source
 from collections.abc import Callable, Mapping
@@ -54,7 +55,7 @@ from indexforge_operator.builders.gateway import build_gateway
 from indexforge_operator.conditions import Condition
 from indexforge_operator.generated import GeneratedSecrets
 from indexforge_operator.kube import Kube, error_message
-from indexforge_operator.naming import Names
+from indexforge_operator.naming import Component, Names
 from indexforge_operator.spec import IndexForgeSpec
 
 Obj = dict[str, Any]
@@ -62,17 +63,12 @@ Phase = Literal["Idle", "Issued", "Published"]
 ANNOTATION = "indexforge.io/rotate-keys"
 ALL = "all"
 MAX_REQUEST = 253
-_PREFIX = "indexforge.io/rotation-"
-A_PHASE, A_REQUEST, A_CONSUMERS = f"{_PREFIX}phase", f"{_PREFIX}request", f"{_PREFIX}consumers"
-A_STARTED, A_PUBLISHED = f"{_PREFIX}started-at", f"{_PREFIX}published-at"
-A_COMPLETED = f"{_PREFIX}completed-at"
-A_HANDLED = f"{_PREFIX}last-annotation"  # the last annotation value a rotation ran for
-OLD, NEW = "old", "new"  # data keys <consumer>.old / <consumer>.new
+OLD, NEW = "old", "new"  # data keys <target>.old / <target>.new
 CONDITION = "KeyRotation"
 SCHEDULE_PREFIX = "schedule@"
 
 
-def _fmt(when: dt.datetime | None) -> str:
+def format_time(when: dt.datetime | None) -> str:
     return "" if when is None else when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -88,7 +84,8 @@ def parse_time(text: str | None) -> dt.datetime | None:
 
 @dataclass(frozen=True)
 class State:
-    """One instance's rotation. ``keys`` per consumer: (old, new). Never log the keys."""
+    """One instance's rotation. ``consumers``: what rotates (consumers here, Redis instances in
+    redis_rotation.py); ``keys`` per target: (old, new). Never log the keys."""
 
     phase: Phase = "Idle"
     request: str = ""  # running, or the last one that ran when Idle
@@ -106,50 +103,78 @@ class State:
 # --- the Secret the state lives in -----------------------------------------------------------
 
 
-def state_from_secret(obj: Obj | None) -> State | None:
-    import base64
+@dataclass(frozen=True)
+class Layout:
+    """Where a kind of rotation keeps its state: the Secret's name and its annotation keys."""
 
+    secret_name: Callable[[Names], str]
+    component: Component | None
+    prefix: str  # of the annotations
+    targets: str  # the annotation listing what rotates
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+
+GATEWAY = Layout(
+    secret_name=lambda names: names.gateway_key_rotation,
+    component="gateway",
+    prefix="indexforge.io/rotation-",
+    targets="consumers",
+)
+_FIELDS = {"phase": "phase", "request": "request", "handled": "last-annotation",
+           "started_at": "started-at", "published_at": "published-at",
+           "completed_at": "completed-at"}  # fmt: skip
+
+
+def state_from_secret(obj: Obj | None, layout: Layout = GATEWAY) -> State | None:
     if obj is None:
         return None
-    ann = obj.get("metadata", {}).get("annotations") or {}
+    ann = {f: (obj.get("metadata", {}).get("annotations") or {}).get(layout.key(a), "")
+           for f, a in {**_FIELDS, "targets": layout.targets}.items()}  # fmt: skip
     data = {k: base64.b64decode(v).decode() for k, v in (obj.get("data") or {}).items()}
-    phase = ann.get(A_PHASE, "Idle")
-    consumers = tuple(c for c in ann.get(A_CONSUMERS, "").split(",") if c)
+    targets = tuple(c for c in ann["targets"].split(",") if c)
     keys = {
         c: (data.get(f"{c}.{OLD}", ""), data.get(f"{c}.{NEW}", ""))
-        for c in consumers
+        for c in targets
         if data.get(f"{c}.{OLD}") and data.get(f"{c}.{NEW}")
     }
-    if phase not in ("Issued", "Published") or not keys:
-        phase, keys = "Idle", {}
+    phase: Phase = "Idle"
+    if ann["phase"] == "Issued" and keys:
+        phase = "Issued"
+    elif ann["phase"] == "Published" and keys:
+        phase = "Published"
+    else:
+        keys = {}
     return State(
         phase=phase,
-        request=ann.get(A_REQUEST, ""),
-        handled=ann.get(A_HANDLED, ""),
-        consumers=tuple(c for c in consumers if c in keys) if keys else consumers,
-        started_at=parse_time(ann.get(A_STARTED)),
-        published_at=parse_time(ann.get(A_PUBLISHED)),
-        completed_at=parse_time(ann.get(A_COMPLETED)),
+        request=ann["request"],
+        handled=ann["handled"],
+        consumers=tuple(c for c in targets if c in keys) if keys else targets,
+        started_at=parse_time(ann["started_at"]),
+        published_at=parse_time(ann["published_at"]),
+        completed_at=parse_time(ann["completed_at"]),
         keys=MappingProxyType(keys),
     )
 
 
-def state_secret(names: Names, state: State) -> Obj:
+def state_secret(names: Names, state: State, layout: Layout = GATEWAY) -> Obj:
     """The state as a Secret (operator only: the static chart never rotates)."""
     data: dict[str, str] = {}
-    for consumer, (old, new) in state.keys.items():
-        data[f"{consumer}.{OLD}"], data[f"{consumer}.{NEW}"] = old, new
-    obj = secret(names, "gateway", names.gateway_key_rotation, data)
-    annotations = {
-        A_PHASE: state.phase,
-        A_REQUEST: state.request,
-        A_HANDLED: state.handled,
-        A_CONSUMERS: ",".join(state.consumers),
-        A_STARTED: _fmt(state.started_at),
-        A_PUBLISHED: _fmt(state.published_at),
-        A_COMPLETED: _fmt(state.completed_at),
+    for target, (old, new) in state.keys.items():
+        data[f"{target}.{OLD}"], data[f"{target}.{NEW}"] = old, new
+    obj = secret(names, layout.component, layout.secret_name(names), data)
+    values = {
+        "phase": state.phase,
+        "request": state.request,
+        "handled": state.handled,
+        "started_at": format_time(state.started_at),
+        "published_at": format_time(state.published_at),
+        "completed_at": format_time(state.completed_at),
     }
-    obj["metadata"]["annotations"] = annotations
+    annotations = {layout.key(a): values[f] for f, a in _FIELDS.items()}
+    annotations[layout.key(layout.targets)] = ",".join(state.consumers)
+    obj["metadata"]["annotations"] = dict(sorted(annotations.items()))
     return obj
 
 
@@ -196,10 +221,15 @@ def gateway_rolled_out(desired: Obj | None, live: Obj | None) -> bool:
 # --- decisions (pure) ------------------------------------------------------------------------
 
 
+def request_targets(value: str) -> list[str]:
+    """The names an annotation value ``<name[,name...]|all>[:<request id>]`` lists."""
+    target = value.rsplit(":", 1)[0] if ":" in value else value
+    return [c.strip() for c in target.split(",") if c.strip()]
+
+
 def parse_request(value: str, known: list[str]) -> tuple[tuple[str, ...], tuple[str, str] | None]:
     """(consumers, None) or ((), (reason, message)) for an annotation value."""
-    target = value.rsplit(":", 1)[0] if ":" in value else value
-    wanted = [c.strip() for c in target.split(",") if c.strip()]
+    wanted = request_targets(value)
     if not known:
         return (), ("KeyAuthDisabled", "key rotation needs gateway.enabled and keyAuth.enabled")
     if wanted == [ALL]:
@@ -224,7 +254,7 @@ class Decision:
     wake_in: float | None = None  # seconds until a deadline needs a pass
 
 
-def _start(
+def start(
     state: State | None,
     request: str,
     consumers: tuple[str, ...],
@@ -246,17 +276,85 @@ def _start(
     )
 
 
-def _stored_elsewhere(spec: IndexForgeSpec) -> str | None:
-    """Why the operator cannot rotate: the keys' source of truth is an external store."""
+def stored_elsewhere(spec: IndexForgeSpec, what: str = "the consumer keys") -> str | None:
+    """Why the operator cannot rotate: the values' source of truth is an external store."""
     provider = spec.secrets.provider
     if provider == "kubernetes":
         return None
-    # Vault/External Secrets would read the old key back on the next pass; rotating there
+    # Vault/External Secrets would read the old value back on the next pass; rotating there
     # needs the overlap written to the store, which is not built (README, rotation).
     return (
-        f"secrets.provider is {provider}: the consumer keys live in the external store, "
-        "so rotate them there (the operator rotates only keys it stores in Secrets)"
+        f"secrets.provider is {provider}: {what} live in the external store, "
+        "so rotate them there (the operator rotates only what it stores in Secrets)"
     )
+
+
+@dataclass(frozen=True)
+class Request:
+    """The annotation as one pass sees it: its value, whether no rotation ran for it yet (nor
+    was it refused), and the last status record (which refusal and queue were announced)."""
+
+    value: str | None
+    new: bool
+    previous: Obj
+
+
+def read_request(state: State | None, annotation: str | None, previous: Obj | None) -> Request:
+    previous = previous or {}
+    value = (annotation or "").strip()[:MAX_REQUEST] or None
+    handled = {
+        state.handled if state else None,
+        state.request if state else None,
+        previous.get("refused"),
+    }
+    return Request(value, value is not None and value not in handled, previous)
+
+
+def take_request(
+    state: State | None,
+    request: Request,
+    *,
+    parse: Callable[[str], tuple[tuple[str, ...], str | None]],
+    scheduled: tuple[str, ...],
+    interval_hours: int,
+    published: Mapping[str, str],
+    now: dt.datetime,
+    token: Callable[[], str],
+    record: Obj,
+    events: list[tuple[str, str, str]],
+    kind: str,
+) -> tuple[State | None, str | None, float | None]:
+    """An idle rotation starts the request (``parse``: targets or why it is refused) or, when
+    due, the schedule (``scheduled`` targets); a running one queues the request. Fills the
+    status ``record`` and ``events`` (``<kind>Refused``/``<kind>Queued``); returns
+    (state, queued request, seconds until the schedule is due)."""
+    value, previous, queued, wake = request.value, request.previous, None, None
+    if state is None or state.phase == "Idle":
+        if request.new and value is not None:
+            targets, refusal = parse(value)
+            if refusal is not None:
+                record.update(refused=value, message=refusal)
+                events.append(("Warning", f"{kind}Refused", f"{value}: {refusal}"))
+            else:
+                state = start(state, value, targets, published=published, now=now, token=token)
+        elif interval_hours > 0:
+            baseline = (state.completed_at or state.started_at) if state else None
+            if baseline is None:  # first pass with a schedule: the clock starts now
+                state = replace(state or State(), completed_at=now)
+            elif now >= baseline + dt.timedelta(hours=interval_hours):
+                name = f"{SCHEDULE_PREFIX}{format_time(now)}"
+                state = start(state, name, scheduled, published=published, now=now, token=token)
+            else:
+                wake = (baseline + dt.timedelta(hours=interval_hours) - now).total_seconds()
+    elif request.new and value is not None:
+        queued = value
+        if previous.get("queued") != value:
+            message = f"{value}: waits for rotation {state.request} to finish"
+            events.append(("Normal", f"{kind}Queued", message))
+    refused_before = previous.get("refused")
+    if refused_before and "refused" not in record and not request.new:
+        record.update(refused=refused_before, message=previous.get("message", ""))
+    return state, queued, wake
 
 
 def decide(
@@ -276,14 +374,11 @@ def decide(
     status.keyRotation (which refusals and queued requests were already announced)."""
     auth = spec.gateway.key_auth
     known = [c.username for c in auth.consumers] if spec.gateway.enabled and auth.enabled else []
-    previous = previous or {}
+    request = read_request(state, annotation, previous)
+    previous, value, new_request = request.previous, request.value, request.new
     out = Decision(state=state)
-    value = (annotation or "").strip()[:MAX_REQUEST] or None
-    refused_before = previous.get("refused")
-    handled = {state.handled if state else None, state.request if state else None, refused_before}
-    new_request = value is not None and value not in handled
 
-    elsewhere = _stored_elsewhere(spec)
+    elsewhere = stored_elsewhere(spec)
     if not known or elsewhere:
         out.state = None  # nothing to rotate; the state Secret is pruned
         if new_request and value is not None:
@@ -311,7 +406,7 @@ def decide(
                     "Normal",
                     "KeyRotated",
                     f"{state.request}: new key of {', '.join(state.consumers)} "
-                    f"published; the old one stays valid until {_fmt(retire)}",
+                    f"published; the old one stays valid until {format_time(retire)}",
                 )
             )
         else:
@@ -345,54 +440,29 @@ def decide(
         else:
             out.wake_in = max(1.0, (retire_at - now).total_seconds())
 
-    queued = None
-    if state is None or state.phase == "Idle":
-        if new_request and value is not None:
-            consumers, refusal = parse_request(value, known)
-            if refusal is not None:
-                out.record["refused"] = value
-                out.record["message"] = refusal[1]
-                if refused_before != value:
-                    out.events.append(("Warning", "KeyRotationRefused", f"{value}: {refusal[1]}"))
-            else:
-                state = _start(state, value, consumers, published=published, now=now, token=token)
-        elif rotation.interval_hours > 0:
-            baseline = (state.completed_at or state.started_at) if state else None
-            if baseline is None:  # first pass with a schedule: the clock starts now
-                state = replace(state or State(), completed_at=now)
-            else:
-                due = baseline + dt.timedelta(hours=rotation.interval_hours)
-                if now >= due:
-                    request = f"{SCHEDULE_PREFIX}{_fmt(now)}"
-                    state = _start(
-                        state, request, tuple(known), published=published, now=now, token=token
-                    )
-                else:
-                    out.wake_in = (due - now).total_seconds()
-        if state is not None and state.phase == "Issued":
-            # A pass by the rollout deadline even if the Deployment stops changing.
-            out.wake_in = float(rotation.rollout_timeout_seconds)
-            out.events.append(
-                (
-                    "Normal",
-                    "KeyRotationStarted",
-                    f"{state.request}: new key issued for "
-                    f"{', '.join(state.consumers)}; the gateway rolls out with both "
-                    "keys before clients get the new one",
-                )
+    def parse(value: str) -> tuple[tuple[str, ...], str | None]:
+        consumers, refusal = parse_request(value, known)
+        return consumers, refusal[1] if refusal else None
+
+    idle = state is None or state.phase == "Idle"
+    state, queued, wake = take_request(
+        state, request, parse=parse, scheduled=tuple(known),
+        interval_hours=rotation.interval_hours, published=published, now=now, token=token,
+        record=out.record, events=out.events, kind="KeyRotation",
+    )  # fmt: skip
+    out.wake_in = wake if idle else out.wake_in
+    if idle and state is not None and state.phase == "Issued":
+        # A pass by the rollout deadline even if the Deployment stops changing.
+        out.wake_in = float(rotation.rollout_timeout_seconds)
+        out.events.append(
+            (
+                "Normal",
+                "KeyRotationStarted",
+                f"{state.request}: new key issued for "
+                f"{', '.join(state.consumers)}; the gateway rolls out with both "
+                "keys before clients get the new one",
             )
-    elif new_request and value is not None:
-        queued = value
-        if previous.get("queued") != value:
-            out.events.append(
-                (
-                    "Normal",
-                    "KeyRotationQueued",
-                    f"{value}: waits for rotation {state.request} to finish",
-                )
-            )
-    if refused_before and "refused" not in out.record and not new_request:
-        out.record.update(refused=refused_before, message=previous.get("message", ""))
+        )
     out.state = state
     out.record = {**_record(state, spec, queued=queued, stuck=out.stuck), **out.record}
     out.condition = _condition(state, stuck=out.stuck, timeout=rotation.rollout_timeout_seconds)
@@ -423,10 +493,10 @@ def _record(state: State | None, spec: IndexForgeSpec, *, queued: str | None, st
         ("completedAt", state.completed_at),
     ):
         if when is not None:
-            record[name] = _fmt(when)
+            record[name] = format_time(when)
     if state.phase == "Published" and state.published_at is not None:
         grace = spec.gateway.key_auth.rotation.grace_period_seconds
-        record["retireAfter"] = _fmt(state.published_at + dt.timedelta(seconds=grace))
+        record["retireAfter"] = format_time(state.published_at + dt.timedelta(seconds=grace))
     if queued:
         record["queued"] = queued
     if stuck:
@@ -478,11 +548,35 @@ class Handled:
     wake_in: float | None = None
 
 
-def _desired_gateway(spec: IndexForgeSpec, names: Names, secrets: GeneratedSecrets) -> Obj | None:
+def desired_gateway(spec: IndexForgeSpec, names: Names, secrets: GeneratedSecrets) -> Obj | None:
     if not spec.gateway.enabled:
         return None
     built = build_gateway(spec, names, secrets=secrets)
     return next((o for o in built if o["kind"] == "Deployment"), None)
+
+
+def load_state(
+    names: Names,
+    layout: Layout,
+    *,
+    live: Callable[[Obj], Obj | None],
+    cached: Callable[[Obj], Obj | None] | None,
+    needed: bool,
+) -> Obj | None:
+    """The state Secret from the cache; from the server too when a rotation may be involved
+    (the cache may not hold our last write yet; without any rotation, ask nothing)."""
+    ref = secret(names, layout.component, layout.secret_name(names), {})
+    stored = (cached or live)(ref)
+    return live(ref) if stored is None and needed else stored
+
+
+def persist(kube: Kube, body: Obj, names: Names, state: State, layout: Layout) -> str | None:
+    """Write the state Secret before anything acts on the state; why not, when it failed."""
+    try:
+        kube.apply(ownership.with_owner(state_secret(names, state, layout), body))
+    except ApiException as exc:
+        return f"Secret {layout.secret_name(names)}: {error_message(exc)}"[:1000]
+    return None
 
 
 def handle(
@@ -502,20 +596,16 @@ def handle(
     builders must use. ``live`` answers "live object for this desired one" (cache, then
     server), ``cached`` the cache alone (default: ``live``). ``write`` False (paused): report
     only."""
-    cached = cached or live
     previous = (body.get("status") or {}).get("keyRotation")
     annotation = (body["metadata"].get("annotations") or {}).get(ANNOTATION)
-    ref = secret(names, "gateway", names.gateway_key_rotation, {})
-    stored_obj = cached(ref)
-    if stored_obj is None and (
-        annotation or previous or spec.gateway.key_auth.rotation.interval_hours
-    ):  # the cache may not hold our last write yet; without any rotation, ask nothing
-        stored_obj = live(ref)
+    scheduled = spec.gateway.key_auth.rotation.interval_hours > 0
+    stored_obj = load_state(names, GATEWAY, live=live, cached=cached,
+                            needed=bool(annotation or previous or scheduled))  # fmt: skip
     stored = state_from_secret(stored_obj)
     current = apply_to(secrets, stored)
     rolled = False
     if stored is not None and stored.phase == "Issued":
-        deployment = _desired_gateway(spec, names, current)
+        deployment = desired_gateway(spec, names, current)
         rolled = deployment is not None and gateway_rolled_out(deployment, live(deployment))
     decision = decide(
         stored,
@@ -530,12 +620,11 @@ def handle(
     state = decision.state if write else stored
     out = Handled(secrets=current, wake_in=decision.wake_in)
     if write and state is not None and state != stored:
-        try:
-            kube.apply(ownership.with_owner(state_secret(names, state), body))
+        failure = persist(kube, body, names, state, GATEWAY)
+        if failure is None:
             out.writes += 1
-        except ApiException as exc:  # nothing acts on an unsaved state: the phase stays
-            message = f"Secret {names.gateway_key_rotation}: {error_message(exc)}"
-            out.failures.append(("KeyRotationNotSaved", message[:1000]))
+        else:  # nothing acts on an unsaved state: the phase stays
+            out.failures.append(("KeyRotationNotSaved", failure))
             state = stored
             decision = replace(
                 decision,

@@ -39,6 +39,7 @@ from .spec_mesh import MeshSpec
 from .spec_messaging import MessagingSpec
 from .spec_monitoring import MonitoringSpec
 from .spec_redis_replication import RedisReplication
+from .spec_redis_rotation import RedisPasswordRotation
 from .spec_secrets import SecretsSpec
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -285,6 +286,10 @@ class RedisSpec(SpecModel):
     ml: RedisMlInstance = Field(default=RedisMlInstance(), description="Redis of the ML service.")
     state: RedisStateInstance = Field(
         default=RedisStateInstance(), description="The API's state Redis (noeviction, AOF)."
+    )
+    password_rotation: RedisPasswordRotation = Field(
+        default=RedisPasswordRotation(),
+        description="Password rotation with overlap, no Redis restart (operator only).",
     )
 
 

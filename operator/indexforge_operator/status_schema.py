@@ -109,6 +109,46 @@ class KeyRotationStatus(SpecModel):
     )
 
 
+class RedisPasswordRotationStatus(SpecModel):
+    """Redis password rotation (redis_rotation.py); never carries a password."""
+
+    phase: Literal["Idle", "Issued", "Published"] = Field(
+        description="Idle; Issued: the Redis pods apply old+new, clients still use the old; "
+        "Published: clients get the new password, the old one is accepted until retireAfter."
+    )
+    request: Annotated[str, StringConstraints(max_length=253)] = Field(
+        default="",
+        description="The running (or last) rotation: the annotation value or schedule@<time>.",
+    )
+    instances: list[Annotated[str, StringConstraints(max_length=63)]] = Field(
+        default_factory=list, max_length=3, description="Redis instances whose password rotates."
+    )
+    started_at: Timestamp | None = Field(
+        default=None, description="When the new password was issued."
+    )
+    publish_after: Timestamp | None = Field(
+        default=None, description="When clients get the new password at the earliest."
+    )
+    published_at: Timestamp | None = Field(
+        default=None, description="When clients were given the new password."
+    )
+    retire_after: Timestamp | None = Field(
+        default=None, description="When the old password is refused at the earliest."
+    )
+    completed_at: Timestamp | None = Field(
+        default=None, description="When the last rotation retired its old password."
+    )
+    queued: Annotated[str, StringConstraints(max_length=253)] | None = Field(
+        default=None, description="A request that waits for the running rotation."
+    )
+    refused: Annotated[str, StringConstraints(max_length=253)] | None = Field(
+        default=None, description="The last request refused (nothing changed)."
+    )
+    message: Annotated[str, StringConstraints(max_length=4096)] = Field(
+        default="", description="Why the last request was refused, or what waits."
+    )
+
+
 class IndexForgeStatus(SpecModel):
     """Observed state of an IndexForge."""
 
@@ -142,4 +182,7 @@ class IndexForgeStatus(SpecModel):
     )
     key_rotation: KeyRotationStatus | None = Field(
         default=None, description="Gateway consumer-key rotation."
+    )
+    redis_password_rotation: RedisPasswordRotationStatus | None = Field(
+        default=None, description="Redis password rotation."
     )

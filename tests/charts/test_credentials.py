@@ -163,9 +163,10 @@ def test_generated_values_agree_within_one_render() -> None:
     limit = kong["services"][0]["plugins"][0]["config"]
     assert limit["redis"]["password"] == internal["redis-app-password"]
     assert internal["redis-app.conf"] == (
-        f"requirepass {internal['redis-app-password']}\n"
+        f"user default on >{internal['redis-app-password']} ~* &* +@all\n"
         f"masterauth {internal['redis-app-password']}\n"
     )
+    assert internal["redis-app-passwords"] == f"{internal['redis-app-password']}\n"
     assert {c["username"]: c["keyauth_credentials"][0]["key"] for c in kong["consumers"]} == (
         consumers
     )
@@ -203,8 +204,15 @@ def test_cli_values_have_the_documented_layout() -> None:
     assert data["gateway-tokens"].splitlines() == [data["gateway-token"]]
     for instance in ("redis-app", "redis-ml", "redis-state"):
         password = data[f"{instance}-password"]
-        assert data[f"{instance}.conf"] == f"requirepass {password}\nmasterauth {password}\n"
-    single = {k: v for k, v in data.items() if k != "gateway-tokens" and not k.endswith(".conf")}
+        assert data[f"{instance}.conf"] == (
+            f"user default on >{password} ~* &* +@all\nmasterauth {password}\n"
+        )
+        assert data[f"{instance}-passwords"] == f"{password}\n"  # the list Redis accepts
+    lists = (
+        "gateway-tokens",
+        *(f"{i}-passwords" for i in ("redis-app", "redis-ml", "redis-state")),
+    )
+    single = {k: v for k, v in data.items() if k not in lists and not k.endswith(".conf")}
     for key, value in single.items():
         assert re.fullmatch(r"[A-Za-z0-9_-]{32,}", value), key  # URL-safe, no newline
     assert len(set(single.values()) - {data["gateway-token"]}) == len(single) - 1, "reused value"

@@ -130,6 +130,23 @@ def test_every_variable_the_operator_writes_is_read_by_the_service(
     assert unread == [], f"{component}: the service ignores {unread}"
 
 
+def _file(path: str | None) -> str:
+    assert path, "no password file configured"
+    return Path(path).read_text().strip()
+
+
+@pytest.mark.parametrize("component", list(SETTINGS))
+def test_redis_passwords_reach_services_as_files_only(
+    rendered: dict[str, Any], component: str
+) -> None:
+    """A value in the env would be the pod's start-time password for the process's life (and
+    settings prefer it); the mounted file is what a rotation updates."""
+    env, settings = rendered[component]
+    assert settings["redis_password"] is None
+    assert settings.get("state_redis_password") is None
+    assert not any("PASSWORD" in k for k in env if not k.endswith("_FILE")), sorted(env)
+
+
 def test_api_settings_follow_the_spec(rendered: dict[str, Any]) -> None:
     spec, secrets = rendered["spec"], rendered["secrets"]
     _, api = rendered["api"]
@@ -138,7 +155,8 @@ def test_api_settings_follow_the_spec(rendered: dict[str, Any]) -> None:
     assert api["excel_max_rows"] == 4321
     assert api["gateway_cache_max_age_seconds"] == 20  # min(proxy-cache TTL, response TTL)
     assert api["weaviate_api_key"] == secrets.weaviate_api_key
-    assert api["redis_password"] == secrets.redis_password("redis-app")
+    assert _file(api["redis_password_file"]) == secrets.redis_password("redis-app")
+    assert _file(api["state_redis_password_file"]) == secrets.redis_password("redis-state")
     assert api["metrics_port"] == 9102
 
 
@@ -147,7 +165,7 @@ def test_ml_settings_follow_the_spec(rendered: dict[str, Any]) -> None:
     _, ml = rendered["ml"]
     assert ml["embedding_cache_ttl_seconds"] == 1234
     assert ml["batch_max_size"] == 48
-    assert ml["redis_password"] == secrets.redis_password("redis-ml")
+    assert _file(ml["redis_password_file"]) == secrets.redis_password("redis-ml")
 
 
 def test_excel_settings_follow_the_spec(rendered: dict[str, Any]) -> None:

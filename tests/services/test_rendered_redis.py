@@ -1,34 +1,44 @@
 """The redis.conf and auth include the operator renders, loaded by a real redis-server: a
 client without the generated password is refused, with it served (finding 6 of issue 10:
-Redis ran `protected-mode no` without a password behind NetworkPolicies only)."""
+Redis ran `protected-mode no` without a password behind NetworkPolicies only). The pod's ACL
+sync sidecar and readiness probe, run as rendered (their commands, the mounted list from the
+rendered Secret), change the accepted passwords live (issue 14, item 3)."""
 
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 from indexforge_operator.builders import build_all
-from indexforge_operator.builders.redis import AUTH_FILE
+from indexforge_operator.builders.redis import AUTH_DIR, AUTH_FILE
 from indexforge_operator.generated import GeneratedSecrets, complete
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
 from tests.procs import free_port
+from tests.waiting import wait_for
 
 NAMES = Names("rediscfg", "shop")
 
 
-def _rendered(component: str) -> tuple[str, str, str]:
-    """(redis.conf, auth.conf, password) of one Redis as the operator renders them."""
+def _objects() -> tuple[GeneratedSecrets, list[dict[str, Any]]]:
     spec = IndexForgeSpec()
     tokens = iter(range(1000))
     secrets = complete(spec, current=GeneratedSecrets(), token=lambda: f"pw-{next(tokens)}-x")
-    objs = build_all(spec, NAMES, secrets=secrets, prometheus_operator=False)
+    return secrets, build_all(spec, NAMES, secrets=secrets, prometheus_operator=False)
+
+
+def _rendered(component: str) -> tuple[str, str, str]:
+    """(redis.conf, auth.conf, password) of one Redis as the operator renders them."""
+    secrets, objs = _objects()
     (config,) = [o for o in objs if o["metadata"]["name"] == NAMES.config(component)]  # type: ignore[arg-type]
     (auth,) = [o for o in objs if o["metadata"]["name"] == NAMES.internal_auth]
     auth_conf = base64.b64decode(auth["data"][f"{component}.conf"]).decode()
@@ -37,7 +47,13 @@ def _rendered(component: str) -> tuple[str, str, str]:
 
 @pytest.fixture(params=["redis-app", "redis-ml"])
 def rendered_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[int, str]]:
-    conf, auth_conf, password = _rendered(request.param)
+    with _serve(request.param, tmp_path) as served:
+        yield served
+
+
+@contextmanager
+def _serve(component: str, tmp_path: Path) -> Iterator[tuple[int, str]]:
+    conf, auth_conf, password = _rendered(component)
     port = free_port()
     (tmp_path / "auth.conf").write_text(auth_conf)
     local = []
@@ -80,3 +96,67 @@ def test_rendered_redis_refuses_clients_without_the_password(
         redis.Redis(port=port, password="wrong", socket_timeout=2).ping()
     good = redis.Redis(port=port, password=password, socket_timeout=2)
     assert good.set("k", "v") and good.get("k") == b"v"
+
+
+def _accepts(port: int, password: str) -> bool:
+    try:
+        return bool(redis.Redis(port=port, password=password, socket_timeout=2).ping())
+    except redis.AuthenticationError:
+        return False
+
+
+def _list(path: Path, *passwords: str) -> None:
+    """Replace the mounted list the way the kubelet does (a rename, never a partial file)."""
+    fresh = path.with_name(f".{path.name}.new")
+    fresh.write_text("".join(f"{p}\n" for p in passwords))
+    os.replace(fresh, path)
+
+
+def test_rendered_sidecar_and_probe_follow_the_mounted_list(tmp_path: Path) -> None:
+    component = "redis-app"
+    secrets, objs = _objects()
+    name = NAMES.component(component)  # type: ignore[arg-type]
+    (sts,) = [o for o in objs if o["kind"] == "StatefulSet" and o["metadata"]["name"] == name]
+    containers = {c["name"]: c for c in sts["spec"]["template"]["spec"]["containers"]}
+    (auth,) = [o for o in objs if o["metadata"]["name"] == NAMES.internal_auth]
+    listed = base64.b64decode(auth["data"][f"{component}-passwords"]).decode()
+    old = secrets.redis_password(component)
+    assert listed == f"{old}\n"
+    mounted = tmp_path / "mounted"
+    mounted.mkdir()
+    passwords = mounted / "passwords"
+    passwords.write_text(listed)
+
+    def local(text: str) -> str:
+        return text.replace(AUTH_DIR, str(mounted))
+
+    with _serve(component, tmp_path) as (port, _):
+        sync = containers["acl-sync"]
+        env = {e["name"]: local(e["value"]) for e in sync["env"]}
+        env |= {
+            "REDIS_PORT": str(port),
+            "REDIS_ACL_SYNC_SECONDS": "0.2",
+            "PATH": os.environ["PATH"],
+        }
+        probe = [local(a).replace("-p 6379", f"-p {port}")
+                 for a in containers["redis"]["readinessProbe"]["exec"]["command"]]  # fmt: skip
+
+        def ready() -> bool:
+            out = subprocess.run(probe, capture_output=True, text=True, timeout=10, check=False)
+            return out.stdout.strip() == "PONG"
+
+        command = [local(a) for a in sync["command"]]
+        sidecar = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            assert ready()
+            _list(passwords, "fresh-password", old)  # Issued: both accepted
+            wait_for(lambda: _accepts(port, "fresh-password"), timeout=10, what="new accepted")
+            assert _accepts(port, old) and ready()
+            _list(passwords, "fresh-password")  # retired: only the new one
+            wait_for(lambda: not _accepts(port, old), timeout=10, what="old refused")
+            assert ready(), "the probe must authenticate with the list, not the start value"
+        finally:
+            sidecar.terminate()
+            sidecar.wait(timeout=10)

@@ -107,7 +107,7 @@ class Group:
         self.script = root / "init.sh"
         self.script.write_text(r.script)
         auth = root / "auth.conf"
-        auth.write_text(redis_auth_conf(PASSWORD))
+        auth.write_text(redis_auth_conf((PASSWORD,), PASSWORD))
         self.redis: list[RedisProcess | None] = [None] * 3
         self.sentinels: list[SentinelProcess] = []
         self.pod_dirs = []

@@ -118,7 +118,9 @@ def test_api_and_workers_ask_the_sentinels_instead_of_the_url() -> None:
         )
         assert env["INDEXFORGE_STATE_REDIS_MASTER"] == "indexforge-state"
         assert env["INDEXFORGE_STATE_REDIS_WAIT_REPLICAS"] == "1"
-        assert "INDEXFORGE_STATE_REDIS_PASSWORD" in env
+        assert (
+            env["INDEXFORGE_STATE_REDIS_PASSWORD_FILE"] == "/var/run/indexforge/redis/redis-state"
+        )
 
 
 def _peers(rules: list[dict[str, Any]], key: str) -> dict[str, set[int]]:

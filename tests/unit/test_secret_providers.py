@@ -118,9 +118,11 @@ def test_placeholders_build_external_secrets_not_secrets() -> None:
     internal = next(o for o in objs if o["metadata"]["name"] == "demo-internal-auth")
     template = internal["spec"]["target"]["template"]["data"]
     assert template["redis-app.conf"] == (
-        'requirepass {{ index . "redis-app-password" }}\n'
+        'user default on >{{ index . "redis-app-password" }} ~* &* +@all\n'
         'masterauth {{ index . "redis-app-password" }}\n'
     )
+    # The ACL sync sidecar's list: the stored password alone (no rotation through a store).
+    assert template["redis-app-passwords"] == '{{ index . "redis-app-password" }}\n'
     assert template["gateway-tokens"] == '{{ index . "gateway-tokens" }}\n'
     assert internal["spec"]["dataFrom"] == [{"extract": {"key": "indexforge/ns1/demo"}}]
     store = next(o for o in objs if o["kind"] == "SecretStore")

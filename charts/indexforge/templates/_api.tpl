@@ -23,7 +23,7 @@ or delete (Kong cannot be told to purge); 0 when nothing caches at the gateway. 
   (include "indexforge.commonEnv" (dict "root" $root "spec" $spec "component" $component "logLevel" $api.logLevel))
   (include "indexforge.env" (dict "name" "INDEXFORGE_REDIS_URL" "value" (printf "redis://%s:6379/0" $redis)))
   $state
-  (include "indexforge.internalEnv" (dict "root" $root "name" "INDEXFORGE_STATE_REDIS_PASSWORD" "key" "redis-state-password"))
+  (include "indexforge.env" (dict "name" "INDEXFORGE_STATE_REDIS_PASSWORD_FILE" "value" "/var/run/indexforge/redis/redis-state"))
   (include "indexforge.env" (dict "name" "INDEXFORGE_WEAVIATE_URL" "value" (include "indexforge.url" (dict "root" $root "component" "weaviate" "port" 8080))))
   (include "indexforge.env" (dict "name" "INDEXFORGE_WEAVIATE_GRPC_PORT" "value" 50051))
   (include "indexforge.env" (dict "name" "INDEXFORGE_WEAVIATE_REPLICATION_FACTOR" "value" (include "indexforge.weaviateReplicationFactor" $spec.weaviate)))

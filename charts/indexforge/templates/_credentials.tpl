@@ -63,9 +63,13 @@ indexforge.consumerKeyRef: where a consumer's key is (dict root, username), as J
 {{ include "indexforge.secretEnv" (dict "name" .name "secret" (include "indexforge.internalAuthSecret" .root) "key" .key) }}
 {{- end -}}
 
-{{/* indexforge.redisAuthConf: the requirepass file redis.conf includes (password). */}}
+{{/*
+indexforge.redisAuthConf: the file redis.conf includes (password): the ACL default user with
+the accepted password and masterauth, as the operator's credentials.redis_auth_conf. The chart
+never rotates, so the accepted list is the one password.
+*/}}
 {{- define "indexforge.redisAuthConf" -}}
-{{- printf "requirepass %s\nmasterauth %s\n" . . -}}
+{{- printf "user default on >%s ~* &* +@all\nmasterauth %s\n" . . -}}
 {{- end -}}
 
 {{/*

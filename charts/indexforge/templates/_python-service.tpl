@@ -35,6 +35,7 @@ indexforge.pythonService: every object of one service. dict:
   root, spec, component, svc (the component's spec part), replicas ("" when an HPA owns the
   count), maxReplicas, port, env (YAML list text), podFields (YAML map text, GPU scheduling),
   extraLimits (map), slowStart (bool), redis (the Redis instance whose password it needs),
+  stateRedis (also the state Redis's password: the API image),
   rollout ("surge" default, "replace", "recreate"; the operator's common.deployment),
   program (the console script; default indexforge-<component>), extraArgs (after --host/--port),
   noClusterService (only the headless Service: nobody calls a worker), noDrain (no pre-stop
@@ -45,6 +46,10 @@ gateway tokens are a file the service re-reads, so an overlapping rotation needs
 {{- define "indexforge.pythonService" -}}
 {{- $ctx := dict "root" .root "spec" .spec "component" .component -}}
 {{- $svc := .svc -}}
+{{- /* Redis instances whose current password the pod mounts as a file. */ -}}
+{{- $redisFiles := list -}}
+{{- with .redis }}{{ $redisFiles = append $redisFiles . }}{{ end -}}
+{{- if .stateRedis }}{{ $redisFiles = append $redisFiles "redis-state" }}{{ end -}}
 {{ include "indexforge.serviceAccount" $ctx }}
 ---
 apiVersion: apps/v1
@@ -110,8 +115,10 @@ spec:
               protocol: TCP
           env:
             {{- .env | nindent 12 }}
+            {{- /* A file, not the value: re-read on every new connection (a rotation needs no restart). */}}
             {{- with .redis }}
-            {{- include "indexforge.internalEnv" (dict "root" $.root "name" "INDEXFORGE_REDIS_PASSWORD" "key" (printf "%s-password" .)) | nindent 12 }}
+            - name: INDEXFORGE_REDIS_PASSWORD_FILE
+              value: /var/run/indexforge/redis/{{ . }}
             {{- end }}
           resources:
             {{- include "indexforge.resources" (dict "resources" $svc.resources "extraLimits" .extraLimits) | nindent 12 }}
@@ -139,6 +146,11 @@ spec:
             - name: gateway-tokens
               mountPath: /var/run/indexforge/gateway
               readOnly: true
+            {{- if $redisFiles }}
+            - name: redis-passwords
+              mountPath: /var/run/indexforge/redis
+              readOnly: true
+            {{- end }}
       volumes:
         {{- include "indexforge.tmpVolume" . | nindent 8 }}
         - name: gateway-tokens
@@ -148,6 +160,18 @@ spec:
               - key: gateway-tokens
                 path: tokens
             defaultMode: 288  # 0440
+        {{- if $redisFiles }}
+        {{- /* A directory volume (never subPath, whose files the kubelet does not update). */}}
+        - name: redis-passwords
+          secret:
+            secretName: {{ include "indexforge.internalAuthSecret" .root }}
+            items:
+              {{- range $redisFiles }}
+              - key: {{ . }}-password
+                path: {{ . }}
+              {{- end }}
+            defaultMode: 288  # 0440
+        {{- end }}
 {{- if not .noClusterService }}
 ---
 {{ include "indexforge.service" (merge (dict "ports" (list (dict "name" "http" "port" .port))) $ctx) }}

@@ -7,7 +7,7 @@ from ..naming import Names
 from ..spec import IndexForgeSpec
 from . import ports
 from .common import Obj, env, meta
-from .credentials import redis_password_env, secret_env
+from .credentials import redis_password_file, secret_env
 from .python_service import ServiceShape, build_python_service, common_env
 from .queue_env import queue_env
 from .redis_replication import state_client_env
@@ -34,7 +34,8 @@ def api_env(spec: IndexForgeSpec, names: Names, *, component: str = "api") -> li
                 )
             ]
         ),
-        redis_password_env(names, "INDEXFORGE_STATE_REDIS_PASSWORD", "redis-state"),
+        # Mounted by build_python_service (state_redis): re-read per connection.
+        env("INDEXFORGE_STATE_REDIS_PASSWORD_FILE", redis_password_file("redis-state")),
         env("INDEXFORGE_WEAVIATE_URL", names.url("weaviate", ports.WEAVIATE_HTTP)),
         env("INDEXFORGE_WEAVIATE_GRPC_PORT", ports.WEAVIATE_GRPC),
         # Copies of each object in the collections the API creates (QUORUM reads and writes).
@@ -123,6 +124,7 @@ def build_api(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         budget=api.pod_disruption_budget,
         env=[*api_env(spec, names), *extra],
         redis="redis-app",
+        state_redis=True,
         tmp_size=tmp_size(spec),
     )
     out = build_python_service(spec, names, shape)

@@ -3,8 +3,12 @@
 NetworkPolicies are not enforced by every CNI, so each hop behind them authenticates too:
 Kong adds a per-instance token the services verify, Redis requires a password, Weaviate an
 API key. One generated Secret holds all of them; each workload reads only the keys it needs
-(env for values fixed for the process's life, a file for gateway tokens, which the services
-re-read so an overlapping rotation needs no restart).
+(env for values fixed for the process's life, a file for gateway tokens and Redis passwords,
+which the services re-read so an overlapping rotation needs no restart).
+
+Per Redis instance the Secret holds the password clients use (``<instance>-password``), every
+password the Redis accepts (``<instance>-passwords``, newest first: the ACL sync sidecar
+applies it live, redis_acl.py) and the config file Redis starts with (``<instance>.conf``).
 """
 
 from __future__ import annotations
@@ -17,13 +21,17 @@ from ..generated import (
     WEAVIATE_API_KEY_KEY,
     GeneratedSecrets,
     redis_password_key,
+    redis_passwords_key,
 )
 from ..naming import Names
 from .common import Obj, secret
+from .redis_acl import acl_user_line
 
 TOKENS_VOLUME = "gateway-tokens"
 TOKENS_DIR = "/var/run/indexforge/gateway"
 TOKENS_FILE = f"{TOKENS_DIR}/tokens"
+REDIS_PASSWORDS_VOLUME = "redis-passwords"
+REDIS_PASSWORDS_DIR = "/var/run/indexforge/redis"
 WEAVIATE_USER = "indexforge"
 RABBITMQ_USER = "indexforge"
 RABBITMQ_AUTH_CONF_KEY = "rabbitmq-auth.conf"
@@ -34,9 +42,11 @@ def redis_auth_conf_key(instance: str) -> str:
     return f"{instance}.conf"
 
 
-def redis_auth_conf(password: str) -> str:
-    """Included by redis.conf; masterauth lets a future replica authenticate to its primary."""
-    return f"requirepass {password}\nmasterauth {password}\n"
+def redis_auth_conf(accepted: tuple[str, ...], current: str) -> str:
+    """Included by redis.conf: the default user accepts every listed password (what the sync
+    sidecar keeps up to date later); masterauth lets a replica authenticate to its primary
+    with what clients use now, which the primary accepts throughout a rotation."""
+    return f"{acl_user_line(accepted)}masterauth {current}\n"
 
 
 def rabbitmq_auth_conf(password: str) -> str:
@@ -54,8 +64,10 @@ def internal_auth_data(names: Names, secrets: GeneratedSecrets) -> dict[str, str
     data = {WEAVIATE_API_KEY_KEY: secrets.weaviate_api_key}
     for instance in REDIS_INSTANCES:
         password = secrets.redis_password(instance)
+        accepted = secrets.redis_accepted_passwords(instance)
         data[redis_password_key(instance)] = password
-        data[redis_auth_conf_key(instance)] = redis_auth_conf(password)
+        data[redis_passwords_key(instance)] = "".join(f"{p}\n" for p in accepted)
+        data[redis_auth_conf_key(instance)] = redis_auth_conf(accepted, password)
     data[GATEWAY_TOKENS_KEY] = "\n".join(secrets.gateway_tokens) + "\n"
     if secrets.rabbitmq_password:
         data[RABBITMQ_USERNAME_KEY] = RABBITMQ_USER
@@ -101,3 +113,25 @@ def tokens_volume(names: Names) -> Obj:
 
 def tokens_mount() -> Obj:
     return {"name": TOKENS_VOLUME, "mountPath": TOKENS_DIR, "readOnly": True}
+
+
+def redis_password_file(instance: str) -> str:
+    """Where a service reads the password of one Redis (re-read per connection)."""
+    return f"{REDIS_PASSWORDS_DIR}/{instance}"
+
+
+def redis_passwords_volume(names: Names, instances: list[str]) -> Obj:
+    """The current password of each listed Redis, a file per instance. A directory volume
+    (never subPath, whose files the kubelet does not update) so a rotation reaches the pod."""
+    return {
+        "name": REDIS_PASSWORDS_VOLUME,
+        "secret": {
+            "secretName": names.internal_auth,
+            "items": [{"key": redis_password_key(i), "path": i} for i in instances],
+            "defaultMode": 0o440,
+        },
+    }
+
+
+def redis_passwords_mount() -> Obj:
+    return {"name": REDIS_PASSWORDS_VOLUME, "mountPath": REDIS_PASSWORDS_DIR, "readOnly": True}

@@ -46,6 +46,7 @@ def build_workers(spec: IndexForgeSpec, names: Names) -> list[Obj]:
             *queue_env(spec, names),
         ],
         redis="redis-app",
+        state_redis=True,
         tmp_size=tmp_size(spec),
         program="indexforge-api",
         extra_args=("--worker",),

@@ -34,7 +34,14 @@ from .common import (
     tmp_volume,
     wants_pdb,
 )
-from .credentials import TOKENS_FILE, redis_password_env, tokens_mount, tokens_volume
+from .credentials import (
+    TOKENS_FILE,
+    redis_password_file,
+    redis_passwords_mount,
+    redis_passwords_volume,
+    tokens_mount,
+    tokens_volume,
+)
 
 # The uid the service images run as (their Dockerfiles create this user).
 SERVICE_UID = 10001
@@ -65,6 +72,7 @@ class ServiceShape:
     limits_extra: dict[str, str] = field(default_factory=dict)
     slow_start: bool = False  # ML loads its model before it is ready
     redis: str | None = None  # the Redis instance whose password the service needs
+    state_redis: bool = False  # also the state Redis's password (the API image: api_env)
     tmp_size: str | None = None  # /tmp sizeLimit when the default is too small (API uploads)
     rollout: Rollout = "surge"  # how the Deployment replaces pods (see common.deployment)
     program: str | None = None  # the console script; default indexforge-<component>
@@ -101,11 +109,18 @@ def common_env(spec: IndexForgeSpec, names: Names, component: str, log_level: st
     return out
 
 
-def _env(names: Names, shape: ServiceShape) -> list[Obj]:
+def _env(shape: ServiceShape) -> list[Obj]:
     out = list(shape.env)
     if shape.redis is not None:
-        out.append(redis_password_env(names, "INDEXFORGE_REDIS_PASSWORD", shape.redis))
+        # A file, not the value: re-read on every new connection, so a rotation needs no restart.
+        out.append(env("INDEXFORGE_REDIS_PASSWORD_FILE", redis_password_file(shape.redis)))
     return out
+
+
+def _redis_instances(shape: ServiceShape) -> list[str]:
+    """Redis instances whose password file the pod mounts."""
+    out = [shape.redis] if shape.redis is not None else []
+    return [*out, "redis-state"] if shape.state_redis else out
 
 
 def _container(names: Names, shape: ServiceShape) -> Obj:
@@ -128,13 +143,15 @@ def _container(names: Names, shape: ServiceShape) -> Obj:
             {"name": "http", "containerPort": shape.port, "protocol": "TCP"},
             {"name": "metrics", "containerPort": ports.SERVICE_METRICS, "protocol": "TCP"},
         ],
-        "env": _env(names, shape),
+        "env": _env(shape),
         "resources": res,
         "securityContext": container_security(),
         "livenessProbe": http_probe("/healthz", "http"),
         "readinessProbe": http_probe("/readyz", "http", period=5),
         "volumeMounts": [tmp_mount(), tokens_mount()],
     }
+    if _redis_instances(shape):
+        container["volumeMounts"].append(redis_passwords_mount())
     if shape.slow_start:
         # Model loading can take minutes on a cold node; liveness must not kill it meanwhile.
         container["startupProbe"] = http_probe("/healthz", "http", period=10, failures=60)
@@ -146,6 +163,9 @@ def _container(names: Names, shape: ServiceShape) -> Obj:
 def build_python_service(spec: IndexForgeSpec, names: Names, shape: ServiceShape) -> list[Obj]:
     """ServiceAccount, Deployment, Service, headless Service and (multi-replica) PDB."""
     component = shape.component
+    volumes = [tmp_volume(shape.tmp_size), tokens_volume(names)]
+    if instances := _redis_instances(shape):
+        volumes.append(redis_passwords_volume(names, instances))
     template = pod_template(
         names,
         component,
@@ -155,7 +175,7 @@ def build_python_service(spec: IndexForgeSpec, names: Names, shape: ServiceShape
             "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
             **shape.pod_fields,
             "containers": [_container(names, shape)],
-            "volumes": [tmp_volume(shape.tmp_size), tokens_volume(names)],
+            "volumes": volumes,
         },
     )
     http = [service_port("http", shape.port)]

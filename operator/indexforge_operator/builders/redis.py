@@ -14,6 +14,7 @@ from typing import Literal
 
 import jinja2
 
+from ..generated import redis_passwords_key
 from ..naming import Names
 from ..spec import IndexForgeSpec, RedisInstance, RedisStateInstance
 from . import ports
@@ -37,6 +38,7 @@ from .common import (
     wants_pdb,
 )
 from .credentials import redis_auth_conf_key, redis_password_env
+from .redis_acl import ACL_SYNC_SCRIPT, PASSWORDS_FILE_ENV
 from .redis_replication import (
     INIT_KEY,
     INIT_SCRIPT,
@@ -50,6 +52,16 @@ from .storage import data_volume_claim, data_volumes, statefulset
 REDIS_UID = 999  # the "redis" user of the official image
 AUTH_DIR = "/etc/redis-auth"
 AUTH_FILE = f"{AUTH_DIR}/auth.conf"
+PASSWORDS_FILE = f"{AUTH_DIR}/passwords"
+# The sync loop sleeps most of the time: a shell and a redis-cli every few seconds.
+ACL_SYNC_RESOURCES: Obj = {
+    "requests": {"cpu": "5m", "memory": "8Mi"},
+    "limits": {"memory": "32Mi"},
+}
+# The oldest accepted password: accepted from before the sidecar applies a new list until
+# after it applied the next (an env value would be the one from the pod's start, refused
+# once a rotation retired it).
+PROBE_SCRIPT = f'REDISCLI_AUTH="$(tail -n 1 {PASSWORDS_FILE})" exec redis-cli -p {ports.REDIS} ping'
 RedisComponent = Literal["redis-app", "redis-ml", "redis-state"]
 _CONF = jinja2.Environment(
     undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
@@ -58,7 +70,7 @@ _CONF = jinja2.Environment(
 # Rendered by the IndexForge operator for {{ instance }}/{{ role }}; do not edit.
 bind 0.0.0.0
 port {{ port }}
-# Clients authenticate (requirepass below) and the NetworkPolicy limits who can connect.
+# Clients authenticate (the ACL default user below) and the NetworkPolicy limits who connects.
 protected-mode no
 include {{ auth_file }}
 dir /data
@@ -91,14 +103,32 @@ def redis_conf(instance: RedisInstance, *, instance_name: str, role: str) -> str
 
 
 def _auth_volume(names: Names, component: RedisComponent) -> Obj:
-    """Only this instance's requirepass line from the internal-auth Secret."""
+    """This instance's ACL file and accepted-password list from the internal-auth Secret. A
+    directory volume (not subPath): the kubelet updates its files, the sidecar applies them."""
     return {
         "name": "auth",
         "secret": {
             "secretName": names.internal_auth,
-            "items": [{"key": redis_auth_conf_key(component), "path": "auth.conf"}],
+            "items": [
+                {"key": redis_auth_conf_key(component), "path": "auth.conf"},
+                {"key": redis_passwords_key(component), "path": "passwords"},
+            ],
             "defaultMode": 0o440,
         },
+    }
+
+
+def _acl_sync(instance: RedisInstance) -> Obj:
+    """Keeps the default user's passwords equal to the mounted list, live (redis_acl.py)."""
+    return {
+        "name": "acl-sync",
+        "image": instance.image,
+        "imagePullPolicy": instance.image_pull_policy,
+        "command": ["sh", "-c", ACL_SYNC_SCRIPT],
+        "env": [env(PASSWORDS_FILE_ENV, PASSWORDS_FILE), env("REDIS_PORT", ports.REDIS)],
+        "resources": ACL_SYNC_RESOURCES,
+        "securityContext": container_security(),
+        "volumeMounts": [{"name": "auth", "mountPath": AUTH_DIR, "readOnly": True}, tmp_mount()],
     }
 
 
@@ -107,8 +137,6 @@ def _replicated(instance: RedisInstance) -> bool:
 
 
 def _containers(names: Names, instance: RedisInstance, component: RedisComponent) -> list[Obj]:
-    # redis-cli (the readiness probe) and the exporter read the password from the environment.
-    password = redis_password_env(names, "REDISCLI_AUTH", component)
     # Replicated: the init step's per-pod config (it includes the shared one).
     conf = f"{RUNTIME_DIR}/redis.conf" if _replicated(instance) else "/etc/redis/redis.conf"
     redis: Obj = {
@@ -117,12 +145,11 @@ def _containers(names: Names, instance: RedisInstance, component: RedisComponent
         "imagePullPolicy": instance.image_pull_policy,
         "command": ["redis-server", conf],
         "ports": [{"name": "redis", "containerPort": ports.REDIS, "protocol": "TCP"}],
-        "env": [password],
         "resources": resources(instance.resources),
         "securityContext": container_security(),
         "livenessProbe": {"tcpSocket": {"port": "redis"}, "periodSeconds": 10},
         "readinessProbe": {
-            "exec": {"command": ["redis-cli", "-p", str(ports.REDIS), "ping"]},
+            "exec": {"command": ["sh", "-c", PROBE_SCRIPT]},
             "periodSeconds": 5,
             "timeoutSeconds": 2,
         },
@@ -135,8 +162,11 @@ def _containers(names: Names, instance: RedisInstance, component: RedisComponent
     }
     if _replicated(instance):
         redis["volumeMounts"].append({"name": "runtime", "mountPath": RUNTIME_DIR})
-    out = [redis]
+    out = [redis, _acl_sync(instance)]
     if instance.exporter.enabled:
+        # The exporter reads its password once, at start (a new connection per scrape):
+        # after a rotation retired that password it reports the Redis down until the pod
+        # restarts (README, "Redis passwords").
         exporter = instance.exporter
         out.append(
             {

@@ -19,11 +19,9 @@ applied last, so a kubelet update that skips step 1 (both edits within one sync 
 applies; clients then fail until they read the new password, which is why the operator must
 wait between the steps.
 
-What is built here and tested against a real redis-server (tests/services/
-test_redis_password_rotation.py): this script, ``acl_user_line`` for the config Redis starts
-with, and the services' re-reading credential provider. Not wired yet: the sidecar in the
-Redis pods and the operator's phases for Redis passwords (the README and the issue note say
-what is left).
+Wired: every Redis pod runs this script as its ``acl-sync`` sidecar (builders/redis.py), the
+operator's phases are redis_rotation.py. Tested against a real redis-server
+(tests/services/test_redis_password_rotation.py, test_rendered_redis.py).
 """
 
 from __future__ import annotations
