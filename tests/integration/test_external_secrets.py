@@ -195,6 +195,32 @@ def test_operator_reports_the_missing_crd_then_creates_the_external_secrets(
         found = wait_for(store, timeout=90, what="the operator's SecretStore")
         owner = found["metadata"]["ownerReferences"][0]
         assert owner["kind"] == "IndexForge" and owner["name"] == "demo"
+        _sync_failure_is_reported_then_clears(api_client, namespace)
         assert operator_process.alive(), operator_process.log_tail()
     finally:
         kubectl(kubeconfig, "delete", "crd", *names, "--timeout=120s", check=False)
+
+
+def _sync_failure_is_reported_then_clears(api_client: Any, namespace: str) -> None:
+    """External Secrets Operator is not running here, so its status writes are played through
+    the status subresource, the way ESO reports a wrong path or a denied read."""
+    custom = client.CustomObjectsApi(api_client)
+
+    def report(status: str, reason: str, message: str) -> None:
+        condition = {"type": "Ready", "status": status, "reason": reason, "message": message,
+                     "lastTransitionTime": "2026-12-03T00:00:00Z"}  # fmt: skip
+        custom.patch_namespaced_custom_object_status(
+            "external-secrets.io", "v1", namespace, "externalsecrets", "demo-internal-auth",
+            {"status": {"conditions": [condition]}},
+        )  # fmt: skip
+
+    report("False", "SecretSyncedError", "could not get secret data from provider")
+    expected = "ExternalSecret/demo-internal-auth: SecretSyncedError: could not get secret data"
+
+    def not_synced(want: bool) -> bool:
+        cond = _condition(_cr(api_client, namespace, "demo"), "Degraded") or {}
+        return (expected in cond.get("message", "")) is want
+
+    wait_for(lambda: not_synced(True), timeout=60, what="Degraded ExternalSecretNotSynced")
+    report("True", "SecretSynced", "secret synced")
+    wait_for(lambda: not_synced(False), timeout=60, what="the ExternalSecret finding cleared")
