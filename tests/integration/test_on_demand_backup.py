@@ -17,6 +17,7 @@ from indexforge_operator import on_demand
 from tests.conftest import kubectl
 from tests.waiting import wait_for
 
+from .job_status import fail_job
 from .test_operator import _apply, _condition, _cr, _sample
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator_process")]
@@ -105,18 +106,9 @@ def test_a_failed_backup_job_and_a_refused_restore_are_reported(
     wait_for(lambda: _with_reason(api_client, namespace, "OnDemandBackup", "BackupRunning"),
              timeout=30, what="BackupRunning")  # fmt: skip
     victim = jobs[0]
-    now = victim.metadata.creation_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-    failed = [
-        {"type": t, "status": "True", "reason": "BackoffLimitExceeded",
-         "message": "Job has reached the specified backoff limit",
-         "lastProbeTime": now, "lastTransitionTime": now}
-        for t in ("FailureTarget", "Failed")
-    ]  # fmt: skip
-    client.BatchV1Api(api_client).patch_namespaced_job_status(
-        victim.metadata.name, namespace,
-        # A finished Job has no active pods (its pods never ran here).
-        {"status": {"startTime": now, "conditions": failed, "failed": 3, "active": None}},
-    )  # fmt: skip
+    # A finished Job has no active pods (its pods never ran here).
+    fail_job(api_client, namespace, victim.metadata.name, reason="BackoffLimitExceeded",
+             message="Job has reached the specified backoff limit", failed=3)  # fmt: skip
     cond = wait_for(
         lambda: _with_reason(api_client, namespace, "OnDemandBackup", "BackupFailed"),
         timeout=60,

@@ -21,6 +21,7 @@ from kubernetes import client
 from indexforge_operator import on_demand
 from tests.waiting import wait_for
 
+from .job_status import fail_job
 from .test_on_demand_backup import BACKUP, _annotate, _events, _with_reason
 from .test_operator import _apply, _cr, _sample
 
@@ -117,19 +118,9 @@ def test_a_failed_restore_job_starts_redis_again_and_reports_the_reason(
     state = next(c for c in ready if c["type"] == "RedisStateAvailable")
     assert state["reason"] == "Restoring"  # stopped on purpose, said so
 
-    batch = client.BatchV1Api(api_client)
     core = client.CoreV1Api(api_client)
-    now = job.metadata.creation_timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-    failed = [
-        {"type": t, "status": "True", "reason": "DeadlineExceeded",
-         "message": "Job was active longer than specified deadline",
-         "lastProbeTime": now, "lastTransitionTime": now}
-        for t in ("FailureTarget", "Failed")
-    ]  # fmt: skip
-    batch.patch_namespaced_job_status(
-        job.metadata.name, namespace,
-        {"status": {"startTime": now, "conditions": failed, "failed": 1, "active": None}},
-    )  # fmt: skip
+    fail_job(api_client, namespace, job.metadata.name, reason="DeadlineExceeded",
+             message="Job was active longer than specified deadline", failed=1)  # fmt: skip
     # Its pod is still there (Pending, it could still start): Redis stays stopped until it
     # is gone. (A Job that really failed has no pod left running; Succeeded/Failed pods
     # stay until the Job goes and do not count.)

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from kubernetes import client
 
+from indexforge_operator.builders.redis_acl import acl_user_line
 from tests.conftest import kubectl
 from tests.operator_runner import OperatorProcess
 from tests.vault_server import READONLY_ROLE, BaoServer, configure_kubernetes
@@ -161,7 +162,9 @@ def test_vault_values_synced_kept_and_followed(
         timeout=60, what="the synced Secret following Vault",
     )  # fmt: skip
     conf = _value(api_client, namespace, "demo-internal-auth", "redis-app.conf")
-    assert "requirepass changed-in-vault-0123456789" in conf
+    assert acl_user_line(["changed-in-vault-0123456789"]) in conf  # the only accepted one
+    listed = _value(api_client, namespace, "demo-internal-auth", "redis-app-passwords")
+    assert listed.split() == ["changed-in-vault-0123456789"]
     _, version = _kv(bao, f"indexforge/{namespace}/demo")
 
     # A restart of the operator keeps every value (nothing regenerated, nothing written).

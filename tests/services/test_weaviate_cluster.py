@@ -27,6 +27,7 @@ import pytest
 
 from indexforge_operator.spec import IndexForgeSpec
 from indexforge_services.api.app import create_app
+from indexforge_services.api.jobs import PUBLIC_ERRORS
 from indexforge_services.api.store import CONSISTENCY
 from tests.stack.weaviate import WeaviateError, weaviate_binary
 from tests.stack.weaviate_cluster import API_KEY, WeaviateCluster
@@ -87,6 +88,16 @@ def api(cluster: WeaviateCluster, ml_server: ServerThread) -> Iterator[tuple[str
 def upload(client: httpx.Client, name: str, rows: int) -> str:
     data = csv_rows(name.removesuffix(".csv"), rows)
     doc, job = ingest(client, files={"file": (name, data, "text/csv")})
+    assert job["status"] == "completed", job
+    assert job["records"] == rows, job
+    return doc
+
+
+def upload_retrying_once(client: httpx.Client, name: str, rows: int) -> str:
+    data = csv_rows(name.removesuffix(".csv"), rows)
+    doc, job = ingest(client, files={"file": (name, data, "text/csv")})
+    if job["status"] == "failed" and job.get("error") == PUBLIC_ERRORS["weaviate_unavailable"]:
+        doc, job = ingest(client, files={"file": (name, data, "text/csv")})
     assert job["status"] == "completed", job
     assert job["records"] == rows, job
     return doc
@@ -166,11 +177,12 @@ def test_one_lost_node_changes_nothing_and_it_rejoins(
     lost = cluster.nodes[2]
     lost.kill()
     assert found(client).keys() == expected, "a search with one node of three down lost rows"
-    # Writes wait until the survivors have noticed the loss (memberlist marks the node dead):
-    # a batch sent in the first seconds after the crash can still hit the API's timeout (the
-    # job fails and a client retries), which is not what this test is about.
+    # Writes wait until the survivors have noticed the loss (memberlist marks the node dead).
+    # Even then, late in a loaded full run, a first QUORUM batch hit the API's 20 s deadline
+    # once (gRPC DEADLINE_EXCEEDED: the job fails with the reason, as inline jobs do). The
+    # client retries once, as a client of a failed job would; a second failure fails the test.
     wait_for(lambda: lost_seen(cluster, lost.name), timeout=60, what=f"{lost.name} marked down")
-    during = upload(client, "gamma.csv", 5)
+    during = upload_retrying_once(client, "gamma.csv", 5)
     expected |= {(during, i + 2) for i in range(5)}
     rows = found(client)
     assert rows.keys() == expected
