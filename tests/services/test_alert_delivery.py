@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -158,7 +159,10 @@ def _alerts(received: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def test_high_error_rate_reaches_the_webhook(
-    tmp_path: Path, webhook: tuple[str, list[dict[str, Any]]], api_metrics: str
+    tmp_path: Path,
+    webhook: tuple[str, list[dict[str, Any]]],
+    api_metrics: str,
+    request: pytest.FixtureRequest,
 ) -> None:
     assert PROMETHEUS is not None and ALERTMANAGER is not None
     hook_url, received = webhook
@@ -177,7 +181,15 @@ def test_high_error_rate_reaches_the_webhook(
     )
     files = rendered(spec, NAMES)
     assert hook_url in files.alertmanager  # the spec's URL, not a rewrite
-    prom_port, am_port, closed = free_port(), free_port(), free_port()
+    # The "down" targets' port stays bound without listen() for the whole test: connections
+    # are refused, and neither Prometheus nor Alertmanager (nor anyone else) can be handed the
+    # same port by a later free_port() and answer the scrapes (TargetDown then never fired).
+    refusing = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    refusing.bind(("127.0.0.1", 0))
+    request.addfinalizer(refusing.close)
+    closed = refusing.getsockname()[1]
+    prom_port, am_port = free_port(), free_port()
+    assert len({prom_port, am_port, closed}) == 3
     (tmp_path / RULES_FILE).write_text(files.rules)
     targets = {job["job_name"]: f"127.0.0.1:{closed}" for job in files.prometheus["scrape_configs"]}
     targets[NAMES.component("api")] = api_metrics
