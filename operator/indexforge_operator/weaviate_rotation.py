@@ -283,6 +283,9 @@ def decide(
         if request.new and value is not None:
             out.events.append(("Warning", f"{KIND}Refused", f"{value}: {elsewhere}"))
             out.record = {"phase": "Idle", "refused": value, "message": elsewhere}
+        elif (previous or {}).get("refused"):  # still refused: keep saying so
+            out.record = {"phase": "Idle", "refused": (previous or {})["refused"],
+                          "message": elsewhere}  # fmt: skip
         elif settings.interval_hours > 0:
             out.record = {"phase": "Idle", "message": f"scheduled rotation off: {elsewhere}"}
         return out
