@@ -27,11 +27,14 @@ Why rolling restarts (Weaviate 1.35.2's source decided it):
 
 So the key list changes by restarting Weaviate's pods, and the StatefulSet controller does
 that as a controlled rolling restart: one pod at a time, from the highest ordinal, the next
-only once the restarted one is Ready (RollingUpdate; ``podManagementPolicy: Parallel`` only
-affects scaling). Two restarts per rotation are the fewest that give a fresh key overlap (one
-to accept it, one to drop the old); keeping a spare "next" key accepted in advance would save
-one, but a leaked Secret would leak the spare too, and a rotation after a leak must not hand
-out a key the attacker holds.
+only once the restarted one is available (RollingUpdate with maxUnavailable 1, the default;
+kube-controller-manager 1.36 pkg/controller/statefulset/stateful_set_control.go, both with and
+without the MaxUnavailableStatefulSet gate; ``podManagementPolicy: Parallel`` only affects
+scaling). The operator changes the pod template once per step and watches the rollout.
+Two restarts per rotation are the fewest that give a fresh key overlap (one to accept it, one
+to drop the old); keeping a spare "next" key accepted in advance would save one, but a leaked
+Secret would leak the spare too, and a rotation after a leak must not hand out a key the
+attacker holds.
 
 Three phases, each written to the state Secret before anything acts on it (a restarted
 operator resumes), none of which makes a client's request fail:
