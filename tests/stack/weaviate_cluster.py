@@ -96,7 +96,8 @@ class ClusterNode(WeaviateProcess):
         nodes = self.cluster.nodes
         return {
             **base,
-            **auth_env(API_KEY),  # as rendered, with the Secret's value inline
+            # As rendered, with the Secret's value inline (a key rotation sets api_key).
+            **auth_env(self.api_key or API_KEY),
             # The image's PATH; GOMAXPROCS keeps three servers from crowding two shared cores.
             "PATH": "/usr/bin:/bin",
             "GOMAXPROCS": "1",
