@@ -14,6 +14,7 @@ Counted: every search of the loop, none may fail; the old key gets 401 at the en
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
@@ -93,10 +94,8 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
         pass
     finally:
         for s in (src, dst):
-            try:
+            with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def _replace(path: Path, text: str) -> None:
