@@ -285,6 +285,10 @@ class ApiSettings(ServiceSettings):
     def resolved_weaviate_api_key(self) -> str | None:
         return read_secret(self.weaviate_api_key, self.weaviate_api_key_file)
 
+    def rotating_secret_values(self) -> list[str]:
+        rotating = [self.resolved_weaviate_api_key(), self.resolved_state_redis_password()]
+        return [*super().rotating_secret_values(), *filter(None, rotating)]
+
     def secret_values(self) -> list[str]:
         amqp = self.resolved_amqp_url()
         # The URL and its password alone (a client library may log the URL in parts).

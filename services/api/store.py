@@ -330,8 +330,9 @@ class WeaviateStore:
             except Exception as exc:
                 await _close_quietly(client)
                 self._retry_key_at = loop.time() + KEY_RETRY_SECONDS
-                log.warning("Weaviate refused the changed API key file; kept the previous key: "
-                            "%s", _short(exc))  # fmt: skip
+                why = "refused" if refuses_credentials(exc) else "could not be reached with"
+                log.warning("Weaviate %s the changed API key; kept the previous key: %s",
+                            why, _short(exc))  # fmt: skip
                 return
             old, self._client, self._client_key = self._client, client, key
             self._retry_key_at = 0.0

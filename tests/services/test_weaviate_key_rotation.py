@@ -36,7 +36,7 @@ from indexforge_services.common.backup_weaviate import Weaviate
 from indexforge_services.common.key_file import KeyFile
 from tests.stack.weaviate import WeaviateError, WeaviateProcess, weaviate_binary
 
-from .conftest import ApiFactory, ServerThread, wait_job
+from .conftest import ApiFactory, ServerThread, api_settings, wait_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -108,6 +108,15 @@ def test_key_file_rereads_only_a_changed_file_and_keeps_the_last_key(tmp_path: P
     _replace(path, NEW)
     assert keys.current() == NEW and "new-key" not in repr(keys)
     assert KeyFile(None, fallback="setting").current() == "setting"
+
+
+def test_the_current_key_is_scrubbed_from_error_reports_after_a_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "api-key"
+    _replace(path, OLD)
+    settings = api_settings(weaviate_api_key_file=path)
+    assert OLD in settings.rotating_secret_values()
+    _replace(path, NEW)  # what Sentry's scrubber asks for at every event follows the file
+    assert NEW in settings.rotating_secret_values()
 
 
 def test_backup_client_rereads_its_key_file_and_retries_once_on_a_401(
