@@ -36,7 +36,9 @@ class ApiSettings(ServiceSettings):
         default=None, description="API key Weaviate requires (unset: anonymous access)."
     )
     weaviate_api_key_file: Path | None = Field(
-        default=None, description="File holding the Weaviate API key (a Secret volume)."
+        default=None,
+        description="File holding the Weaviate API key (a Secret volume): checked on every "
+        "call and re-read after a 401, so a key rotation needs no restart.",
     )
     weaviate_replication_factor: int = Field(
         default=1,
