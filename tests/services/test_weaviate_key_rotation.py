@@ -32,6 +32,7 @@ import httpx
 import pytest
 
 from indexforge_operator.generated import weaviate_keys_value
+from indexforge_services.api.store import refuses_credentials
 from indexforge_services.common.backup_weaviate import Weaviate
 from indexforge_services.common.key_file import KeyFile
 from tests.stack.weaviate import WeaviateError, WeaviateProcess, weaviate_binary
@@ -117,6 +118,29 @@ def test_the_current_key_is_scrubbed_from_error_reports_after_a_rotation(tmp_pat
     assert OLD in settings.rotating_secret_values()
     _replace(path, NEW)  # what Sentry's scrubber asks for at every event follows the file
     assert NEW in settings.rotating_secret_values()
+
+
+def test_a_refused_key_is_recognised_over_rest_and_grpc() -> None:
+    class Code:
+        name = "UNAUTHENTICATED"
+
+    class RpcError(Exception):
+        def code(self) -> Code:
+            return Code()
+
+    class Rest(Exception):
+        status_code = 401
+
+    try:
+        try:
+            raise RpcError("unauthenticated")
+        except RpcError:
+            raise RuntimeError("Query call with protocol GRPC search failed") from None
+    except RuntimeError as wrapped:
+        wrapped.__context__ = RpcError()  # the client raises inside its except block
+        assert refuses_credentials(wrapped)
+    assert refuses_credentials(Rest())
+    assert not refuses_credentials(RuntimeError("connection refused"))
 
 
 def test_backup_client_rereads_its_key_file_and_retries_once_on_a_401(
