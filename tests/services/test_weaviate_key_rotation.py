@@ -20,6 +20,7 @@ Weaviate mid-rotation (restarts on the same list and data), a new API process mi
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import urllib.error
@@ -84,6 +85,24 @@ def _wait_ready(client: httpx.Client, timeout: float = 30.0) -> None:
             return
         time.sleep(0.3)
     raise AssertionError(f"the API was not ready {timeout:.0f}s after Weaviate restarted")
+
+
+@pytest.fixture
+def store_log() -> Iterator[list[str]]:
+    """What the API's Weaviate store logs (the app's own logging setup defeats caplog)."""
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    logger, handler = logging.getLogger("indexforge_services.api.store"), Collect(logging.INFO)
+    level = logger.level
+    logger.setLevel(logging.INFO)  # whatever the root level is between apps
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture
@@ -175,7 +194,8 @@ def test_a_key_list_weaviate_misreads_or_refuses_is_refused_first_and_loses_noth
     key_file = tmp_path / "api-key"
     _replace(key_file, OLD)
     wiring = {"weaviate_url": weaviate.url, "weaviate_grpc_port": weaviate.ports.grpc,
-              "weaviate_api_key_file": key_file, "redis_url": None}  # fmt: skip
+              "weaviate_api_key_file": key_file, "redis_url": None,
+              "weaviate_collection": f"Rotation{uuid.uuid4().hex[:12]}"}  # fmt: skip
     with make_api(**wiring) as server, httpx.Client(base_url=server.url, timeout=60) as c:
         upload = c.post("/api/v1/documents", json={"text": "Lighthouses guide ships at night."})
         job = wait_job(c, upload.json()["job_id"])
@@ -199,12 +219,13 @@ def test_a_key_list_weaviate_misreads_or_refuses_is_refused_first_and_loses_noth
 
 
 def test_the_key_rotates_with_no_failed_request_and_the_old_key_is_refused_after(
-    make_api: ApiFactory, weaviate: WeaviateProcess, tmp_path: Path
+    make_api: ApiFactory, weaviate: WeaviateProcess, tmp_path: Path, store_log: list[str]
 ) -> None:
     key_file = tmp_path / "api-key"
     _replace(key_file, f"{OLD}\n")  # a Secret volume file, newline and all
     wiring = {"weaviate_url": weaviate.url, "weaviate_grpc_port": weaviate.ports.grpc,
-              "weaviate_api_key_file": key_file, "redis_url": None}  # fmt: skip
+              "weaviate_api_key_file": key_file, "redis_url": None,
+              "weaviate_collection": f"Rotation{uuid.uuid4().hex[:12]}"}  # fmt: skip
     backup = Weaviate(weaviate.url, "filesystem", api_key_file=key_file)
     with make_api(**wiring) as server, httpx.Client(base_url=server.url, timeout=60) as c:
         upload = c.post("/api/v1/documents", json={"text": "Honey bees pollinate orchards."})
@@ -218,6 +239,8 @@ def test_the_key_rotates_with_no_failed_request_and_the_old_key_is_refused_after
             assert response.status_code == 200, response.text
         assert c.get("/readyz").status_code == 200
         _replace(key_file, OLD)
+    assert any("refused the changed API key; kept the previous key" in m for m in store_log)
+    store_log.clear()
 
     # Issued: Weaviate restarts on "new,old" (the rolling restart); clients still hold old.
     _restart(weaviate, weaviate_keys_value((NEW, OLD)))
@@ -238,6 +261,8 @@ def test_the_key_rotates_with_no_failed_request_and_the_old_key_is_refused_after
                 assert "classes" in backup.call("GET", "/v1/schema")
             time.sleep(0.05)
         assert answers == REQUESTS and failures == []
+        # Not vacuous: the running API moved to the new key within the loop.
+        assert "Weaviate API key file changed: using the new key" in store_log
         # Mid-rotation a Weaviate pod crashes: it restarts on the same list and data.
         _restart(weaviate, weaviate_keys_value((NEW, OLD)), kill=True)
         assert _status(weaviate, OLD) == 200 and _status(weaviate, NEW) == 200
@@ -259,3 +284,4 @@ def test_the_key_rotates_with_no_failed_request_and_the_old_key_is_refused_after
         hits = c.get("/api/v1/search", params={"q": "bees"}).json()
         assert hits["results"][0]["document_id"] == job["document_id"]
     assert OLD not in json.dumps(hits) and NEW not in json.dumps(hits)
+    assert OLD not in str(store_log) and NEW not in str(store_log)
