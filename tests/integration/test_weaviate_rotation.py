@@ -54,6 +54,7 @@ class Fleet(threading.Thread):
         self.accepted: dict[str, list[str]] = {}  # pod uid -> keys its Weaviate started with
         self.ok = self.failed = 0
         self.failures: list[str] = []
+        self.fewest_ready = 3  # a rolling restart takes one pod out at a time
         self.stop = threading.Event()
 
     def secret(self) -> dict[str, str]:
@@ -71,17 +72,20 @@ class Fleet(threading.Thread):
             key = env.value_from.secret_key_ref.key
             self.accepted[pod.metadata.uid] = data[key].split(",")
         sent = data["weaviate-api-key"]  # what the client's mounted file holds now
+        ready_now = 0
         for pod in pods:
             ready = any(
                 c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])
             )
             if not ready or pod.metadata.deletion_timestamp:
                 continue
+            ready_now += 1
             if sent in self.accepted.get(pod.metadata.uid, []):
                 self.ok += 1
             else:
                 self.failed += 1
                 self.failures.append(pod.metadata.name)
+        self.fewest_ready = min(self.fewest_ready, ready_now)
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -227,10 +231,12 @@ def test_weaviate_key_rotates_by_rolling_restarts_with_no_refused_request(
         fleet.stop.set()
         fleet.join(timeout=10)
     print(
-        f"weaviate rotation: ok={fleet.ok} failed={fleet.failed}; issued->published "
+        f"weaviate rotation: ok={fleet.ok} failed={fleet.failed} fewest ready="
+        f"{fleet.fewest_ready}; issued->published "
         f"{published - started:.1f}s, published->retired {retired - published:.1f}s"
     )
     assert fleet.failed == 0, fleet.failures[:10]
+    assert fleet.fewest_ready >= 2, "more than one Weaviate pod was down at once"
     assert fleet.ok > 100
     assert retired - published >= GRACE - 1  # the grace period held despite the restart
     # Every Weaviate pod now accepts the new key alone; nothing else was restarted.
