@@ -9,8 +9,8 @@ for the mounted Secret (replaced by rename, as the kubelet does); the steps the 
 Weaviate reads its key list at start only, so the operator's phases restart its pods (the
 StatefulSet's rolling restart, one pod at a time). With one node a restart is an outage: the
 request loop here runs across the *clients'* switch (Published) and the retirement is checked
-after the restart. That a rolling restart of three replicas loses no request is Weaviate's
-replication (tests/services/test_weaviate_cluster.py: one node down, every search answers).
+after the restart. That the rolling restarts of three replicas lose no request is
+tests/services/test_weaviate_key_rotation_ha.py.
 
 Unhappy paths first: a key list Weaviate misreads or refuses (nothing lost, the old key still
 works), a file that gets ahead of Weaviate (the API keeps the key that works), a killed
