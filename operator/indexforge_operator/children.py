@@ -40,7 +40,8 @@ def generated_secret_names(obj: Obj) -> set[str]:
     except ValueError:
         return set()
     return {names.gateway_consumers, names.grafana_admin, names.internal_auth,
-            names.gateway_key_rotation, names.redis_password_rotation}  # fmt: skip
+            names.gateway_key_rotation, names.redis_password_rotation,
+            names.weaviate_key_rotation}  # fmt: skip
 
 
 def cached_form(live: Obj) -> Obj:

@@ -23,6 +23,9 @@ GRAFANA_PASSWORD_KEY = "admin-password"
 # services accept every listed token and Kong sends the first, so a rotation can overlap.
 GATEWAY_TOKENS_KEY = "gateway-tokens"
 WEAVIATE_API_KEY_KEY = "weaviate-api-key"
+# Every key Weaviate accepts, comma-separated, newest first (its AUTHENTICATION_APIKEY_ALLOWED_KEYS
+# while a rotation overlaps two, weaviate_rotation.py); the key alone otherwise.
+WEAVIATE_API_KEYS_KEY = "weaviate-api-keys"
 RABBITMQ_PASSWORD_KEY = "rabbitmq-password"
 RABBITMQ_COOKIE_KEY = "rabbitmq-erlang-cookie"
 REDIS_INSTANCES = ("redis-app", "redis-ml", "redis-state")
@@ -60,6 +63,9 @@ class GeneratedSecrets:
     redis_accepted: Mapping[str, tuple[str, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    # Every key Weaviate accepts, newest first, while a rotation overlaps two
+    # (weaviate_rotation.py); empty outside one: Weaviate accepts `weaviate_api_key` alone.
+    weaviate_accepted: tuple[str, ...] = ()
 
     def __repr__(self) -> str:  # keeps keys out of tracebacks and debug logs
         return f"GeneratedSecrets(consumers={sorted(self.consumer_keys)}, values=<hidden>)"
@@ -82,6 +88,23 @@ class GeneratedSecrets:
             return keys
         key = self.consumer_keys.get(username)
         return (key,) if key else ()
+
+
+def weaviate_keys_value(keys: tuple[str, ...]) -> str:
+    """AUTHENTICATION_APIKEY_ALLOWED_KEYS for ``keys``. Weaviate splits the variable on commas
+    and keeps everything else (a space becomes part of a key), and refuses to start on an empty
+    key: a list it would misread is refused here, before any pod restarts with it."""
+    if not keys:
+        raise ValueError("Weaviate needs at least one API key")
+    for key in keys:
+        if not key or key != key.strip() or any(c in key for c in ",\n\r\t "):
+            raise ValueError(
+                "a Weaviate API key must be non-empty, without commas or whitespace "
+                f"(Weaviate splits its key list on commas): {len(key)} characters refused"
+            )
+    if len(set(keys)) != len(keys):
+        raise ValueError("the Weaviate key list names one key twice")
+    return ",".join(keys)
 
 
 def required_consumers(spec: IndexForgeSpec) -> list[str]:

@@ -21,7 +21,14 @@ import kopf
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from indexforge_operator import kopf_compat, metrics, on_demand, redis_rotation, rotation
+from indexforge_operator import (
+    kopf_compat,
+    metrics,
+    on_demand,
+    redis_rotation,
+    rotation,
+    weaviate_rotation,
+)
 from indexforge_operator.children import ChildView, cached_form
 from indexforge_operator.controller import Controller, Key, Timing
 from indexforge_operator.events import EventRecorder
@@ -215,6 +222,7 @@ def _trigger(body: kopf.Body) -> tuple[Any, ...]:
         *(annotations.get(a) for a in on_demand.ANNOTATIONS.values()),  # backup/restore requests
         annotations.get(rotation.ANNOTATION),  # key rotation requests
         annotations.get(redis_rotation.ANNOTATION),  # Redis password rotation requests
+        annotations.get(weaviate_rotation.ANNOTATION),  # Weaviate API-key rotation requests
         meta.get("deletionTimestamp"),
         tuple(meta.get("finalizers") or ()),
         meta.get("uid"),

@@ -123,6 +123,11 @@ class Names:
         return f"{self.instance}-redis-password-rotation"
 
     @property
+    def weaviate_key_rotation(self) -> str:
+        """Secret holding a Weaviate API-key rotation's state (operator only)."""
+        return f"{self.instance}-weaviate-key-rotation"
+
+    @property
     def grafana_admin(self) -> str:
         """Secret with the generated Grafana admin credentials."""
         return f"{self.instance}-grafana-admin"

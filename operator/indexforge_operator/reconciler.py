@@ -28,6 +28,7 @@ from indexforge_operator import (
     secret_store,
     status,
     volumes,
+    weaviate_rotation,
 )
 from indexforge_operator.builders import build_all, entry_url
 from indexforge_operator.builders.external_secrets import sync_findings
@@ -272,7 +273,12 @@ def reconcile(
         kube, body, spec, names, live=live_or_server, cached=view.live, secrets=rotated.secrets,
         now=rotation.parse_time(now) or datetime.datetime.now(datetime.UTC), write=writable,
     )  # fmt: skip
-    secrets = redis_rotated.secrets
+    weaviate_rotated = weaviate_rotation.handle(
+        kube, body, spec, names, live=live_or_server, cached=view.live,
+        secrets=redis_rotated.secrets,
+        now=rotation.parse_time(now) or datetime.datetime.now(datetime.UTC), write=writable,
+    )  # fmt: skip
+    secrets = weaviate_rotated.secrets
     present = decisions.components(spec, prometheus_operator=prometheus_operator)
     # Restores first: a Redis restore decides whether this pass renders its Redis stopped.
     restores = on_demand.handle(
@@ -297,10 +303,16 @@ def reconcile(
         *(ownership.with_owner(obj, body) for obj in built),
         *rotated.objects,
         *redis_rotated.objects,
+        *weaviate_rotated.objects,
     ]
     # The earliest deadline: a key rotation's next phase, the next read of Vault (a value
     # changed there has no event).
-    deadlines = (rotated.wake_in, redis_rotated.wake_in, source.requeue_after)
+    deadlines = (
+        rotated.wake_in,
+        redis_rotated.wake_in,
+        weaviate_rotated.wake_in,
+        source.requeue_after,
+    )
     wake = [t for t in deadlines if t is not None]
     outcome = Outcome(status={}, requeue_after=min(wake, default=None))
     # Grown volumes first: a StatefulSet being re-created is left out of this pass's apply.
@@ -314,8 +326,19 @@ def reconcile(
     if writable:
         to_apply = [o for o in desired if not volumes.is_held(o, grown.held)]
         applied = apply_changed(kube, view, to_apply, meta["uid"])
-        outcome.writes = applied.writes + grown.writes + rotated.writes + redis_rotated.writes
-        outcome.failures = [*rotated.failures, *redis_rotated.failures, *applied.failures]
+        outcome.writes = (
+            applied.writes
+            + grown.writes
+            + rotated.writes
+            + redis_rotated.writes
+            + weaviate_rotated.writes
+        )
+        outcome.failures = [
+            *rotated.failures,
+            *redis_rotated.failures,
+            *weaviate_rotated.failures,
+            *applied.failures,
+        ]
         outcome.pruned = prune(kube, view, desired, meta["uid"])
     if source.failure is not None:
         outcome.failures.append(source.failure)
@@ -352,6 +375,7 @@ def reconcile(
         **requests.status,
         **rotated.status,
         **redis_rotated.status,
+        **weaviate_rotated.status,
     }
     # The first pass may already find everything Ready (kwok, warm clusters): it counts as a
     # transition from "nothing known", but only good news and problems are announced.
@@ -359,7 +383,15 @@ def reconcile(
         status.transition_events(flips(previous, conditions), first_pass=not previous)
     )
     outcome.events.extend(("Warning", reason, message) for reason, message in outcome.failures)
-    outcome.events.extend([*grown.events, *requests.events, *rotated.events, *redis_rotated.events])
+    outcome.events.extend(
+        [
+            *grown.events,
+            *requests.events,
+            *rotated.events,
+            *redis_rotated.events,
+            *weaviate_rotated.events,
+        ]
+    )
     if outcome.pruned:
         outcome.events.append(("Normal", "Pruned", f"deleted {', '.join(outcome.pruned)}"))
     return outcome

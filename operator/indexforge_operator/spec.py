@@ -41,6 +41,7 @@ from .spec_monitoring import MonitoringSpec
 from .spec_redis_replication import RedisReplication
 from .spec_redis_rotation import RedisPasswordRotation
 from .spec_secrets import SecretsSpec
+from .spec_weaviate_rotation import WeaviateKeyRotation
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 # Extended resource name: a domain prefix is mandatory (nvidia.com/gpu, amd.com/gpu).
@@ -326,6 +327,10 @@ class WeaviateSpec(SpecModel):
     )
     persistence: Persistence = persistence_field("10Gi", "Weaviate")
     pod_disruption_budget: DisruptionBudget = disruption_field()
+    key_rotation: WeaviateKeyRotation = Field(
+        default=WeaviateKeyRotation(),
+        description="API-key rotation with overlap by rolling restarts (operator only).",
+    )
 
     model_config = ConfigDict(
         json_schema_extra=rules(

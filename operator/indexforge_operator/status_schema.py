@@ -149,6 +149,42 @@ class RedisPasswordRotationStatus(SpecModel):
     )
 
 
+class WeaviateKeyRotationStatus(SpecModel):
+    """Weaviate API-key rotation (weaviate_rotation.py); never carries a key."""
+
+    phase: Literal["Idle", "Issued", "Published"] = Field(
+        description="Idle; Issued: Weaviate's pods restart one at a time to accept old+new, "
+        "clients still use the old key; Published: clients get the new key, the old one is "
+        "accepted until retireAfter (then Weaviate restarts without it)."
+    )
+    request: Annotated[str, StringConstraints(max_length=253)] = Field(
+        default="",
+        description="The running (or last) rotation: the annotation value or schedule@<time>.",
+    )
+    started_at: Timestamp | None = Field(default=None, description="When the new key was issued.")
+    published_at: Timestamp | None = Field(
+        default=None, description="When clients were given the new key."
+    )
+    retire_after: Timestamp | None = Field(
+        default=None, description="When Weaviate restarts without the old key at the earliest."
+    )
+    completed_at: Timestamp | None = Field(
+        default=None, description="When the last rotation retired its old key."
+    )
+    queued: Annotated[str, StringConstraints(max_length=253)] | None = Field(
+        default=None, description="A request that waits for the running rotation."
+    )
+    refused: Annotated[str, StringConstraints(max_length=253)] | None = Field(
+        default=None, description="The last request refused (nothing changed)."
+    )
+    message: Annotated[str, StringConstraints(max_length=4096)] = Field(
+        default="", description="Why the last request was refused, or what waits."
+    )
+    stuck: bool | None = Field(
+        default=None, description="Weaviate's rolling restart exceeded rolloutTimeoutSeconds."
+    )
+
+
 class IndexForgeStatus(SpecModel):
     """Observed state of an IndexForge."""
 
@@ -185,4 +221,7 @@ class IndexForgeStatus(SpecModel):
     )
     redis_password_rotation: RedisPasswordRotationStatus | None = Field(
         default=None, description="Redis password rotation."
+    )
+    weaviate_key_rotation: WeaviateKeyRotationStatus | None = Field(
+        default=None, description="Weaviate API-key rotation."
     )

@@ -36,7 +36,9 @@ class ApiSettings(ServiceSettings):
         default=None, description="API key Weaviate requires (unset: anonymous access)."
     )
     weaviate_api_key_file: Path | None = Field(
-        default=None, description="File holding the Weaviate API key (a Secret volume)."
+        default=None,
+        description="File holding the Weaviate API key (a Secret volume): checked on every "
+        "call and re-read after a 401, so a key rotation needs no restart.",
     )
     weaviate_replication_factor: int = Field(
         default=1,
@@ -284,6 +286,10 @@ class ApiSettings(ServiceSettings):
 
     def resolved_weaviate_api_key(self) -> str | None:
         return read_secret(self.weaviate_api_key, self.weaviate_api_key_file)
+
+    def rotating_secret_values(self) -> list[str]:
+        rotating = [self.resolved_weaviate_api_key(), self.resolved_state_redis_password()]
+        return [*super().rotating_secret_values(), *filter(None, rotating)]
 
     def secret_values(self) -> list[str]:
         amqp = self.resolved_amqp_url()

@@ -35,6 +35,7 @@ from weaviate.classes.query import Filter, HybridFusion, MetadataQuery, Sort
 from weaviate.client import WeaviateAsyncClient
 from weaviate.exceptions import WeaviateBaseError
 
+from ..common.key_file import KeyFile
 from . import refs as refs_
 from .index_config import replication, vector_index
 from .settings import ApiSettings
@@ -87,6 +88,7 @@ KEYWORD_PROPERTIES = ["text"]
 # Weaviate's QUERY_MAXIMUM_RESULTS default: a query returns at most this many objects.
 QUERY_MAXIMUM = 10_000
 WATCHDOG_SECONDS = 0.5
+KEY_RETRY_SECONDS = 5.0  # a changed key file Weaviate refused: when to try it again
 LIVENESS_TIMEOUT_SECONDS = 1.0
 CONSISTENCY = ConsistencyLevel.QUORUM
 GRPC_OPTIONS = [
@@ -115,8 +117,25 @@ class StoreUnavailable(Exception):
 
 
 def refuses_credentials(exc: BaseException) -> bool:
-    """Did Weaviate answer 401/403 (a wrong or missing API key)?"""
-    return getattr(exc, "status_code", None) in (401, 403)
+    """Did Weaviate refuse the API key: 401/403 over REST, UNAUTHENTICATED over gRPC (the
+    client wraps that in a query error whose context is the gRPC call)?"""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if getattr(seen, "status_code", None) in (401, 403):
+            return True
+        code = getattr(seen, "code", None)
+        if callable(code):
+            try:
+                if getattr(code(), "name", "") == "UNAUTHENTICATED":
+                    return True
+            except Exception:
+                pass
+        if "invalid api key" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 @dataclass(frozen=True)
@@ -231,15 +250,24 @@ class WeaviateStore:
         self._client: WeaviateAsyncClient | None = None
         self._schema_ok = False
         self._lock = asyncio.Lock()
+        # The key file may change while we run (a key rotation, weaviate_rotation.py): each
+        # call checks it and moves to a new client when it did (see _client_ready).
+        fallback = settings.weaviate_api_key
+        self._keys = KeyFile(
+            settings.weaviate_api_key_file,
+            fallback=fallback.get_secret_value() if fallback is not None else None,
+        )
+        self._client_key: str | None = None
+        self._retry_key_at = 0.0  # a new key Weaviate refused: try it again after this
+        self._retired: set[asyncio.Task[None]] = set()
         # Weaviate refused our API key at the last connect: uploads are refused at once
         # (503) instead of becoming jobs that cannot succeed. Cleared by a good connect.
         self.credentials_refused = False
 
     # -- connection -------------------------------------------------------------------------
 
-    def _new_client(self) -> WeaviateAsyncClient:
+    def _new_client(self, key: str | None) -> WeaviateAsyncClient:
         timeout = self.settings.weaviate_timeout_seconds
-        key = self.settings.resolved_weaviate_api_key()
         return weaviate.use_async_with_custom(
             auth_credentials=Auth.api_key(key) if key else None,
             http_host=self._host,
@@ -259,10 +287,14 @@ class WeaviateStore:
 
     async def _client_ready(self) -> WeaviateAsyncClient:
         """The connected client, connecting and creating the schema first when needed."""
+        key = self._keys.current()
+        if self._client is not None and key != self._client_key:
+            await self._switch_key(key)
         if self._client is None or not self._schema_ok:
             async with self._lock:
                 if self._client is None:
-                    client = self._new_client()
+                    key = self._keys.current()
+                    client = self._new_client(key)
                     try:
                         await client.connect()
                     except Exception as exc:
@@ -274,12 +306,47 @@ class WeaviateStore:
                             ) from exc
                         raise StoreUnavailable(f"Weaviate is unreachable: {exc}") from exc
                     self.credentials_refused = False
-                    self._client = client
+                    self._client, self._client_key = client, key
                 if not self._schema_ok:
                     await self._guard(self._ensure_schema(self._client))
                     self._schema_ok = True
         assert self._client is not None
         return self._client
+
+    async def _switch_key(self, key: str | None) -> None:
+        """Move to a client with the key the file holds now. The old client keeps serving the
+        calls already made with it (its key stays valid through the rotation's grace period)
+        and is closed once they are over; if Weaviate refuses the new key, the old client stays
+        (a file that got ahead of Weaviate) and the new key is tried again a little later."""
+        loop = asyncio.get_running_loop()
+        if loop.time() < self._retry_key_at:
+            return
+        async with self._lock:
+            if self._client is None or key == self._client_key:
+                return
+            client = self._new_client(key)
+            try:
+                await client.connect()
+            except Exception as exc:
+                await _close_quietly(client)
+                self._retry_key_at = loop.time() + KEY_RETRY_SECONDS
+                why = "refused" if refuses_credentials(exc) else "could not be reached with"
+                log.warning("Weaviate %s the changed API key; kept the previous key: %s",
+                            why, _short(exc))  # fmt: skip
+                return
+            old, self._client, self._client_key = self._client, client, key
+            self._retry_key_at = 0.0
+            self.credentials_refused = False
+            log.info("Weaviate API key file changed: using the new key")
+            task = asyncio.ensure_future(self._close_later(old))
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+
+    async def _close_later(self, client: WeaviateAsyncClient) -> None:
+        try:
+            await asyncio.sleep(self.settings.weaviate_timeout_seconds + 1)
+        finally:
+            await _close_quietly(client)
 
     async def _collection(self) -> Any:
         return self._handle(await self._client_ready(), self.collection_name)
@@ -398,6 +465,11 @@ class WeaviateStore:
             raise
         except (TimeoutError, WeaviateBaseError, OSError) as exc:
             self._schema_ok = False
+            if refuses_credentials(exc):
+                # Re-read the key file now (not only on its next change) and allow an
+                # immediate switch: the next call uses whatever key the file holds.
+                self._keys.current(force=True)
+                self._retry_key_at = 0.0
             raise StoreUnavailable(f"Weaviate call failed: {_short(exc)}") from exc
         finally:
             if not task.done():
@@ -426,6 +498,10 @@ class WeaviateStore:
         return True
 
     async def close(self) -> None:
+        retired = list(self._retired)
+        for task in retired:
+            task.cancel()
+        await asyncio.gather(*retired, return_exceptions=True)
         if self._client is not None:
             await _close_quietly(self._client)
             self._client = None

@@ -107,8 +107,12 @@ def create_service_app(
         settings,
         enrichers=sentry_enrichers,
         transport=sentry_transport,
-        # Rotated tokens come from the file: asked for at every event.
-        secrets=lambda: (*static_secrets, *ctx.gateway_tokens.current()),
+        # Rotated tokens, passwords and keys come from files: asked for at every event.
+        secrets=lambda: (
+            *static_secrets,
+            *ctx.gateway_tokens.current(),
+            *settings.rotating_secret_values(),
+        ),
     )
 
     @asynccontextmanager

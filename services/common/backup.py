@@ -16,7 +16,7 @@ files in the target are never touched.
     ... restore-redis --backup /b/redis-app/redis-....rdb --data-dir /data [--force]
     ... weaviate --url http://weaviate:8080 --backend filesystem --backup-dir /b/weaviate
     ... restore-weaviate --url http://weaviate:8080 --backend filesystem --id weaviate-...
-                                                                   (API key: $WEAVIATE_API_KEY)
+                       (API key: file $WEAVIATE_API_KEY_FILE, re-read; or $WEAVIATE_API_KEY)
 
 Redis and Weaviate live in backup_redis.py and backup_weaviate.py.
 
@@ -341,8 +341,12 @@ def _run_store(args: argparse.Namespace, backup_redis: Any, backup_weaviate: Any
     if args.command == "restore-redis":
         backup_redis.restore_redis(backup=args.backup, data_dir=args.data_dir, force=args.force)
         return f"restored {args.backup} into {args.data_dir}"
+    key_file = os.environ.get(backup_weaviate.API_KEY_FILE_ENV)
     client = backup_weaviate.Weaviate(
-        args.url, args.backend, os.environ.get(backup_weaviate.API_KEY_ENV) or None
+        args.url,
+        args.backend,
+        os.environ.get(backup_weaviate.API_KEY_ENV) or None,
+        api_key_file=Path(key_file) if key_file else None,
     )
     if args.command == "weaviate":
         done = backup_weaviate.backup_weaviate(

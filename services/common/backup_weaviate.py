@@ -29,6 +29,9 @@ from typing import Any
 from .backup import BackupError, backup_name, discard, doomed, is_backup_name
 
 API_KEY_ENV = "WEAVIATE_API_KEY"
+# A file holding the key (a mounted Secret): read for every call, so a key rotation that moves
+# clients to a new key while a long backup runs does not fail it (re-read again on a 401).
+API_KEY_FILE_ENV = "WEAVIATE_API_KEY_FILE"
 DONE = {"SUCCESS", "FAILED", "CANCELED"}
 
 
@@ -38,27 +41,58 @@ class Weaviate:
     backend: str  # "filesystem" or "s3" (the module name without "backup-")
     api_key: str | None = None
     timeout: float = 30.0  # one request
+    api_key_file: Path | None = None  # wins over api_key when it holds a key
+
+    def key(self) -> str | None:
+        """The key to send now: the file's (re-read every time), else ``api_key``."""
+        if self.api_key_file is not None:
+            try:
+                text = self.api_key_file.read_text(encoding="utf-8").strip()
+            except OSError:
+                text = ""
+            if text:
+                return text
+        return self.api_key
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        key = self.key()
+        try:
+            return self._call(method, path, body, key)
+        except _Unauthorized as exc:
+            fresh = self.key()
+            if fresh == key:  # nothing newer to try: the key is wrong
+                raise BackupError(str(exc)) from exc
+            # The file changed between our read and Weaviate's check (a rotation): once more.
+            try:
+                return self._call(method, path, body, fresh)
+            except _Unauthorized as again:
+                raise BackupError(str(again)) from again
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None, key: str | None) -> Any:
         endpoint = self.url.rstrip("/") + path
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(endpoint, data=data, method=method)
         request.add_header("Content-Type", "application/json")
-        if self.api_key:
-            request.add_header("Authorization", f"Bearer {self.api_key}")
+        if key:
+            request.add_header("Authorization", f"Bearer {key}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
-            raise BackupError(
-                f"Weaviate answered {exc.code} to {method} {endpoint}: {_detail(exc.read())}"
-            ) from exc
+            message = f"Weaviate answered {exc.code} to {method} {endpoint}: {_detail(exc.read())}"
+            if exc.code == 401:
+                raise _Unauthorized(message) from exc
+            raise BackupError(message) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise BackupError(f"Weaviate unreachable at {endpoint}: {exc}") from exc
         try:
             return json.loads(raw) if raw else {}
         except ValueError as exc:
             raise BackupError(f"unexpected answer from {endpoint}: {raw[:200]!r}") from exc
+
+
+class _Unauthorized(Exception):
+    """Weaviate answered 401: the key may have just been rotated (Weaviate.call retries)."""
 
 
 def _detail(raw: bytes) -> str:

@@ -125,6 +125,11 @@ class ServiceSettings(BaseSettings):
             found += split_tokens(self.gateway_tokens.get_secret_value())
         return [s for s in found if s]
 
+    def rotating_secret_values(self) -> list[str]:
+        """Secrets read from files that a rotation changes while the process runs, as they
+        are now (asked for at every Sentry event, beside the static ``secret_values``)."""
+        return [s for s in (self.resolved_redis_password(),) if s]
+
     @property
     def release(self) -> str:
         return f"{self.service_name}@{self.version}"

@@ -208,8 +208,10 @@ def test_cli_values_have_the_documented_layout() -> None:
             f"user default on >{password} ~* &* +@all\nmasterauth {password}\n"
         )
         assert data[f"{instance}-passwords"] == f"{password}\n"  # the list Redis accepts
+    assert data["weaviate-api-keys"] == data["weaviate-api-key"]  # the list Weaviate accepts
     lists = (
         "gateway-tokens",
+        "weaviate-api-keys",
         *(f"{i}-passwords" for i in ("redis-app", "redis-ml", "redis-state")),
     )
     single = {k: v for k, v in data.items() if k not in lists and not k.endswith(".conf")}

@@ -145,6 +145,7 @@ def test_redis_passwords_reach_services_as_files_only(
     assert settings["redis_password"] is None
     assert settings.get("state_redis_password") is None
     assert not any("PASSWORD" in k for k in env if not k.endswith("_FILE")), sorted(env)
+    assert not any("API_KEY" in k for k in env if not k.endswith("_FILE")), sorted(env)
 
 
 def test_api_settings_follow_the_spec(rendered: dict[str, Any]) -> None:
@@ -154,7 +155,9 @@ def test_api_settings_follow_the_spec(rendered: dict[str, Any]) -> None:
     assert api["excel_max_upload_bytes"] == 7 * 1024 * 1024
     assert api["excel_max_rows"] == 4321
     assert api["gateway_cache_max_age_seconds"] == 20  # min(proxy-cache TTL, response TTL)
-    assert api["weaviate_api_key"] == secrets.weaviate_api_key
+    # The Weaviate key too is a file (a key rotation moves it without a restart), never a value.
+    assert api["weaviate_api_key"] is None
+    assert _file(api["weaviate_api_key_file"]) == secrets.weaviate_api_key
     assert _file(api["redis_password_file"]) == secrets.redis_password("redis-app")
     assert _file(api["state_redis_password_file"]) == secrets.redis_password("redis-state")
     assert api["metrics_port"] == 9102

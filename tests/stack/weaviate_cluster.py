@@ -96,7 +96,8 @@ class ClusterNode(WeaviateProcess):
         nodes = self.cluster.nodes
         return {
             **base,
-            **auth_env(API_KEY),  # as rendered, with the Secret's value inline
+            # As rendered, with the Secret's value inline (a key rotation sets api_key).
+            **auth_env(self.api_key or API_KEY),
             # The image's PATH; GOMAXPROCS keeps three servers from crowding two shared cores.
             "PATH": "/usr/bin:/bin",
             "GOMAXPROCS": "1",
@@ -163,8 +164,9 @@ class WeaviateCluster:
 
     def nodes_status(self, via: ClusterNode) -> list[NodeStatus]:
         """GET /v1/nodes on one node: every member it sees (500 while one is unreachable)."""
+        key = (via.api_key or API_KEY).split(",")[0]  # the newest key that node accepts
         request = urllib.request.Request(
-            f"{via.url}/v1/nodes", headers={"Authorization": f"Bearer {API_KEY}"}
+            f"{via.url}/v1/nodes", headers={"Authorization": f"Bearer {key}"}
         )
         with urllib.request.urlopen(request, timeout=5) as resp:
             body = json.load(resp)

@@ -52,8 +52,13 @@ def test_weaviate_filesystem_backup() -> None:
         "weaviate", "--url", "http://demo-weaviate.shop.svc:8080", "--backend", "filesystem",
         "--keep", "5", "--backup-dir", "/backup/weaviate",
     ]  # fmt: skip
-    key = _env(container)["WEAVIATE_API_KEY"]["secretKeyRef"]
-    assert key == {"name": NAMES.internal_auth, "key": "weaviate-api-key"}
+    # The key is a file the program re-reads (a rotation must not fail a long backup).
+    assert _env(container)["WEAVIATE_API_KEY_FILE"] == "/var/run/indexforge/weaviate/api-key"
+    assert {"name": "weaviate-api-key", "mountPath": "/var/run/indexforge/weaviate",
+            "readOnly": True} in container["volumeMounts"]  # fmt: skip
+    (volume,) = [v for v in pod["volumes"] if v["name"] == "weaviate-api-key"]
+    assert volume["secret"]["secretName"] == NAMES.internal_auth
+    assert volume["secret"]["items"] == [{"key": "weaviate-api-key", "path": "api-key"}]
     assert [
         v["persistentVolumeClaim"]["claimName"]
         for v in pod["volumes"]

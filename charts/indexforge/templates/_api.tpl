@@ -31,7 +31,7 @@ or delete (Kong cannot be told to purge); 0 when nothing caches at the gateway. 
   (include "indexforge.env" (dict "name" "INDEXFORGE_CACHE_RESPONSE_TTL_SECONDS" "value" (int64 $api.cache.responseTtlSeconds)))
   (include "indexforge.env" (dict "name" "INDEXFORGE_CACHE_SESSION_TTL_SECONDS" "value" (int64 $api.cache.sessionTtlSeconds)))
   (include "indexforge.env" (dict "name" "INDEXFORGE_RATE_LIMIT_WINDOW_SECONDS" "value" (int64 $api.cache.rateLimitWindowSeconds)))
-  (include "indexforge.internalEnv" (dict "root" $root "name" "INDEXFORGE_WEAVIATE_API_KEY" "key" "weaviate-api-key"))
+  (include "indexforge.env" (dict "name" "INDEXFORGE_WEAVIATE_API_KEY_FILE" "value" "/var/run/indexforge/weaviate/api-key"))
   (include "indexforge.env" (dict "name" "INDEXFORGE_GATEWAY_AUTH_REQUIRED" "value" $spec.gateway.enabled))
   (include "indexforge.env" (dict "name" "INDEXFORGE_GATEWAY_CACHE_MAX_AGE_SECONDS" "value" $maxAge))
   (include "indexforge.env" (dict "name" "INDEXFORGE_MAX_UPLOAD_BYTES" "value" (mul (int64 $api.uploads.maxMegabytes) 1048576)))

@@ -123,3 +123,23 @@ Secrets are rendered by different templates and must agree.
 {{- end -}}
 {{- index .Values $memo | toJson -}}
 {{- end -}}
+
+{{/* indexforge.weaviateKeyVolume: the Weaviate API key clients use, as a file (root). A
+directory volume (never subPath, whose files the kubelet does not update): a rotation reaches
+the pod without a restart. As builders/credentials.py weaviate_key_volume. */}}
+{{- define "indexforge.weaviateKeyVolume" -}}
+- name: weaviate-api-key
+  secret:
+    secretName: {{ include "indexforge.internalAuthSecret" . }}
+    items:
+      - key: weaviate-api-key
+        path: api-key
+    defaultMode: 288  # 0440
+{{- end -}}
+
+{{/* indexforge.weaviateKeyMount: where the services and backup jobs read that file. */}}
+{{- define "indexforge.weaviateKeyMount" -}}
+- name: weaviate-api-key
+  mountPath: /var/run/indexforge/weaviate
+  readOnly: true
+{{- end -}}

@@ -35,7 +35,8 @@ indexforge.pythonService: every object of one service. dict:
   root, spec, component, svc (the component's spec part), replicas ("" when an HPA owns the
   count), maxReplicas, port, env (YAML list text), podFields (YAML map text, GPU scheduling),
   extraLimits (map), slowStart (bool), redis (the Redis instance whose password it needs),
-  stateRedis (also the state Redis's password: the API image),
+  stateRedis (also the state Redis's password: the API image), weaviateKey (the Weaviate API
+  key file, re-read when it changes: the API image),
   rollout ("surge" default, "replace", "recreate"; the operator's common.deployment),
   program (the console script; default indexforge-<component>), extraArgs (after --host/--port),
   noClusterService (only the headless Service: nobody calls a worker), noDrain (no pre-stop
@@ -151,6 +152,9 @@ spec:
               mountPath: /var/run/indexforge/redis
               readOnly: true
             {{- end }}
+            {{- if .weaviateKey }}
+            {{- include "indexforge.weaviateKeyMount" . | nindent 12 }}
+            {{- end }}
       volumes:
         {{- include "indexforge.tmpVolume" . | nindent 8 }}
         - name: gateway-tokens
@@ -171,6 +175,9 @@ spec:
                 path: {{ . }}
               {{- end }}
             defaultMode: 288  # 0440
+        {{- end }}
+        {{- if .weaviateKey }}
+        {{- include "indexforge.weaviateKeyVolume" .root | nindent 8 }}
         {{- end }}
 {{- if not .noClusterService }}
 ---

@@ -147,7 +147,7 @@ def build_all(
         *build_ml(spec, names),
         *build_excel(spec, names),
         *build_redis(spec, names, restoring=frozenset(restoring)),
-        *build_weaviate(spec, names),
+        *build_weaviate(spec, names, key_overlap=bool(secrets.weaviate_accepted)),
         *build_gateway(spec, names, secrets=secrets),
         *build_network_policies(spec, names, prometheus_operator=prometheus_operator),
     ]

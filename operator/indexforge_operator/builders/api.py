@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from ..generated import WEAVIATE_API_KEY_KEY
 from ..naming import Names
 from ..spec import IndexForgeSpec
 from . import ports
 from .common import Obj, env, meta
-from .credentials import redis_password_file, secret_env
+from .credentials import WEAVIATE_KEY_FILE, redis_password_file
 from .python_service import ServiceShape, build_python_service, common_env
 from .queue_env import queue_env
 from .redis_replication import state_client_env
@@ -47,7 +46,9 @@ def api_env(spec: IndexForgeSpec, names: Names, *, component: str = "api") -> li
         env("INDEXFORGE_CACHE_RESPONSE_TTL_SECONDS", cache.response_ttl_seconds),
         env("INDEXFORGE_CACHE_SESSION_TTL_SECONDS", cache.session_ttl_seconds),
         env("INDEXFORGE_RATE_LIMIT_WINDOW_SECONDS", cache.rate_limit_window_seconds),
-        secret_env(names, "INDEXFORGE_WEAVIATE_API_KEY", WEAVIATE_API_KEY_KEY),
+        # Mounted by build_python_service (weaviate_key): a file re-read when it changes and
+        # on a 401, so a key rotation reaches the API and workers without a restart.
+        env("INDEXFORGE_WEAVIATE_API_KEY_FILE", WEAVIATE_KEY_FILE),
         # Without Kong, clients call the API directly: it still sends the token to ML and
         # Excel but does not require one from its own callers.
         env("INDEXFORGE_GATEWAY_AUTH_REQUIRED", spec.gateway.enabled),
@@ -125,6 +126,7 @@ def build_api(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         env=[*api_env(spec, names), *extra],
         redis="redis-app",
         state_redis=True,
+        weaviate_key=True,
         tmp_size=tmp_size(spec),
     )
     out = build_python_service(spec, names, shape)

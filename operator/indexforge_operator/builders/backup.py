@@ -27,13 +27,17 @@ miss): not backed up.
 
 from __future__ import annotations
 
-from ..generated import WEAVIATE_API_KEY_KEY
 from ..naming import Component, Names, labels, selector_labels
 from ..spec import IndexForgeSpec
 from . import backup_weaviate as wv
 from . import ports
 from .common import Obj, container_security, meta, service_account, tmp_mount, tmp_volume
-from .credentials import redis_password_env, secret_env
+from .credentials import (
+    WEAVIATE_KEY_FILE,
+    redis_password_env,
+    weaviate_key_mount,
+    weaviate_key_volume,
+)
 from .grafana import DATA_DIR as GRAFANA_DATA_DIR
 from .grafana import GRAFANA_UID
 from .prometheus import DATA_DIR as PROMETHEUS_DATA_DIR
@@ -53,7 +57,9 @@ BACKUP_GID = 65534
 # A backup that has not started within an hour of its slot waits for the next one.
 STARTING_DEADLINE_SECONDS = 3600
 ACTIVE_DEADLINE_SECONDS = 3600
-WEAVIATE_KEY_ENV = "WEAVIATE_API_KEY"  # read by the backup program (backup_weaviate.py)
+# A file the backup program re-reads per call and on a 401 (backup_weaviate.py), so a key
+# rotation while a long backup runs does not fail it.
+WEAVIATE_KEY_FILE_ENV = "WEAVIATE_API_KEY_FILE"
 
 
 def claim_of(names: Names, component: Component) -> str:
@@ -148,7 +154,7 @@ def _cronjob(spec: IndexForgeSpec, names: Names, source: Component) -> Obj:
 
 def _env(names: Names, source: Component) -> list[Obj]:
     if source == "weaviate":
-        return [secret_env(names, WEAVIATE_KEY_ENV, WEAVIATE_API_KEY_KEY)]
+        return [{"name": WEAVIATE_KEY_FILE_ENV, "value": WEAVIATE_KEY_FILE}]
     if source in REDIS_SOURCES:
         return [redis_password_env(names, "REDISCLI_AUTH", source)]
     return []
@@ -183,6 +189,9 @@ def backup_pod_spec(spec: IndexForgeSpec, names: Names, source: Component) -> Ob
         mounts.append(tmp_mount())
         volumes = [target] if on_volume else []
         volumes.append(tmp_volume())
+        if source == "weaviate":
+            mounts.append(weaviate_key_mount())
+            volumes.append(weaviate_key_volume(names))
     container: Obj = {
         "name": "backup",
         "image": spec.api.image,

@@ -6,6 +6,10 @@ API key. One generated Secret holds all of them; each workload reads only the ke
 (env for values fixed for the process's life, a file for gateway tokens and Redis passwords,
 which the services re-read so an overlapping rotation needs no restart).
 
+The Weaviate API key clients use is ``weaviate-api-key`` (a mounted file the API, workers and
+backup jobs re-read, so the key moves without restarting them); ``weaviate-api-keys`` is the
+comma-separated list Weaviate accepts (its value during a rotation, weaviate_rotation.py).
+
 Per Redis instance the Secret holds the password clients use (``<instance>-password``), every
 password the Redis accepts (``<instance>-passwords``, newest first: the ACL sync sidecar
 applies it live, redis_acl.py) and the config file Redis starts with (``<instance>.conf``).
@@ -19,9 +23,11 @@ from ..generated import (
     RABBITMQ_PASSWORD_KEY,
     REDIS_INSTANCES,
     WEAVIATE_API_KEY_KEY,
+    WEAVIATE_API_KEYS_KEY,
     GeneratedSecrets,
     redis_password_key,
     redis_passwords_key,
+    weaviate_keys_value,
 )
 from ..naming import Names
 from .common import Obj, secret
@@ -32,6 +38,9 @@ TOKENS_DIR = "/var/run/indexforge/gateway"
 TOKENS_FILE = f"{TOKENS_DIR}/tokens"
 REDIS_PASSWORDS_VOLUME = "redis-passwords"
 REDIS_PASSWORDS_DIR = "/var/run/indexforge/redis"
+WEAVIATE_KEY_VOLUME = "weaviate-api-key"
+WEAVIATE_KEY_DIR = "/var/run/indexforge/weaviate"
+WEAVIATE_KEY_FILE = f"{WEAVIATE_KEY_DIR}/api-key"
 WEAVIATE_USER = "indexforge"
 RABBITMQ_USER = "indexforge"
 RABBITMQ_AUTH_CONF_KEY = "rabbitmq-auth.conf"
@@ -61,7 +70,14 @@ def rabbitmq_auth_conf(password: str) -> str:
 
 
 def internal_auth_data(names: Names, secrets: GeneratedSecrets) -> dict[str, str]:
-    data = {WEAVIATE_API_KEY_KEY: secrets.weaviate_api_key}
+    data = {
+        WEAVIATE_API_KEY_KEY: secrets.weaviate_api_key,
+        # Outside a rotation the key as it is (an External Secrets template, a user's key);
+        # an overlapping list is checked before Weaviate could misread it.
+        WEAVIATE_API_KEYS_KEY: weaviate_keys_value(secrets.weaviate_accepted)
+        if secrets.weaviate_accepted
+        else secrets.weaviate_api_key,
+    }
     for instance in REDIS_INSTANCES:
         password = secrets.redis_password(instance)
         accepted = secrets.redis_accepted_passwords(instance)
@@ -135,3 +151,20 @@ def redis_passwords_volume(names: Names, instances: list[str]) -> Obj:
 
 def redis_passwords_mount() -> Obj:
     return {"name": REDIS_PASSWORDS_VOLUME, "mountPath": REDIS_PASSWORDS_DIR, "readOnly": True}
+
+
+def weaviate_key_volume(names: Names) -> Obj:
+    """The Weaviate API key clients use, as a file. A directory volume (never subPath, whose
+    files the kubelet does not update) so a rotation reaches the pod without a restart."""
+    return {
+        "name": WEAVIATE_KEY_VOLUME,
+        "secret": {
+            "secretName": names.internal_auth,
+            "items": [{"key": WEAVIATE_API_KEY_KEY, "path": "api-key"}],
+            "defaultMode": 0o440,
+        },
+    }
+
+
+def weaviate_key_mount() -> Obj:
+    return {"name": WEAVIATE_KEY_VOLUME, "mountPath": WEAVIATE_KEY_DIR, "readOnly": True}

@@ -47,6 +47,7 @@ def build_workers(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         ],
         redis="redis-app",
         state_redis=True,
+        weaviate_key=True,
         tmp_size=tmp_size(spec),
         program="indexforge-api",
         extra_args=("--worker",),

@@ -41,6 +41,8 @@ from .credentials import (
     redis_passwords_volume,
     tokens_mount,
     tokens_volume,
+    weaviate_key_mount,
+    weaviate_key_volume,
 )
 
 # The uid the service images run as (their Dockerfiles create this user).
@@ -73,6 +75,7 @@ class ServiceShape:
     slow_start: bool = False  # ML loads its model before it is ready
     redis: str | None = None  # the Redis instance whose password the service needs
     state_redis: bool = False  # also the state Redis's password (the API image: api_env)
+    weaviate_key: bool = False  # the Weaviate API key file (the API image: api_env)
     tmp_size: str | None = None  # /tmp sizeLimit when the default is too small (API uploads)
     rollout: Rollout = "surge"  # how the Deployment replaces pods (see common.deployment)
     program: str | None = None  # the console script; default indexforge-<component>
@@ -152,6 +155,8 @@ def _container(names: Names, shape: ServiceShape) -> Obj:
     }
     if _redis_instances(shape):
         container["volumeMounts"].append(redis_passwords_mount())
+    if shape.weaviate_key:
+        container["volumeMounts"].append(weaviate_key_mount())
     if shape.slow_start:
         # Model loading can take minutes on a cold node; liveness must not kill it meanwhile.
         container["startupProbe"] = http_probe("/healthz", "http", period=10, failures=60)
@@ -166,6 +171,8 @@ def build_python_service(spec: IndexForgeSpec, names: Names, shape: ServiceShape
     volumes = [tmp_volume(shape.tmp_size), tokens_volume(names)]
     if instances := _redis_instances(shape):
         volumes.append(redis_passwords_volume(names, instances))
+    if shape.weaviate_key:
+        volumes.append(weaviate_key_volume(names))
     template = pod_template(
         names,
         component,

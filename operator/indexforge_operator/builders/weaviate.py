@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..generated import WEAVIATE_API_KEY_KEY
+from ..generated import WEAVIATE_API_KEY_KEY, WEAVIATE_API_KEYS_KEY
 from ..naming import Names
 from ..spec import IndexForgeSpec
 from . import ports
@@ -31,7 +31,8 @@ WEAVIATE_UID = 1000  # the image runs as root by default; any fixed non-root uid
 DATA_PATH = "/var/lib/weaviate"
 
 
-def weaviate_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
+def weaviate_env(spec: IndexForgeSpec, names: Names, *, overlap: bool = False) -> list[Obj]:
+    """``overlap``: a key rotation has Weaviate accept the old and the new key (its list)."""
     replicas = spec.weaviate.replicas
     sts = names.component("weaviate")
     peers = ",".join(f"{sts}-{i}" for i in range(replicas))
@@ -46,7 +47,13 @@ def weaviate_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         # second layer. Probes and /metrics are open in Weaviate regardless of this.
         env("AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED", False),
         env("AUTHENTICATION_APIKEY_ENABLED", True),
-        secret_env(names, "AUTHENTICATION_APIKEY_ALLOWED_KEYS", WEAVIATE_API_KEY_KEY),
+        # Read at start only (weaviate_rotation.py): a rotation switches this reference to the
+        # two-key list and back, and that template change is what rolls the pods.
+        secret_env(
+            names,
+            "AUTHENTICATION_APIKEY_ALLOWED_KEYS",
+            WEAVIATE_API_KEYS_KEY if overlap else WEAVIATE_API_KEY_KEY,
+        ),
         env("AUTHENTICATION_APIKEY_USERS", WEAVIATE_USER),
         env("PROMETHEUS_MONITORING_ENABLED", True),
         env("PROMETHEUS_MONITORING_PORT", ports.WEAVIATE_METRICS),
@@ -68,7 +75,7 @@ def weaviate_env(spec: IndexForgeSpec, names: Names) -> list[Obj]:
     ]
 
 
-def _container(spec: IndexForgeSpec, names: Names) -> Obj:
+def _container(spec: IndexForgeSpec, names: Names, *, overlap: bool) -> Obj:
     w = spec.weaviate
     named = (
         ("http", ports.WEAVIATE_HTTP),
@@ -89,7 +96,7 @@ def _container(spec: IndexForgeSpec, names: Names) -> Obj:
             # memberlist probes peers over UDP on the gossip port, beside its TCP syncs.
             {"name": "gossip-udp", "containerPort": ports.WEAVIATE_GOSSIP, "protocol": "UDP"},
         ],
-        "env": weaviate_env(spec, names),
+        "env": weaviate_env(spec, names, overlap=overlap),
         "resources": resources(w.resources),
         "securityContext": container_security(),
         "livenessProbe": http_probe("/v1/.well-known/live", "http", failures=6),
@@ -102,7 +109,9 @@ def _container(spec: IndexForgeSpec, names: Names) -> Obj:
     }
 
 
-def build_weaviate(spec: IndexForgeSpec, names: Names) -> list[Obj]:
+def build_weaviate(spec: IndexForgeSpec, names: Names, *, key_overlap: bool = False) -> list[Obj]:
+    """``key_overlap``: Weaviate accepts the key list of a running rotation (a rolling
+    restart, one pod at a time, is how it gets there: weaviate_rotation.py)."""
     w = spec.weaviate
     claim = data_volume_claim(names, "weaviate", w.persistence)
     template = pod_template(
@@ -112,7 +121,7 @@ def build_weaviate(spec: IndexForgeSpec, names: Names) -> list[Obj]:
         pod_spec={
             "securityContext": pod_security(WEAVIATE_UID),
             "terminationGracePeriodSeconds": 60,  # flush memtables before exit
-            "containers": [_container(spec, names)],
+            "containers": [_container(spec, names, overlap=key_overlap)],
             "volumes": [tmp_volume(), *data_volumes(claim), *backup_volumes(spec)],
         },
     )
