@@ -15,11 +15,18 @@ exactly these; README "Secrets providers"):
 
 Reading goes through ``generated.from_secret_data`` (the kubernetes provider's parser), so a
 value format the provider changes there changes here too.
+
+Values users seed must be usable verbatim in the files built from them: Redis ACL lines and
+RabbitMQ's conf take them unquoted, kong.yml single-quoted. ``SAFE_VALUE`` is that rule (no
+whitespace or control characters, no quotes, backslash, ``#`` or backtick); our generated
+tokens always pass it. It is one regular expression that Python and Go (RE2: External Secrets'
+templates) read the same way.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -36,6 +43,35 @@ INTERNAL_KEYS = (
     generated.RABBITMQ_PASSWORD_KEY,
     generated.RABBITMQ_COOKIE_KEY,
 )
+
+
+# One value; gateway-tokens is several such lines. Hex escapes only: no quote or backtick in
+# the pattern itself, so it fits in a Go raw string and in single-quoted YAML unchanged.
+SAFE_VALUE = r"[^\x00-\x20\x7f\x22\x27\x5c\x60#]+"
+SAFE_LINES = rf"{SAFE_VALUE}(\n{SAFE_VALUE})*\n?"
+UNSAFE_WHY = (
+    "holds whitespace, a control character, a quote, a backslash, # or a backtick, which the "
+    "generated config files cannot carry"
+)
+
+
+def value_pattern(key: str) -> str:
+    """The whole-value pattern for one store key (the tokens list is one value per line)."""
+    return SAFE_LINES if key == generated.GATEWAY_TOKENS_KEY else SAFE_VALUE
+
+
+def used_key(key: str) -> bool:
+    """Is ``key`` one the builders read (other keys in the entry are left alone)?"""
+    return key in INTERNAL_KEYS or key == GRAFANA_PASSWORD or key.startswith(CONSUMER_PREFIX)
+
+
+def unusable_keys(stored: Mapping[str, str]) -> list[str]:
+    """Keys of a store entry whose non-empty value breaks ``value_pattern`` (never the
+    values: this ends up in status and Events). Empty values count as missing elsewhere."""
+    return sorted(
+        k for k, v in stored.items()
+        if used_key(k) and v and not re.fullmatch(value_pattern(k), v)
+    )  # fmt: skip
 
 
 def kv_path(spec: IndexForgeSpec, names: Names) -> str:

@@ -53,6 +53,7 @@ PERMISSION_DENIED = "VaultPermissionDenied"
 SEALED = "VaultSealed"
 CONFLICT = "VaultWriteConflict"
 CA_MISSING = "VaultCAMissing"
+VALUE_INVALID = "VaultValueInvalid"
 
 
 class VaultError(Exception):
@@ -232,6 +233,15 @@ def load_or_create(
             forget_logins()  # a revoked or expired token: log in once more
             _login(client, vault, jwt)
             stored, version = _read(client, vault, path)
+        unusable = vault_kv.unusable_keys(stored)
+        if unusable:
+            # Used as they are, they would break Redis's ACL file or kong.yml: refuse them
+            # with the keys named (never the values) and change nothing this pass.
+            raise VaultError(
+                VALUE_INVALID,
+                f"{_where(vault)}: {vault.mount}/{path}: {', '.join(unusable)}: "
+                f"{vault_kv.UNSAFE_WHY}",
+            )
         first = seed() if (seed is not None and version == 0) else None
         result = vault_kv.plan(spec, stored, token=token, seed=first)
         if result.additions:

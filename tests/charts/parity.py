@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -87,6 +88,18 @@ def _parse_file(name: str, text: str) -> Any:
     if name.endswith(".json"):
         return json.loads(text)
     return text
+
+
+# The store-value checks leading an ExternalSecret template (external_secrets.checks): compared
+# as text; the file after them is parsed like any other.
+_CHECKS = re.compile(r"((?:\{\{ if not \(regexMatch .*?\{\{ end \}\})*)(.*)", re.DOTALL)
+
+
+def _template_file(name: str, text: str) -> Any:
+    match = _CHECKS.fullmatch(text)
+    assert match is not None
+    checks, rest = match.groups()
+    return {"checks": checks, "file": _parse_file(name, rest)}
 
 
 def _kong_plugins(config: Any) -> list[Obj]:
@@ -155,7 +168,7 @@ def normalise(obj: Obj) -> Obj:
         # template expressions instead of values on both sides (compared parsed, as above).
         template = out.get("spec", {}).get("target", {}).get("template", {})
         if "data" in template:
-            template["data"] = {k: _parse_file(k, v) for k, v in template["data"].items()}
+            template["data"] = {k: _template_file(k, v) for k, v in template["data"].items()}
     return out
 
 

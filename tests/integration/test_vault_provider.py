@@ -5,7 +5,8 @@ Kubernetes auth asks the local control plane's TokenReview. Unhappy paths first:
 and a read-only policy give VaultAuthFailed / VaultPermissionDenied and create nothing; a hung
 OpenBao gives VaultUnavailable and leaves the Secrets untouched, then recovers. Then the happy
 path: values written to KV v2 at secret/indexforge/<ns>/<name>, the synced Secret equal to
-them, no further KV write, a value changed in OpenBao followed by the Secret, an operator
+them, no further KV write, a value changed in OpenBao followed by the Secret (one the
+generated files cannot carry refused: VaultValueInvalid, the Secret kept), an operator
 restart keeping every value, two instances of one namespace on separate paths.
 """
 
@@ -165,6 +166,23 @@ def test_vault_values_synced_kept_and_followed(
     assert acl_user_line(["changed-in-vault-0123456789"]) in conf  # the only accepted one
     listed = _value(api_client, namespace, "demo-internal-auth", "redis-app-passwords")
     assert listed.split() == ["changed-in-vault-0123456789"]
+
+    # A value the generated files cannot carry (a space would split the ACL line): Degraded
+    # VaultValueInvalid naming the key, never the value; the Secret keeps the last good one.
+    unusable = {**changed, "redis-app-password": "it's not-a-password"}
+    bao.client().secrets.kv.v2.create_or_update_secret(
+        path=f"indexforge/{namespace}/demo", secret=unusable, mount_point="secret"
+    )
+    cond = _degraded(api_client, namespace, "demo", "VaultValueInvalid", operator_process)
+    assert "redis-app-password" in cond["message"], cond
+    assert "not-a-password" not in _all_text(api_client, namespace, "demo")
+    assert _value(api_client, namespace, "demo-internal-auth", "redis-app-password") == (
+        "changed-in-vault-0123456789"
+    )
+    bao.client().secrets.kv.v2.create_or_update_secret(
+        path=f"indexforge/{namespace}/demo", secret=changed, mount_point="secret"
+    )
+    _wait_ready(api_client, namespace, "demo", timeout=120)
     _, version = _kv(bao, f"indexforge/{namespace}/demo")
 
     # A restart of the operator keeps every value (nothing regenerated, nothing written).

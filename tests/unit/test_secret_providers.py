@@ -14,7 +14,12 @@ from pydantic import ValidationError
 
 from indexforge_operator import decisions, generated, secret_providers, vault_kv, vault_store
 from indexforge_operator.builders import build_all
-from indexforge_operator.builders.external_secrets import MARK, placeholders, sync_findings
+from indexforge_operator.builders.external_secrets import (
+    MARK,
+    checks,
+    placeholders,
+    sync_findings,
+)
 from indexforge_operator.compare import trim
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
@@ -91,6 +96,42 @@ def test_kv_round_trip() -> None:
     assert vault_kv.from_kv(vault_kv.to_kv(made)) == made
 
 
+@pytest.mark.parametrize(
+    ("stored", "unusable"),
+    [
+        ({"consumer-alice": "it's", "redis-app-password": "fine-0123"}, ["consumer-alice"]),
+        ({"weaviate-api-key": "two words", "grafana-admin-password": "#x"},
+         ["grafana-admin-password", "weaviate-api-key"]),
+        ({"gateway-tokens": "new-token\nold-token"}, []),  # a list: one value per line
+        ({"gateway-tokens": "new-token\n\nold"}, ["gateway-tokens"]),  # an empty line
+        ({"redis-ml-password": "new\nline"}, ["redis-ml-password"]),
+        ({"redis-state-password": ""}, []),  # empty: missing, generated elsewhere
+        ({"someone-elses-key": "a b"}, []),  # not ours: left alone
+        ({"rabbitmq-password": "Az09!$%&()*+,-./:;<=>?@[]^_{|}~é"}, []),
+    ],
+)  # fmt: skip
+def test_unusable_store_values_are_named_by_key(
+    stored: dict[str, str], unusable: list[str]
+) -> None:
+    assert vault_kv.unusable_keys(stored) == unusable
+
+
+def test_an_unusable_vault_value_is_a_vault_error_naming_the_key_not_the_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writes: list[Any] = []
+    monkeypatch.setattr(vault_store, "_client", lambda *a: object())
+    monkeypatch.setattr(vault_store, "_login", lambda *a: None)
+    monkeypatch.setattr(vault_store, "_read", lambda *a: ({"weaviate-api-key": "sec ret'"}, 3))
+    monkeypatch.setattr(vault_store, "_write", lambda *a: writes.append(a) or 4)
+    spec = _spec(secrets=VAULT)
+    with pytest.raises(vault_store.VaultError) as err:
+        vault_store.load_or_create(spec, NAMES, jwt="x", ca_pem=None, token=_counter())
+    assert err.value.reason == "VaultValueInvalid"
+    assert "weaviate-api-key" in err.value.message and "sec ret" not in err.value.message
+    assert writes == []  # nothing generated over it, nothing written
+
+
 def test_placeholders_build_external_secrets_not_secrets() -> None:
     spec = _spec(
         secrets={
@@ -117,13 +158,20 @@ def test_placeholders_build_external_secrets_not_secrets() -> None:
                 assert MARK not in base64.b64decode(value).decode()
     internal = next(o for o in objs if o["metadata"]["name"] == "demo-internal-auth")
     template = internal["spec"]["target"]["template"]["data"]
-    assert template["redis-app.conf"] == (
+    conf = (
         'user default on >{{ index . "redis-app-password" }} ~* &* +@all\n'
         'masterauth {{ index . "redis-app-password" }}\n'
     )
+    # Each template starts with the check of every store key it reads (once per key).
+    assert template["redis-app.conf"] == checks(conf) + conf
+    assert checks(conf).count("fail ") == 1 and '"redis-app-password"' in checks(conf)
     # The ACL sync sidecar's list: the stored password alone (no rotation through a store).
-    assert template["redis-app-passwords"] == '{{ index . "redis-app-password" }}\n'
-    assert template["gateway-tokens"] == '{{ index . "gateway-tokens" }}\n'
+    listed = '{{ index . "redis-app-password" }}\n'
+    assert template["redis-app-passwords"] == checks(listed) + listed
+    tokens = '{{ index . "gateway-tokens" }}\n'
+    assert template["gateway-tokens"] == checks(tokens) + tokens
+    # The token list is checked line by line, single values as a whole.
+    assert r"(\n" in checks(tokens) and r"(\n" not in checks(conf)
     assert internal["spec"]["dataFrom"] == [{"extract": {"key": "indexforge/ns1/demo"}}]
     store = next(o for o in objs if o["kind"] == "SecretStore")
     vault = store["spec"]["provider"]["vault"]

@@ -18,6 +18,27 @@ operator can write generated values to Vault.
 {{- end -}}
 
 {{/*
+indexforge.esChecks: as checks() in builders/external_secrets.py: for each store key a
+template reads (sorted), an action failing ESO's render when the value is missing or breaks
+the pattern (vault_kv.SAFE_VALUE; gateway-tokens: one such value per line). The parity tests
+compare the result with the operator's.
+*/}}
+{{- define "indexforge.esChecks" -}}
+{{- $value := `[^\x00-\x20\x7f\x22\x27\x5c\x60#]+` -}}
+{{- $lines := printf `%s(\n%s)*\n?` $value $value -}}
+{{- $why := "holds whitespace, a control character, a quote, a backslash, # or a backtick, which the generated config files cannot carry" -}}
+{{- $keys := list -}}
+{{- range regexFindAll `\{\{ index \. "[^"]+"` . -1 -}}
+{{- $keys = append $keys (regexReplaceAll `^.*"([^"]+)"$` . "${1}") -}}
+{{- end -}}
+{{- range $keys | uniq | sortAlpha -}}
+{{- $pattern := ternary $lines $value (eq . "gateway-tokens") -}}
+{{- $message := printf "store key %s is missing or empty, or %s" . $why -}}
+{{- printf "%s if not (regexMatch `^%s$` (index . %q)) }}%s fail %q }}%s end }}" "{{" $pattern . "{{" $message "{{" -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 indexforge.esGenerated: what indexforge.generated is in externalSecrets mode (same shape,
 template expressions instead of values). Kong sends the first stored gateway token.
 */}}
@@ -59,6 +80,8 @@ with root, name, data: plain key -> text), or its ExternalSecret in externalSecr
 {{- with $sec.externalSecrets.storeRef }}{{ $store = dict "name" .name "kind" (.kind | default "SecretStore") }}{{ end -}}
 {{- $data := .data -}}
 {{- if hasKey $data "gateway-tokens" }}{{ $data = merge (dict "gateway-tokens" (printf "%s\n" (include "indexforge.esRef" "gateway-tokens"))) $data }}{{ end -}}
+{{- $checked := dict -}}
+{{- range $k, $v := $data }}{{ $_ := set $checked $k (printf "%s%s" (include "indexforge.esChecks" $v) $v) }}{{ end -}}
 apiVersion: external-secrets.io/v1
 kind: ExternalSecret
 metadata:
@@ -78,7 +101,7 @@ spec:
         labels:
           {{- $meta.labels | toYaml | nindent 10 }}
       data:
-        {{- $data | toYaml | nindent 8 }}
+        {{- $checked | toYaml | nindent 8 }}
   dataFrom:
   - extract:
       key: {{ include "indexforge.storeKey" $root }}

@@ -8,6 +8,12 @@ Secret that then carries a placeholder becomes an ExternalSecret of the same nam
 and derived files (redis requirepass files, Kong's kong.yml, RabbitMQ's conf.d) the pods
 already read. Pods and every other object are unchanged.
 
+A store value a generated file cannot carry (a quote would end kong.yml's quoted string, a
+space would split a Redis ACL line) must not reach a pod: every template starts with a check
+per store key it reads (``checks``) that fails the render with the key's name, so ESO keeps
+the previous Secret and reports Ready=False, which the operator turns into a Degraded
+``ExternalSecretNotSynced`` (``sync_findings``).
+
 Known limit: the operator does not see the values, so pod config checksums cover the
 templates, not the values: a value changed in the store reaches the Secret on ESO's next
 refresh, but a process that reads it only at start (Kong's declarative config, Redis
@@ -17,6 +23,7 @@ requirepass) needs a rollout (``kubectl rollout restart``) to use it.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
@@ -41,6 +48,23 @@ def ref(key: str) -> str:
 FIRST_GATEWAY_TOKEN = (
     f'{{{{ index . "{generated.GATEWAY_TOKENS_KEY}" | splitList "\\n" | first }}}}'
 )
+
+
+_READS = re.compile(re.escape(MARK) + r'"([^"]+)"')
+
+
+def checks(template: str) -> str:
+    """Template actions (no output) failing the render when a store key ``template`` reads is
+    missing or breaks ``vault_kv.value_pattern``; the message names the key, never the value.
+    The pattern goes in a Go raw string (it has no backtick); the message holds no quote."""
+    out = []
+    for key in sorted(set(_READS.findall(template))):
+        why = f"store key {key} is missing or empty, or {vault_kv.UNSAFE_WHY}"
+        out.append(
+            f'{{{{ if not (regexMatch `^{vault_kv.value_pattern(key)}$` (index . "{key}")) }}}}'
+            f'{{{{ fail "{why}" }}}}{{{{ end }}}}'
+        )
+    return "".join(out)
 
 
 def placeholders(spec: IndexForgeSpec) -> generated.GeneratedSecrets:
@@ -100,7 +124,7 @@ def external_secret(spec: IndexForgeSpec, names: Names, secret: Obj, data: dict[
                     "engineVersion": "v2",
                     "type": secret.get("type", "Opaque"),
                     "metadata": {"labels": dict(labels)},
-                    "data": dict(sorted(data.items())),
+                    "data": {k: checks(v) + v for k, v in sorted(data.items())},
                 },
             },
             "dataFrom": [{"extract": {"key": vault_kv.kv_path(spec, names)}}],
