@@ -46,9 +46,11 @@ CACHED_OBJECTS = Gauge(
 )
 KEY_ROTATION_STUCK = Gauge(
     "indexforge_operator_key_rotation_stuck",
-    "1 while a gateway key rotation waits longer than rolloutTimeoutSeconds for Kong's rollout.",
-    ["namespace", "name"],
+    "1 while a key rotation waits longer than rolloutTimeoutSeconds for the rollout that "
+    "publishes the new key (credential gateway-key: Kong; weaviate-key: Weaviate's restarts).",
+    ["namespace", "name", "credential"],
 )
+ROTATION_CREDENTIALS = ("gateway-key", "weaviate-key")
 QUEUE_DEPTH = Gauge(
     "indexforge_operator_queue_depth",
     "IndexForges waiting for a reconcile pass.",
@@ -66,8 +68,10 @@ def set_ready(*, namespace: str, name: str, ready: bool) -> None:
     READY.labels(namespace=namespace, name=name).set(1 if ready else 0)
 
 
-def set_rotation_stuck(*, namespace: str, name: str, stuck: bool) -> None:
-    KEY_ROTATION_STUCK.labels(namespace=namespace, name=name).set(1 if stuck else 0)
+def set_rotation_stuck(*, namespace: str, name: str, credential: str, stuck: bool) -> None:
+    KEY_ROTATION_STUCK.labels(namespace=namespace, name=name, credential=credential).set(
+        1 if stuck else 0
+    )
 
 
 def record_failure() -> None:
@@ -78,5 +82,6 @@ def forget(*, namespace: str, name: str) -> None:
     """Drop an instance's series once it is gone (no stale 0/1 for deleted CRs)."""
     with contextlib.suppress(KeyError):  # never recorded: nothing to drop
         READY.remove(namespace, name)
-    with contextlib.suppress(KeyError):
-        KEY_ROTATION_STUCK.remove(namespace, name)
+    for credential in ROTATION_CREDENTIALS:
+        with contextlib.suppress(KeyError):
+            KEY_ROTATION_STUCK.remove(namespace, name, credential)

@@ -359,7 +359,7 @@ def reconcile(
         errors=[*outcome.failures, *errors],
         monitoring=(*decisions.mode_message(mode), mode != "Disabled"),
     )
-    extra = [*requests.conditions, *rotated.conditions]
+    extra = [*requests.conditions, *rotated.conditions, *weaviate_rotated.conditions]
     extra += [grown.condition] if grown.condition is not None else []
     conditions = merge_conditions(
         previous, [*summary.conditions, *extra], now=now, generation=generation

@@ -642,5 +642,6 @@ def handle(
     cond = _condition(state, stuck=decision.stuck and state == decision.state, timeout=timeout)
     if cond is not None:
         out.conditions.append(cond)
-    metrics.set_rotation_stuck(namespace=names.namespace, name=names.instance, stuck=decision.stuck)
+    metrics.set_rotation_stuck(namespace=names.namespace, name=names.instance,
+                               credential="gateway-key", stuck=decision.stuck)  # fmt: skip
     return out

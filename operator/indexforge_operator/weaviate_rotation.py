@@ -55,8 +55,10 @@ needs ``f // 2 + 1`` of ``f`` copies, so the effective replicationFactor must be
 reason unless ``allowRestartOutage`` accepts a short outage per restart (one replica: Weaviate
 is down while its pod restarts). Also refused: ``secrets.provider`` vault or externalSecrets
 (the key lives in the store). A rollout that does not finish within
-``rolloutTimeoutSeconds`` (a pod that cannot start) is reported stuck; the rotation waits,
-and clients keep the old key, which every pod accepts.
+``rolloutTimeoutSeconds`` (a pod that cannot start) is reported stuck (Event, condition
+``WeaviateKeyRotation`` False ``WeaviateRolloutStuck``, the stuck gauge with credential
+``weaviate-key``, as for the gateway keys); the rotation waits, and clients keep the old key,
+which every pod accepts.
 """
 
 from __future__ import annotations
@@ -68,9 +70,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from indexforge_operator import ownership, rotation
+from indexforge_operator import metrics, ownership, rotation
 from indexforge_operator.builders.common import secret
 from indexforge_operator.builders.weaviate import build_weaviate
+from indexforge_operator.conditions import Condition
 from indexforge_operator.generated import (
     WEAVIATE_API_KEYS_KEY,
     GeneratedSecrets,
@@ -94,7 +97,8 @@ Obj = dict[str, Any]
 ANNOTATION = "indexforge.io/rotate-weaviate-key"
 STATUS = "weaviateKeyRotation"
 TARGET = "weaviate"
-KIND = "WeaviateKeyRotation"  # prefix of the Events' reasons
+KIND = "WeaviateKeyRotation"  # prefix of the Events' reasons; also the condition's type
+METRIC_CREDENTIAL = "weaviate-key"  # the stuck gauge's credential label
 LAYOUT = Layout(
     secret_name=lambda names: names.weaviate_key_rotation,
     component=None,
@@ -368,6 +372,33 @@ def record(
     return out
 
 
+def condition(state: State | None, *, stuck: bool, timeout: int) -> Condition | None:
+    """``WeaviateKeyRotation``: where a rotation is (none before the first one)."""
+    if state is None:
+        return None
+    if stuck:
+        return Condition(
+            KIND,
+            "False",
+            "WeaviateRolloutStuck",
+            f"{state.request}: Weaviate has not restarted every pod with the new key within "
+            f"{timeout}s",
+        )
+    if state.phase == "Issued":
+        return Condition(
+            KIND, "Unknown", "KeyIssued",
+            f"{state.request}: Weaviate restarts one pod at a time to accept the new key",
+        )  # fmt: skip
+    if state.phase == "Published":
+        return Condition(
+            KIND, "Unknown", "GracePeriod",
+            f"{state.request}: clients use the new key, the old one is valid until retired",
+        )  # fmt: skip
+    return Condition(
+        KIND, "True", "KeysCurrent", f"no rotation running; last: {state.request or 'none'}"
+    )
+
+
 # --- cluster side ----------------------------------------------------------------------------
 
 
@@ -376,6 +407,7 @@ class Handled:
     secrets: GeneratedSecrets
     objects: list[Obj] = field(default_factory=list)  # the state Secret (kept from pruning)
     status: Obj = field(default_factory=dict)
+    conditions: list[Condition] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     writes: int = 0
@@ -453,4 +485,11 @@ def handle(
     out.secrets = apply_to(secrets, state)
     if state is not None or decision.record.get("refused") or decision.record.get("message"):
         out.status = {STATUS: decision.record}
+    stuck = decision.stuck and state == decision.state  # an unsaved state is not stuck
+    timeout = spec.weaviate.key_rotation.rollout_timeout_seconds
+    cond = condition(state, stuck=stuck, timeout=timeout)
+    if cond is not None:
+        out.conditions.append(cond)
+    metrics.set_rotation_stuck(namespace=names.namespace, name=names.instance,
+                               credential=METRIC_CREDENTIAL, stuck=stuck)  # fmt: skip
     return out

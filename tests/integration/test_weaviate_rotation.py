@@ -37,7 +37,7 @@ from tests.operator_runner import OperatorProcess
 from tests.waiting import wait_for
 
 from .test_key_rotation import _events
-from .test_operator import _apply, _cr, _sample, _wait_ready
+from .test_operator import _apply, _condition, _cr, _sample, _wait_ready
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator_process")]
 GRACE = 15
@@ -205,6 +205,8 @@ def test_weaviate_key_rotates_by_rolling_restarts_with_no_refused_request(
         wait_for(lambda: _rotation(api_client, namespace).get("phase") == "Published",
                  timeout=300, what="every Weaviate pod restarted; new key published")  # fmt: skip
         published = time.monotonic()
+        cond = _condition(_cr(api_client, namespace, "demo"), "WeaviateKeyRotation")
+        assert cond is not None and cond["reason"] in ("GracePeriod", "KeysCurrent"), cond
         assert fleet.secret()["weaviate-api-key"] == new
         assert _sts_ref(api_client, namespace, names) == "weaviate-api-keys"
         replaced = {n: u for n, u in _pods(api_client, namespace).items() if "-weaviate-" in n}
@@ -252,3 +254,5 @@ def test_weaviate_key_rotates_by_rolling_restarts_with_no_refused_request(
         _events(api_client, namespace)
     )
     assert old not in text and new not in text
+    cond = _condition(_cr(api_client, namespace, "demo"), "WeaviateKeyRotation")
+    assert cond is not None and (cond["status"], cond["reason"]) == ("True", "KeysCurrent"), cond

@@ -292,13 +292,13 @@ def test_a_rollout_that_never_completes_is_reported_stuck_once() -> None:
     cond = {c.type: c for c in stuck.conditions}["KeyRotation"]
     assert (cond.status, cond.reason) == ("False", "GatewayRolloutStuck")
     assert h.status["keyRotation"]["stuck"] is True
-    gauge = metrics.KEY_ROTATION_STUCK.labels(namespace="shop", name="demo")._value.get()
-    assert gauge == 1
+    gauge = metrics.KEY_ROTATION_STUCK.labels("shop", "demo", "gateway-key")
+    assert gauge._value.get() == 1
     assert h.published == old  # clients keep the old key: nothing fails
     assert h.run(T0 + dt.timedelta(seconds=400)).events == []
     h.cluster.roll_gateway(h.deployment)
     assert reasons(h.run(T0 + dt.timedelta(seconds=500))) == ["KeyRotated"]
-    assert metrics.KEY_ROTATION_STUCK.labels(namespace="shop", name="demo")._value.get() == 0
+    assert gauge._value.get() == 0
 
 
 def test_rollout_check_wants_the_new_checksum_on_every_replica() -> None:

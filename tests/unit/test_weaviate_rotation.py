@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from indexforge_operator import metrics
 from indexforge_operator import weaviate_rotation as wr
 from indexforge_operator.builders import build_all
 from indexforge_operator.builders.credentials import internal_auth_data
@@ -356,6 +357,32 @@ def test_handle_writes_ahead_and_a_restarted_operator_resumes_to_the_end() -> No
     assert reasons(out) == ["OldWeaviateKeyRetired"]
     assert _listed(cluster) == "new1" and status["weaviateKeyRotation"]["phase"] == "Idle"
     assert out.secrets.weaviate_accepted == ()  # Weaviate's reference goes back: roll #2
+
+
+def _stuck_gauge(credential: str = "weaviate-key") -> float:
+    gauge = metrics.KEY_ROTATION_STUCK.labels(namespace="shop", name="demo", credential=credential)
+    return float(gauge._value.get())
+
+
+def test_a_stuck_restart_shows_in_the_condition_and_the_gauge_until_it_finishes() -> None:
+    spec, cluster, status = _spec(), Cluster(), {}
+    secrets = complete(spec, current=GeneratedSecrets(), token=counter_tokens("old"))
+    out, secrets = _pass(cluster, spec, secrets, T0, "r1", status)
+    assert [(c.type, c.status, c.reason) for c in out.conditions] == [
+        ("WeaviateKeyRotation", "Unknown", "KeyIssued")]  # fmt: skip
+    assert _stuck_gauge() == 0
+    cluster.roll_weaviate(spec, overlap=True, ready=2)  # a pod that never becomes ready
+    out, secrets = _pass(cluster, spec, secrets, _s(TIMEOUT), None, status)
+    (cond,) = out.conditions
+    assert (cond.status, cond.reason) == ("False", "WeaviateRolloutStuck")
+    assert f"{TIMEOUT}s" in cond.message and "new1" not in cond.message
+    assert _stuck_gauge() == 1 and reasons(out) == ["WeaviateKeyRotationStuck"]
+    cluster.roll_weaviate(spec, overlap=True)  # the pod came up: the rotation goes on
+    out, secrets = _pass(cluster, spec, secrets, _s(TIMEOUT + 30), None, status)
+    assert [(c.status, c.reason) for c in out.conditions] == [("Unknown", "GracePeriod")]
+    assert _stuck_gauge() == 0 and reasons(out) == ["WeaviateKeyPublished"]
+    # The gateway's series is its own: a stuck Weaviate never shows as a stuck gateway.
+    assert _stuck_gauge("gateway-key") == 0
 
 
 def test_a_failed_state_write_changes_nothing() -> None:
