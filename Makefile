@@ -46,7 +46,7 @@ tools-control-plane: $(STAMP) ## build or reuse only etcd, kube-* and kwok (clus
 tools-charts: $(STAMP) ## build or reuse only helm and kubeconform (generate)
 	$(PY) -m tests.cluster tools --only charts
 
-tools-monitoring: $(STAMP) ## build or reuse only the monitoring tools (jaeger)
+tools-monitoring: $(STAMP) ## build or reuse only the monitoring tools (jaeger, redis_exporter)
 	$(PY) -m tests.cluster tools --only monitoring
 
 cluster-up: tools-control-plane ## start the local control plane; prints export KUBECONFIG=...

@@ -28,6 +28,7 @@ KUBERNETES_VERSION = "v1.36.3"
 JAEGER_VERSION = "v1.76.0"  # Go module tag of Jaeger v2.13.0 (see TOOLS)
 JAEGER_RELEASE = "v2.13.0"
 _JAEGER_VERSION_PKG = "github.com/jaegertracing/jaeger/internal/version"
+REDIS_EXPORTER_VERSION = "v1.62.0"
 
 
 def cache_root() -> Path:
@@ -138,6 +139,16 @@ TOOLS: dict[str, Tool] = {
             # What `jaeger version` and the collector's build info report (upstream's ldflag).
             (f"-X {_JAEGER_VERSION_PKG}.latestVersion={JAEGER_RELEASE}",),
         ),
+        # The image tag the operator deploys beside each Redis (spec redis exporter image).
+        # Built rather than Debian's 1.45: the password-file reload (/-/reload, 1.50+) that
+        # keeps it scraping across a password rotation is what the tests must exercise.
+        Tool(
+            "redis_exporter",
+            REDIS_EXPORTER_VERSION,
+            "redis-exporter",
+            "github.com/oliver006/redis_exporter",
+            (f"-X main.BuildVersion={REDIS_EXPORTER_VERSION}",),
+        ),
     )
 }
 
@@ -158,7 +169,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "control-plane": CONTROL_PLANE_TOOLS,
     "charts": ("helm", "kubeconform"),
     "stack": ("weaviate-server",),
-    "monitoring": ("jaeger",),
+    "monitoring": ("jaeger", "redis_exporter"),
     "all": (*TOOLS, *SYSTEM_TOOLS),
 }
 

@@ -2,14 +2,17 @@
 client without the generated password is refused, with it served (finding 6 of issue 10:
 Redis ran `protected-mode no` without a password behind NetworkPolicies only). The pod's ACL
 sync sidecar and readiness probe, run as rendered (their commands, the mounted list from the
-rendered Secret), change the accepted passwords live (issue 14, item 3)."""
+rendered Secret), change the accepted passwords live (issue 14, item 3), and keep the
+exporter sidecar scraping across a rotation."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +21,18 @@ from typing import Any
 import pytest
 import redis
 
-from indexforge_operator.builders import build_all
-from indexforge_operator.builders.redis import AUTH_DIR, AUTH_FILE
+from indexforge_operator.builders import build_all, ports
+from indexforge_operator.builders.redis import (
+    AUTH_DIR,
+    AUTH_FILE,
+    EXPORTER_AUTH_DIR,
+    EXPORTER_REDIS_ADDR,
+)
 from indexforge_operator.generated import GeneratedSecrets, complete
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
+from tests.charts.helmtools import require
+from tests.cluster.tools import TOOLS_BIN
 from tests.procs import free_port
 from tests.waiting import wait_for
 
@@ -160,3 +170,88 @@ def test_rendered_sidecar_and_probe_follow_the_mounted_list(tmp_path: Path) -> N
         finally:
             sidecar.terminate()
             sidecar.wait(timeout=10)
+
+
+def _redis_up(metrics_port: int) -> float | None:
+    """The exporter's redis_up (None: the exporter does not answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    values = [line.split()[1] for line in text.splitlines() if line.startswith("redis_up ")]
+    return float(values[0]) if values else None
+
+
+def test_the_exporter_keeps_scraping_across_a_rotation(tmp_path: Path) -> None:
+    """The deployed redis_exporter version (built from Go like the other tools) with the
+    rendered env, beside the rendered acl-sync: after the old password is retired it still
+    scrapes (redis_up 1), because acl-sync wrote the new one to its password file and had it
+    reload. A second exporter given only the start-time password, as before, reports the Redis
+    down: the failure this prevents."""
+    exporter_binary = require(TOOLS_BIN / "redis_exporter")
+    component = "redis-app"
+    secrets, objs = _objects()
+    name = NAMES.component(component)  # type: ignore[arg-type]
+    (sts,) = [o for o in objs if o["kind"] == "StatefulSet" and o["metadata"]["name"] == name]
+    containers = {c["name"]: c for c in sts["spec"]["template"]["spec"]["containers"]}
+    old = secrets.redis_password(component)
+    mounted, exporter_dir = tmp_path / "mounted", tmp_path / "exporter-auth"
+    mounted.mkdir()
+    exporter_dir.mkdir()
+    passwords = mounted / "passwords"
+    _list(passwords, old)
+    metrics_port, plain_port = free_port(), free_port()
+
+    with _serve(component, tmp_path) as (port, _):
+
+        def local(text: str) -> str:
+            return (
+                text.replace(AUTH_DIR, str(mounted))
+                .replace(EXPORTER_AUTH_DIR, str(exporter_dir))
+                .replace(EXPORTER_REDIS_ADDR, f"redis://localhost:{port}")
+                .replace(f"127.0.0.1:{ports.REDIS_EXPORTER}/", f"127.0.0.1:{metrics_port}/")
+            )
+
+        def exporter_env(container: dict[str, Any]) -> dict[str, str]:
+            out = {"PATH": os.environ["PATH"]}
+            for var in container["env"]:
+                # The Secret reference resolves to the password at the pod's start.
+                out[var["name"]] = old if "valueFrom" in var else local(var["value"])
+            return out
+
+        sync, exporter = containers["acl-sync"], containers["exporter"]
+        sync_env = exporter_env(sync) | {"REDIS_PORT": str(port), "REDIS_ACL_SYNC_SECONDS": "0.2"}
+        with_file = exporter_env(exporter)
+        start_only = {k: v for k, v in with_file.items() if k != "REDIS_PASSWORD_FILE"}
+        procs = [
+            subprocess.Popen([str(exporter_binary), "-web.listen-address", f"127.0.0.1:{p}"],
+                             env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for p, e in ((metrics_port, with_file), (plain_port, start_only))
+        ]  # fmt: skip
+        try:
+            # Started before acl-sync wrote its file: the env password serves meanwhile.
+            wait_for(lambda: _redis_up(metrics_port) == 1, timeout=15, what="exporter up")
+            assert _redis_up(plain_port) == 1
+            procs.append(
+                subprocess.Popen([local(a) for a in sync["command"]], env=sync_env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            )  # fmt: skip
+            written = exporter_dir / "passwords.json"
+            wait_for(written.exists, timeout=10, what="acl-sync writes the exporter's file")
+            assert written.stat().st_mode & 0o077 == 0, oct(written.stat().st_mode)
+            _list(passwords, "fresh-password", old)  # Issued
+            wait_for(lambda: _accepts(port, "fresh-password"), timeout=10, what="new accepted")
+            _list(passwords, "fresh-password")  # the old one retired
+            wait_for(lambda: not _accepts(port, old), timeout=10, what="old refused")
+            assert json.loads(written.read_text()) == {
+                f"redis://localhost:{port}": "fresh-password"
+            }
+            for _ in range(5):  # several scrapes, all with the new password
+                assert _redis_up(metrics_port) == 1
+                time.sleep(0.2)
+            assert _redis_up(plain_port) == 0  # the start-time password alone: "down"
+        finally:
+            for proc in procs:
+                proc.terminate()
+                proc.wait(timeout=10)

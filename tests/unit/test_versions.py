@@ -23,6 +23,7 @@ def test_go_built_components_are_the_deployed_releases() -> None:
     spec = IndexForgeSpec()
     assert _tag(spec.weaviate.image) == TOOLS["weaviate-server"].version.lstrip("v")
     assert _tag(spec.monitoring.jaeger.image) == JAEGER_RELEASE.lstrip("v")
+    assert _tag(spec.redis.app.exporter.image) == TOOLS["redis_exporter"].version.lstrip("v")
 
 
 def _table() -> dict[str, tuple[str, str]]:

@@ -4,6 +4,8 @@ set -u
 port="${REDIS_PORT:-6379}"
 interval="${REDIS_ACL_SYNC_SECONDS:-2}"
 applied=""
+exporter_has=""
+exporter_warned=""
 while :; do
   wanted="$(grep -v '^[[:space:]]*$' "$REDIS_PASSWORDS_FILE" 2>/dev/null || true)"
   if [ -n "$wanted" ] && [ "$wanted" != "$applied" ]; then
@@ -25,6 +27,21 @@ while :; do
       fi
     else
       echo "acl-sync: no listed password authenticates; retrying" >&2
+    fi
+  fi
+  if [ -n "${REDIS_EXPORTER_PASSWORD_FILE:-}" ] && [ -n "$applied" ]; then
+    newest="$(printf '%s
+' "$applied" | head -n 1)"
+    if [ "$newest" != "$exporter_has" ]; then
+      (umask 077 && printf '{"%s":"%s"}
+' "$REDIS_EXPORTER_ADDR" "$newest"         > "$REDIS_EXPORTER_PASSWORD_FILE.tmp")         && mv "$REDIS_EXPORTER_PASSWORD_FILE.tmp" "$REDIS_EXPORTER_PASSWORD_FILE"
+      if wget -q -O /dev/null "$REDIS_EXPORTER_RELOAD_URL" 2>/dev/null; then
+        exporter_has="$newest"
+        echo "acl-sync: the exporter reloaded its password"
+      elif [ "$exporter_warned" != "$newest" ]; then
+        exporter_warned="$newest"
+        echo "acl-sync: the exporter did not reload its password yet; retrying" >&2
+      fi
     fi
   fi
   sleep "$interval"

@@ -38,7 +38,13 @@ from .common import (
     wants_pdb,
 )
 from .credentials import redis_auth_conf_key, redis_password_env
-from .redis_acl import ACL_SYNC_SCRIPT, PASSWORDS_FILE_ENV
+from .redis_acl import (
+    ACL_SYNC_SCRIPT,
+    EXPORTER_ADDR_ENV,
+    EXPORTER_PASSWORD_FILE_ENV,
+    EXPORTER_RELOAD_URL_ENV,
+    PASSWORDS_FILE_ENV,
+)
 from .redis_replication import (
     INIT_KEY,
     INIT_SCRIPT,
@@ -53,6 +59,12 @@ REDIS_UID = 999  # the "redis" user of the official image
 AUTH_DIR = "/etc/redis-auth"
 AUTH_FILE = f"{AUTH_DIR}/auth.conf"
 PASSWORDS_FILE = f"{AUTH_DIR}/passwords"
+# The exporter's password file, written by acl-sync (redis_acl.py): a memory volume the two
+# share, so the password never reaches a disk.
+EXPORTER_AUTH_VOLUME = "exporter-auth"
+EXPORTER_AUTH_DIR = "/etc/redis-exporter-auth"
+EXPORTER_PASSWORD_FILE = f"{EXPORTER_AUTH_DIR}/passwords.json"
+EXPORTER_REDIS_ADDR = f"redis://localhost:{ports.REDIS}"
 # The sync loop sleeps most of the time: a shell and a redis-cli every few seconds.
 ACL_SYNC_RESOURCES: Obj = {
     "requests": {"cpu": "5m", "memory": "8Mi"},
@@ -119,8 +131,9 @@ def _auth_volume(names: Names, component: RedisComponent) -> Obj:
 
 
 def _acl_sync(instance: RedisInstance) -> Obj:
-    """Keeps the default user's passwords equal to the mounted list, live (redis_acl.py)."""
-    return {
+    """Keeps the default user's passwords equal to the mounted list, live (redis_acl.py), and
+    the exporter's password current."""
+    container: Obj = {
         "name": "acl-sync",
         "image": instance.image,
         "imagePullPolicy": instance.image_pull_policy,
@@ -130,6 +143,16 @@ def _acl_sync(instance: RedisInstance) -> Obj:
         "securityContext": container_security(),
         "volumeMounts": [{"name": "auth", "mountPath": AUTH_DIR, "readOnly": True}, tmp_mount()],
     }
+    if instance.exporter.enabled:
+        container["env"] += [
+            env(EXPORTER_PASSWORD_FILE_ENV, EXPORTER_PASSWORD_FILE),
+            env(EXPORTER_ADDR_ENV, EXPORTER_REDIS_ADDR),
+            env(EXPORTER_RELOAD_URL_ENV, f"http://127.0.0.1:{ports.REDIS_EXPORTER}/-/reload"),
+        ]
+        container["volumeMounts"].append(
+            {"name": EXPORTER_AUTH_VOLUME, "mountPath": EXPORTER_AUTH_DIR}
+        )
+    return container
 
 
 def _replicated(instance: RedisInstance) -> bool:
@@ -164,9 +187,8 @@ def _containers(names: Names, instance: RedisInstance, component: RedisComponent
         redis["volumeMounts"].append({"name": "runtime", "mountPath": RUNTIME_DIR})
     out = [redis, _acl_sync(instance)]
     if instance.exporter.enabled:
-        # The exporter reads its password once, at start (a new connection per scrape):
-        # after a rotation retired that password it reports the Redis down until the pod
-        # restarts (README, "Redis passwords").
+        # The password at the pod's start (env), then the one acl-sync writes to the password
+        # file and has it reload after a rotation (the file overrides the env per scrape).
         exporter = instance.exporter
         out.append(
             {
@@ -174,8 +196,9 @@ def _containers(names: Names, instance: RedisInstance, component: RedisComponent
                 "image": exporter.image,
                 "imagePullPolicy": instance.image_pull_policy,
                 "env": [
-                    env("REDIS_ADDR", f"redis://localhost:{ports.REDIS}"),
+                    env("REDIS_ADDR", EXPORTER_REDIS_ADDR),
                     redis_password_env(names, "REDIS_PASSWORD", component),
+                    env("REDIS_PASSWORD_FILE", EXPORTER_PASSWORD_FILE),
                 ],
                 "ports": [
                     {"name": "metrics", "containerPort": ports.REDIS_EXPORTER, "protocol": "TCP"}
@@ -183,6 +206,9 @@ def _containers(names: Names, instance: RedisInstance, component: RedisComponent
                 "resources": resources(exporter.resources),
                 "securityContext": container_security(),
                 "livenessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 10},
+                "volumeMounts": [
+                    {"name": EXPORTER_AUTH_VOLUME, "mountPath": EXPORTER_AUTH_DIR, "readOnly": True}
+                ],
             }
         )
     return out
@@ -208,6 +234,10 @@ def _build_one(
             *data_volumes(claim),
         ],
     }
+    if instance.exporter.enabled:
+        pod_spec["volumes"].append(
+            {"name": EXPORTER_AUTH_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+        )
     replicas = 1
     checked = conf
     if isinstance(instance, RedisStateInstance) and instance.replication.enabled:

@@ -19,6 +19,14 @@ applied last, so a kubelet update that skips step 1 (both edits within one sync 
 applies; clients then fail until they read the new password, which is why the operator must
 wait between the steps.
 
+The redis exporter sidecar reads its password at start only; after a rotation retired that
+password it would report the Redis down. With ``REDIS_EXPORTER_PASSWORD_FILE`` set, the
+script also writes the newest applied password as the exporter's password file (JSON, its
+own address -> password; 0600 in a memory volume the two share) and asks the exporter to
+reload it (``/-/reload``, redis_exporter 1.50+; busybox wget), until the exporter answered.
+The exporter keeps its start-time password from the environment until then, so a missing
+file never stops it from starting.
+
 Wired: every Redis pod runs this script as its ``acl-sync`` sidecar (builders/redis.py), the
 operator's phases are redis_rotation.py. Tested against a real redis-server
 (tests/services/test_redis_password_rotation.py, test_rendered_redis.py).
@@ -30,6 +38,9 @@ from collections.abc import Sequence
 
 PASSWORDS_FILE_ENV = "REDIS_PASSWORDS_FILE"
 APPLIED_FILE_ENV = "REDIS_ACL_APPLIED_FILE"
+EXPORTER_PASSWORD_FILE_ENV = "REDIS_EXPORTER_PASSWORD_FILE"
+EXPORTER_ADDR_ENV = "REDIS_EXPORTER_ADDR"
+EXPORTER_RELOAD_URL_ENV = "REDIS_EXPORTER_RELOAD_URL"
 
 ACL_SYNC_SCRIPT = """\
 #!/bin/sh
@@ -38,6 +49,8 @@ set -u
 port="${REDIS_PORT:-6379}"
 interval="${REDIS_ACL_SYNC_SECONDS:-2}"
 applied=""
+exporter_has=""
+exporter_warned=""
 while :; do
   wanted="$(grep -v '^[[:space:]]*$' "$REDIS_PASSWORDS_FILE" 2>/dev/null || true)"
   if [ -n "$wanted" ] && [ "$wanted" != "$applied" ]; then
@@ -59,6 +72,21 @@ while :; do
       fi
     else
       echo "acl-sync: no listed password authenticates; retrying" >&2
+    fi
+  fi
+  if [ -n "${REDIS_EXPORTER_PASSWORD_FILE:-}" ] && [ -n "$applied" ]; then
+    newest="$(printf '%s\n' "$applied" | head -n 1)"
+    if [ "$newest" != "$exporter_has" ]; then
+      (umask 077 && printf '{"%s":"%s"}\n' "$REDIS_EXPORTER_ADDR" "$newest" \
+        > "$REDIS_EXPORTER_PASSWORD_FILE.tmp") \
+        && mv "$REDIS_EXPORTER_PASSWORD_FILE.tmp" "$REDIS_EXPORTER_PASSWORD_FILE"
+      if wget -q -O /dev/null "$REDIS_EXPORTER_RELOAD_URL" 2>/dev/null; then
+        exporter_has="$newest"
+        echo "acl-sync: the exporter reloaded its password"
+      elif [ "$exporter_warned" != "$newest" ]; then
+        exporter_warned="$newest"
+        echo "acl-sync: the exporter did not reload its password yet; retrying" >&2
+      fi
     fi
   fi
   sleep "$interval"
