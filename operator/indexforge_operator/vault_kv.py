@@ -46,7 +46,7 @@ INTERNAL_KEYS = (
 
 
 # One value; gateway-tokens is several such lines. Hex escapes only: no quote or backtick in
-# the pattern itself, so it fits in a Go raw string and in single-quoted YAML unchanged.
+# the pattern itself, so it fits unchanged in a Go raw string (external_secrets.checks).
 SAFE_VALUE = r"[^\x00-\x20\x7f\x22\x27\x5c\x60#]+"
 SAFE_LINES = rf"{SAFE_VALUE}(\n{SAFE_VALUE})*\n?"
 UNSAFE_WHY = (
