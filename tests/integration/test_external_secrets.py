@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client
 
 from indexforge_operator.builders import build_all
-from indexforge_operator.builders.external_secrets import KINDS
+from indexforge_operator.builders.external_secrets import KINDS, checks
 from indexforge_operator.generated import GeneratedSecrets
 from indexforge_operator.naming import Names
 from indexforge_operator.spec import IndexForgeSpec
@@ -118,8 +118,10 @@ def test_every_external_secrets_object_passes_the_real_schemas(
         kubectl(kubeconfig, "get", "-n", namespace, "externalsecrets", "demo-internal-auth",
                 "-o", "json")
     )  # fmt: skip
+    # Stored as built: the value check (external_secrets.checks), then the value.
+    password = '{{ index . "rabbitmq-password" }}'
     assert stored["spec"]["target"]["template"]["data"]["rabbitmq-password"] == (
-        '{{ index . "rabbitmq-password" }}'
+        checks(password) + password
     )
     # An existing store instead of ours: no SecretStore, refs to that store.
     store_ref = {"name": "shared", "kind": "ClusterSecretStore"}
