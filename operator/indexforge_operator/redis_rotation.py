@@ -183,14 +183,7 @@ def _advance(
                 "is no longer accepted",
             )
         )
-        return State(
-            request=state.request,
-            handled=state.handled,
-            consumers=state.consumers,
-            started_at=state.started_at,
-            published_at=state.published_at,
-            completed_at=now,
-        )
+        return state.retired(now)
     out.wake_in = max(1.0, (retire_at - now).total_seconds())
     return state
 

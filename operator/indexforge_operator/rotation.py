@@ -99,6 +99,10 @@ class State:
     def __repr__(self) -> str:
         return f"State(phase={self.phase}, request={self.request!r}, consumers={self.consumers})"
 
+    def retired(self, now: dt.datetime) -> State:
+        """Idle after the old keys were dropped: the keys are gone, the history stays."""
+        return replace(self, phase="Idle", keys=MappingProxyType({}), completed_at=now)
+
 
 # --- the Secret the state lives in -----------------------------------------------------------
 
@@ -421,15 +425,7 @@ def decide(
         holds_new = all(published.get(c) == new for c, (_, new) in state.keys.items())
         if now >= retire_at and holds_new:
             consumers = state.consumers
-            state = State(
-                phase="Idle",
-                request=state.request,
-                handled=state.handled,
-                consumers=consumers,
-                started_at=state.started_at,
-                published_at=state.published_at,
-                completed_at=now,
-            )
+            state = state.retired(now)
             out.events.append(
                 (
                     "Normal",

@@ -252,14 +252,7 @@ def _advance(
                 "it is refused (401) once every pod has restarted",
             )
         )
-        return State(
-            request=state.request,
-            handled=state.handled,
-            consumers=state.consumers,
-            started_at=state.started_at,
-            published_at=state.published_at,
-            completed_at=now,
-        )
+        return state.retired(now)
     out.wake_in = max(1.0, (retire_at - now).total_seconds())
     return state
 
